@@ -1,0 +1,1 @@
+"""HTTP layer: middlewares, request parsing and the versioned routes."""

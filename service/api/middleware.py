@@ -1,0 +1,64 @@
+"""Middlewares: database context per request, and the API's own caller authentication."""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from aiohttp import web
+
+from service import db
+from service.keys import CONFIG, DB_CONTEXT
+from service.problems import Handler, Problem
+
+USER_ID_HEADER = "X-User-Id"
+USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
+USER_ID = web.RequestKey("user_id", str)
+PUBLIC_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
+
+
+@web.middleware
+async def database_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind this app's Tortoise context to the request's task."""
+    ctx = request.app.get(DB_CONTEXT)
+    if ctx is not None:
+        db.activate(ctx)
+    return await handler(request)
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail,
+                   headers={"WWW-Authenticate": 'Bearer realm="garmin-sync"'})
+
+
+def _key_matches(presented: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time comparison against every key (no early exit on the first match)."""
+    given = presented.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key.encode())
+    return matched
+
+
+def authenticate(request: web.Request) -> str:
+    """Check the bearer key and return the caller's user id (the only row it may touch)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    keys = request.app[CONFIG].auth.api_keys
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise _unauthorized("Send 'Authorization: Bearer <API key>'.")
+    if not _key_matches(presented.strip(), keys):
+        raise _unauthorized("The API key is not valid.")
+    user_id = request.headers.get(USER_ID_HEADER, "")
+    if not USER_ID_PATTERN.fullmatch(user_id):
+        raise Problem(400, "invalid-user-id", "Invalid user id",
+                      f"Send an {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.")
+    return user_id
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /api/v1 route needs an API key and a user id; probes and the spec stay open."""
+    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+        request[USER_ID] = authenticate(request)
+    return await handler(request)

@@ -1,0 +1,107 @@
+"""Strict request parsing: a JSON object with exactly the documented fields.
+
+Bad input is answered with a 4xx problem naming each wrong field, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from service.problems import Problem, bad_request, validation_error
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class StringField:
+    """A required string field with length bounds and an optional pattern."""
+
+    name: str
+    min_length: int = 1
+    max_length: int = 256
+    pattern: str | None = None
+    description: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """The problem with `value`, or None when it is acceptable."""
+        if not isinstance(value, str):
+            return "must be a string"
+        if not self.min_length <= len(value) <= self.max_length:
+            return f"must be {self.min_length} to {self.max_length} characters"
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return f"must match {self.pattern}"
+        return None
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "minLength": self.min_length,
+                                  "maxLength": self.max_length}
+        if self.pattern:
+            schema["pattern"] = f"^{self.pattern}$"
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+def object_schema(fields: tuple[StringField, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [field.name for field in fields],
+        "properties": {field.name: field.schema() for field in fields},
+    }
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                      "Send the body as application/json.")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("The body is not valid JSON.") from None
+    except RecursionError:
+        # A few KiB of "[[[[..." nest past the interpreter's recursion limit; that is bad
+        # input like any other, not a 500.
+        raise bad_request("The body is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object.")
+    return body
+
+
+async def parse_body(request: web.Request, fields: tuple[StringField, ...]) -> dict[str, str]:
+    """The body's fields, all present, all valid, nothing extra."""
+    body = await read_json_object(request)
+    errors: list[dict[str, str]] = []
+    known = {field.name for field in fields}
+    for name in body:
+        if name not in known:
+            errors.append({"field": str(name)[:64], "problem": "unknown field"})
+    for field in fields:
+        if field.name not in body:
+            errors.append({"field": field.name, "problem": "is required"})
+            continue
+        problem = field.check(body[field.name])
+        if problem:
+            errors.append({"field": field.name, "problem": problem})
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+        raise validation_error(summary, errors)
+    return {field.name: body[field.name] for field in fields}
+
+
+def parse_bool_query(request: web.Request, name: str) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise bad_request(f"Query parameter {name} must be true or false.")

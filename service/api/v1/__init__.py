@@ -1,0 +1,12 @@
+"""Version 1 of the HTTP API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.api.v1 import auth, openapi
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_routes(auth.routes)
+    app.router.add_get("/api/v1/openapi.json", openapi.openapi)

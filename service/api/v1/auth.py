@@ -1,0 +1,78 @@
+"""`/api/v1/garmin/session`: connect, finish MFA, check and disconnect a Garmin session.
+
+Thin handlers: parse, call one `SessionService` method, shape the response.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from service.api.middleware import USER_ID
+from service.api.parsing import StringField, parse_body, parse_bool_query
+from service.keys import SESSIONS
+from service.sessions.service import StatusView
+
+LOGIN_FIELDS = (
+    StringField("username", max_length=254, description="Garmin Connect username (e-mail)."),
+    StringField("password", max_length=256, description="Never stored, logged or echoed."),
+)
+MFA_FIELDS = (
+    StringField("mfa_code", min_length=4, max_length=10, pattern="[0-9]+",
+                description="The code Garmin sent to the user."),
+)
+
+routes = web.RouteTableDef()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def status_body(view: StatusView) -> dict[str, Any]:
+    return {
+        "status": view.status,
+        "checked": view.checked,
+        "last_validated": _iso(view.last_validated),
+        "connected_at": _iso(view.connected_at),
+        "mfa_pending": view.mfa_pending,
+        "mfa_expires_at": _iso(view.mfa_expires_at),
+        "reason": view.reason,
+    }
+
+
+@routes.post("/api/v1/garmin/session/login")
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LOGIN_FIELDS)
+    outcome = await request.app[SESSIONS].login(
+        request[USER_ID], body["username"], body["password"]
+    )
+    if outcome.status == "SUCCESS":
+        return web.json_response({"status": "SUCCESS"})
+    return web.json_response({
+        "status": "MFA_REQUIRED",
+        "mfa_method": outcome.mfa_method,
+        "expires_at": _iso(outcome.expires_at),
+    })
+
+
+@routes.post("/api/v1/garmin/session/mfa")
+async def submit_mfa(request: web.Request) -> web.Response:
+    body = await parse_body(request, MFA_FIELDS)
+    await request.app[SESSIONS].submit_mfa(request[USER_ID], body["mfa_code"])
+    return web.json_response({"status": "SUCCESS"})
+
+
+@routes.get("/api/v1/garmin/session/status")
+async def session_status(request: web.Request) -> web.Response:
+    refresh = parse_bool_query(request, "refresh")
+    view = await request.app[SESSIONS].status(request[USER_ID], refresh=refresh)
+    return web.json_response(status_body(view))
+
+
+@routes.delete("/api/v1/garmin/session")
+async def disconnect(request: web.Request) -> web.Response:
+    await request.app[SESSIONS].disconnect(request[USER_ID])
+    return web.Response(status=204)

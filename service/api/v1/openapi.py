@@ -1,0 +1,132 @@
+"""The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
+
+Request schemas come from the same field definitions the handlers validate with, and a
+test compares the documented operations with the app's router, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from service.api.parsing import object_schema
+from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+DATETIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+COMMON_ERRORS = {
+    "400": _problem("Bad input (body, query or X-User-Id)."),
+    "401": _problem("Missing or wrong API key."),
+}
+BODY_ERRORS = {
+    "413": _problem("Body larger than 64 KiB."),
+    "415": _problem("Body is not application/json."),
+}
+GARMIN_ERRORS = {
+    "429": _problem("Garmin throttles this account; see Retry-After."),
+    "502": _problem("Garmin sent an unusable answer."),
+    "503": _problem("Garmin unreachable or timed out."),
+}
+
+STATUS_SCHEMA = {
+    "type": "object",
+    "required": ["status", "checked", "last_validated", "connected_at", "mfa_pending",
+                 "mfa_expires_at", "reason"],
+    "properties": {
+        "status": {"enum": ["VALID", "MISSING", "EXPIRED", "MFA_PENDING"]},
+        "checked": {"enum": ["live", "cached", "unavailable", "none"]},
+        "last_validated": DATETIME_OR_NULL,
+        "connected_at": DATETIME_OR_NULL,
+        "mfa_pending": {"type": "boolean"},
+        "mfa_expires_at": DATETIME_OR_NULL,
+        "reason": {"type": ["string", "null"]},
+    },
+}
+
+LOGIN_RESULT = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["SUCCESS", "MFA_REQUIRED"]},
+        "mfa_method": {"type": "string"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+USER_HEADER = {
+    "name": "X-User-Id", "in": "header", "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,64}$"},
+    "description": "The user whose Garmin session this call reads or writes.",
+}
+
+
+def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [USER_HEADER],
+            "security": [{"apiKey": []}], "responses": {**responses, **COMMON_ERRORS}, **extra}
+
+
+def _body(fields: Any) -> dict[str, Any]:
+    return {"required": True,
+            "content": {"application/json": {"schema": object_schema(fields)}}}
+
+
+def build_spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "garmin-sync", "version": "1"},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                               "status": {"type": "integer"}, "detail": {"type": "string"}},
+            }},
+        },
+        "paths": {
+            "/api/v1/garmin/session/login": {"post": _operation(
+                "Log in to Garmin and store the session (or start MFA).",
+                {"200": _json("Logged in, or MFA required.", LOGIN_RESULT),
+                 "409": _problem("Another login, MFA or sync for this user is running."),
+                 "422": _problem("Garmin rejected the credentials."),
+                 **BODY_ERRORS, **GARMIN_ERRORS},
+                requestBody=_body(LOGIN_FIELDS),
+            )},
+            "/api/v1/garmin/session/mfa": {"post": _operation(
+                "Finish a pending login with the MFA code.",
+                {"200": _json("Logged in.", LOGIN_RESULT),
+                 "409": _problem("No MFA pending, or the user is busy."),
+                 "410": _problem("The MFA challenge expired; log in again."),
+                 "422": _problem("Wrong code; attempts_remaining says how many are left."),
+                 **BODY_ERRORS, **GARMIN_ERRORS},
+                requestBody=_body(MFA_FIELDS),
+            )},
+            "/api/v1/garmin/session/status": {"get": _operation(
+                "The session's status; cached while the last validation is fresh.",
+                {"200": _json("Status.", STATUS_SCHEMA)},
+                parameters=[USER_HEADER, {"name": "refresh", "in": "query", "required": False,
+                                          "schema": {"type": "boolean"}}],
+            )},
+            "/api/v1/garmin/session": {"delete": _operation(
+                "Disconnect: delete the stored session and MFA state.",
+                {"204": {"description": "Deleted (or there was nothing)."},
+                 "409": _problem("Another login, MFA or sync for this user is running.")},
+            )},
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_spec())

@@ -1,0 +1,91 @@
+"""The app factory: `create_app(config)` wires routes, middlewares and resources.
+
+Every resource is tied to the app with `cleanup_ctx`, opened in order on startup and closed
+in reverse on shutdown: database (after migrations), Garmin gateway (thread pool), domain
+services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service import db
+from service.api import v1
+from service.api.middleware import auth_middleware, database_middleware
+from service.api.parsing import MAX_BODY_BYTES
+from service.config import Config
+from service.crypto import build_cipher
+from service.garmin import GarminGateway, GarminSettings, configure_consumer
+from service.keys import CIPHER, CONFIG, DB_CONTEXT, GATEWAY, SESSIONS, USER_LOCKS
+from service.problems import problem_middleware
+from service.sessions.locks import UserLocks
+from service.sessions.service import SessionService
+
+log = logging.getLogger(__name__)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Migrate (when configured) before opening the app's own Tortoise context.
+
+    Aerich closes every Tortoise connection when it finishes, so it must run first; a schema
+    that is behind (with auto-migrate off) or ahead of this build stops startup.
+    """
+    config = app[CONFIG]
+    url = config.database.url
+    if config.database.auto_migrate:
+        applied = await db.upgrade(url)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+    else:
+        missing = await db.pending(url)
+        if missing:
+            raise db.SchemaError(
+                f"the database is missing migrations ({', '.join(missing)}); "
+                "run `garmin-sync migrate`"
+            )
+    ctx = await db.open_context(url)
+    app[DB_CONTEXT] = ctx
+    yield
+    await db.close_context(ctx)
+
+
+async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The Garmin gateway and its bounded thread pool."""
+    garmin = app[CONFIG].garmin
+    configure_consumer(garmin.oauth_consumer_key, garmin.oauth_consumer_secret)
+    settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
+                              timeout_seconds=garmin.timeout_seconds, retries=garmin.retries)
+    gateway = GarminGateway(settings, threads=garmin.executor_threads)
+    app[GATEWAY] = gateway
+    yield
+    gateway.close()
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SESSIONS] = SessionService(app[CONFIG], app[GATEWAY], app[CIPHER], app[USER_LOCKS])
+    yield
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers; no I/O."""
+    return web.json_response({"status": "ok"})
+
+
+def create_app(config: Config) -> web.Application:
+    """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
+    app = web.Application(
+        middlewares=[problem_middleware, database_middleware, auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[CONFIG] = config
+    app[CIPHER] = build_cipher(config.security.encryption_keys,
+                               is_sqlite=config.database.is_sqlite,
+                               data_dir=config.security.data_dir)
+    app[USER_LOCKS] = UserLocks()
+    app.router.add_get("/healthz", healthz)
+    v1.add_routes(app)
+    app.cleanup_ctx.extend([database_ctx, garmin_ctx, services_ctx])
+    return app

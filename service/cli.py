@@ -1,0 +1,135 @@
+"""The `garmin-sync` command: serve, migrate, sandbox, rotate-keys, generate-key.
+
+Configuration and schema problems end the process with exit code 2 and one line naming
+what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from service import db, logs
+from service.config import Config, ConfigError, load_config, resolve_config_path
+from service.crypto import build_cipher, generate_key
+
+log = logging.getLogger("service")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="garmin-sync",
+        description="Persist users' Garmin Connect sessions so background jobs can sync them.",
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="configuration file (default: $GARMIN_SYNC_CONFIG or config.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the HTTP API (applies migrations first "
+                                "unless database.auto_migrate is false)")
+    serve.add_argument("--host", help="override http.host")
+    serve.add_argument("--port", type=int, help="override http.port")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    sandbox = commands.add_parser(
+        "sandbox", help="run the Garmin sandbox (a stand-in for Garmin's SSO and API)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=9090, help="listen port (9090)")
+    sandbox.add_argument("--seed", metavar="FILE", help="YAML/JSON file of accounts to create")
+    commands.add_parser("rotate-keys", help="re-encrypt every stored session with the first "
+                        "key of security.encryption_keys; prints counts")
+    commands.add_parser("generate-key", help="print a new random encryption key")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(resolve_config_path(args.config, os.environ))
+    logs.configure(config.logging.level, config.logging.format)
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.app import create_app
+
+    config = _load(args)
+    app = create_app(config)
+    host = args.host or config.http.host
+    port = args.port if args.port is not None else config.http.port
+    log.info("garmin-sync listening on http://%s:%s (database: %s)", host, port,
+             "sqlite" if config.database.is_sqlite else "postgres")
+    web.run_app(app, host=host, port=port, print=None, access_log=None,
+                shutdown_timeout=config.http.shutdown_timeout_seconds)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    applied = asyncio.run(db.upgrade(config.database.url))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from service.sandbox import SandboxState, create_sandbox_app, load_seed
+
+    logs.configure("INFO", "text")
+    state = SandboxState()
+    if args.seed:
+        try:
+            accounts = load_seed(Path(args.seed))
+        except (OSError, ValueError) as exc:
+            raise ConfigError("--seed", str(exc)) from None
+        for account in accounts:
+            state.add_account(account)
+    log.info("Garmin sandbox on http://%s:%s (%d accounts)", args.host, args.port,
+             len(state.accounts))
+    web.run_app(create_sandbox_app(state), host=args.host, port=args.port, print=None)
+    return 0
+
+
+async def _rotate(config: Config) -> int:
+    from service.sessions.rotation import rotate_keys
+
+    cipher = build_cipher(config.security.encryption_keys, is_sqlite=config.database.is_sqlite,
+                          data_dir=config.security.data_dir)
+    ctx = await db.open_context(config.database.url)
+    try:
+        db.activate(ctx)
+        report = await rotate_keys(cipher)
+    finally:
+        await db.close_context(ctx)
+    print(f"re-encrypted: {report.reencrypted}  already current: {report.current}  "
+          f"failed: {report.failed}")
+    return 1 if report.failed else 0
+
+
+def _rotate_keys(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return asyncio.run(_rotate(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"serve": _serve, "migrate": _migrate, "sandbox": _sandbox,
+                "rotate-keys": _rotate_keys}
+    if args.command == "generate-key":
+        print(generate_key())
+        return 0
+    try:
+        return commands[args.command](args)
+    except ConfigError as exc:
+        print(f"garmin-sync: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except db.SchemaError as exc:
+        print(f"garmin-sync: database error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as exc:
+        print(f"garmin-sync: {exc.strerror or exc}", file=sys.stderr)
+        return 1

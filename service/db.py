@@ -1,0 +1,158 @@
+"""Database lifecycle: Tortoise contexts, Aerich migrations, the schema-version guard.
+
+Each app instance owns an explicit `TortoiseContext` (not Tortoise's process-wide default)
+so two instances in one process, as in tests that restart the service, never share or close
+each other's connections. Request handlers and jobs activate the app's context for their
+own task with `activate()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tortoise.context import TortoiseContext, _current_context
+
+from service.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+APP_LABEL = "models"
+MODEL_MODULES = ["service.models"]
+MIGRATIONS_ENV = "GARMIN_SYNC_MIGRATIONS_DIR"
+
+
+class SchemaError(Exception):
+    """The database schema does not match this build (newer, or migrations missing)."""
+
+
+def tortoise_config(url: str, *, with_aerich: bool = False) -> dict[str, Any]:
+    """Tortoise's config for one database URL; Aerich's own model joins only for migrating."""
+    modules = [*MODEL_MODULES, "aerich.models"] if with_aerich else list(MODEL_MODULES)
+    return {
+        "connections": {"default": url},
+        "apps": {APP_LABEL: {"models": modules, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# The configuration the `aerich` command line uses when developers generate migrations.
+AERICH_CONFIG = tortoise_config(
+    os.environ.get("GARMIN_SYNC_DATABASE_URL", "sqlite://./data/garmin-sync.sqlite3"),
+    with_aerich=True,
+)
+
+
+def migrations_dir() -> Path:
+    """Where the migration files live: next to the package in a checkout or the image."""
+    override = os.environ.get(MIGRATIONS_ENV)
+    candidates = [Path(override)] if override else []
+    candidates += [Path(__file__).resolve().parent.parent / "migrations", Path.cwd() / "migrations"]
+    for candidate in candidates:
+        if (candidate / APP_LABEL).is_dir():
+            return candidate
+    raise ConfigError(MIGRATIONS_ENV, "cannot find the migrations/ folder")
+
+
+def prepare_sqlite_path(url: str) -> None:
+    """SQLite does not create missing folders; do it so the first run just works."""
+    if not url.startswith("sqlite://"):
+        return
+    path = url.removeprefix("sqlite://").split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _known_versions() -> list[str]:
+    from aerich.migrate import Migrate
+
+    Migrate.migrate_location = migrations_dir() / APP_LABEL
+    return Migrate.get_all_version_files()  # type: ignore[no-any-return]
+
+
+async def _applied_versions(command: Any) -> list[str]:
+    from aerich.models import Aerich
+    from tortoise.exceptions import OperationalError
+
+    try:
+        rows = await Aerich.filter(app=APP_LABEL).values_list("version", flat=True)
+    except OperationalError:
+        return []
+    return [str(row) for row in rows]
+
+
+async def _migrate_in_own_context(url: str, apply: bool) -> list[str]:
+    from aerich import Command
+
+    prepare_sqlite_path(url)
+    command = Command(tortoise_config(url, with_aerich=True), app=APP_LABEL,
+                      location=str(migrations_dir()))
+    async with command:
+        known_versions = _known_versions()
+        applied = set(await _applied_versions(command))
+        unknown = sorted(applied - set(known_versions))
+        if unknown:
+            raise SchemaError(
+                f"the database has migrations this build does not know ({', '.join(unknown)}):"
+                " it was migrated by a newer garmin-sync; run that version or restore a backup"
+            )
+        if apply:
+            return list(await command.upgrade(run_in_transaction=True))
+        return [version for version in known_versions if version not in applied]
+
+
+async def upgrade(url: str) -> list[str]:
+    """Apply pending migrations; returns the files applied.
+
+    Aerich initialises and closes Tortoise through the process-wide context, so it runs in
+    a task with a fresh `contextvars.Context`: nothing it sets leaks into the caller.
+    """
+    task = asyncio.get_running_loop().create_task(
+        _migrate_in_own_context(url, apply=True), context=contextvars.Context()
+    )
+    return await task
+
+
+async def pending(url: str) -> list[str]:
+    """Migrations not yet applied (empty when the schema is current)."""
+    task = asyncio.get_running_loop().create_task(
+        _migrate_in_own_context(url, apply=False), context=contextvars.Context()
+    )
+    return await task
+
+
+async def _within(ctx: TortoiseContext, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` with `ctx` active, in a task of its own so the caller's context is untouched."""
+
+    async def run() -> None:
+        activate(ctx)
+        await work()
+
+    await asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
+
+
+async def open_context(url: str) -> TortoiseContext:
+    """A connected Tortoise context of our own for one app instance."""
+    prepare_sqlite_path(url)
+    ctx = TortoiseContext()
+    await _within(ctx, lambda: ctx.init(config=tortoise_config(url)))
+    return ctx
+
+
+async def close_context(ctx: TortoiseContext) -> None:
+    await _within(ctx, ctx.close_connections)
+
+
+def activate(ctx: TortoiseContext) -> None:
+    """Make `ctx` the Tortoise context of the current task (and tasks it starts).
+
+    Sets the context variable directly rather than via `with ctx:`, whose reset token lives
+    on the shared context object and would be clobbered by concurrent requests.
+    """
+    _current_context.set(ctx)

@@ -1,0 +1,31 @@
+"""Garmin adapter: the only package that knows garth exists."""
+
+from service.garmin.client import GarminApi, GarminSettings, LoginResult, Usage
+from service.garmin.errors import (
+    AuthRejected,
+    GarminError,
+    GarminProtocolError,
+    GarminUnavailable,
+    InvalidCredentials,
+    MfaChallengeLost,
+    MfaCodeInvalid,
+    RateLimited,
+)
+from service.garmin.gateway import GarminGateway, configure_consumer
+
+__all__ = [
+    "AuthRejected",
+    "GarminApi",
+    "GarminError",
+    "GarminGateway",
+    "GarminProtocolError",
+    "GarminSettings",
+    "GarminUnavailable",
+    "InvalidCredentials",
+    "LoginResult",
+    "MfaChallengeLost",
+    "MfaCodeInvalid",
+    "RateLimited",
+    "Usage",
+    "configure_consumer",
+]

@@ -1,0 +1,78 @@
+"""What can go wrong when talking to Garmin, in the service's own words.
+
+The rest of the service never sees garth or requests exceptions: `service.garmin.client`
+turns all of them into these, in one place. The split that matters is *definitive*
+(the session or credentials are rejected: act on it) versus *transient* (network, 5xx,
+429: keep everything and try later).
+"""
+
+from __future__ import annotations
+
+
+class GarminError(Exception):
+    """Base class. `refreshed_session` carries a session garth refreshed before failing.
+
+    A refresh that succeeded must still be persisted when a later call fails, or the next
+    job would start from a token Garmin already rotated away.
+    """
+
+    transient = False
+
+    def __init__(self, detail: str, *, refreshed_session: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.refreshed_session = refreshed_session
+
+
+class InvalidCredentials(GarminError):
+    """Garmin refused the username or password (or the account cannot sign in)."""
+
+
+class MfaCodeInvalid(GarminError):
+    """The MFA code was wrong; `mfa_state` is the challenge to keep (cookies may change)."""
+
+    def __init__(self, detail: str, *, mfa_state: str | None = None) -> None:
+        super().__init__(detail)
+        self.mfa_state = mfa_state
+
+
+class MfaChallengeLost(GarminError):
+    """Garmin no longer knows the pending challenge: the user must log in again."""
+
+
+class AuthRejected(GarminError):
+    """Garmin definitively rejected the stored session: a new login is required."""
+
+
+class RateLimited(GarminError):
+    """Garmin answered 429. Never retried at once: a retried 429 extends the block."""
+
+    transient = True
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: int | None = None,
+        refreshed_session: str | None = None,
+    ) -> None:
+        super().__init__(detail, refreshed_session=refreshed_session)
+        self.retry_after = retry_after
+
+
+class GarminUnavailable(GarminError):
+    """Garmin could not be reached, timed out, or answered 5xx."""
+
+    transient = True
+
+    def __init__(
+        self, detail: str, *, timeout: bool = False, refreshed_session: str | None = None
+    ) -> None:
+        super().__init__(detail, refreshed_session=refreshed_session)
+        self.timeout = timeout
+
+
+class GarminProtocolError(GarminError):
+    """Garmin answered something we do not understand (changed API, truncated body)."""
+
+    transient = True

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: the one shape every error of the API takes.
+
+Domain code raises `Problem` (or a subclass); one middleware renders it. Anything else that
+escapes a handler is logged with its traceback and answered as a generic 500 problem, so no
+stack trace or exception text ever reaches a caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://garmin-sync.dev/problems/"
+
+
+class Problem(Exception):
+    """An error the API reports on purpose: a stable `type` slug, a title and a detail."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> web.Response:
+    return web.Response(
+        status=problem.status,
+        text=json.dumps(problem.body(instance)),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def bad_request(detail: str, **extra: Any) -> Problem:
+    return Problem(400, "bad-request", "Bad request", detail, **extra)
+
+
+def validation_error(detail: str, errors: list[dict[str, str]]) -> Problem:
+    return Problem(400, "validation-error", "Invalid request body", detail, errors=errors)
+
+
+_HTTP_SLUGS = {
+    404: ("not-found", "Not found", "No such resource."),
+    405: ("method-not-allowed", "Method not allowed", "This resource does not take that method."),
+    413: ("payload-too-large", "Payload too large", "The request body is too large."),
+}
+
+
+def _from_http_exception(exc: web.HTTPException) -> Problem:
+    slug, title, detail = _HTTP_SLUGS.get(
+        exc.status, ("http-error", exc.reason or "Error", exc.reason or "Request failed.")
+    )
+    headers = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+    return Problem(exc.status, slug, title, detail, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as problem+json; the outermost middleware."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem_response(problem, request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(_from_http_exception(exc), request.path)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(
+            Problem(500, "internal-error", "Internal error",
+                    "The service failed to handle this request; it has been logged."),
+            request.path,
+        )

@@ -1,0 +1,1 @@
+"""Domain services for the persisted Garmin session."""

@@ -1,0 +1,330 @@
+"""Connect, finish MFA, check and disconnect a user's Garmin session.
+
+Load-Use-Update for every Garmin call that uses a stored session: load the row and its
+version, use a fresh client in the thread pool, write back a refreshed session with
+compare-and-set. A definitive rejection clears the session (EXPIRED); a transient failure
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from service.config import Config
+from service.crypto import Cipher, DecryptionError
+from service.garmin import (
+    AuthRejected,
+    GarminError,
+    GarminGateway,
+    GarminProtocolError,
+    GarminUnavailable,
+    InvalidCredentials,
+    MfaChallengeLost,
+    MfaCodeInvalid,
+    RateLimited,
+)
+from service.models import GarminAuthenticationState, SessionStatus
+from service.problems import Problem
+from service.sessions import store
+from service.sessions.locks import UserLocks
+
+log = logging.getLogger(__name__)
+
+SESSION = "session_data"
+MFA = "mfa_state"
+
+Checked = Literal["live", "cached", "unavailable", "none"]
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    status: Literal["SUCCESS", "MFA_REQUIRED"]
+    mfa_method: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    status: str
+    checked: Checked
+    last_validated: datetime | None
+    connected_at: datetime | None
+    mfa_pending: bool
+    mfa_expires_at: datetime | None
+    reason: str | None
+
+
+def garmin_problem(error: GarminError) -> Problem:
+    """How a Garmin failure reads to our callers (never the raw upstream text)."""
+    if isinstance(error, RateLimited):
+        retry = str(error.retry_after) if error.retry_after else "60"
+        return Problem(429, "garmin-rate-limited", "Garmin rate limit",
+                       "Garmin is throttling this account; try again later.",
+                       headers={"Retry-After": retry}, retry_after=int(retry))
+    if isinstance(error, GarminUnavailable):
+        detail = "Garmin did not answer in time." if error.timeout else "Garmin is unreachable."
+        return Problem(503, "garmin-unavailable", "Garmin unavailable", detail,
+                       headers={"Retry-After": "30"})
+    if isinstance(error, GarminProtocolError):
+        return Problem(502, "garmin-bad-response", "Bad answer from Garmin",
+                       "Garmin sent an answer the service cannot use; try again later.")
+    return Problem(502, "garmin-error", "Garmin error", error.detail)
+
+
+class SessionService:
+    """The use cases behind `/api/v1/garmin/session/*`."""
+
+    def __init__(
+        self,
+        config: Config,
+        gateway: GarminGateway,
+        cipher: Cipher,
+        locks: UserLocks,
+        clock: Callable[[], datetime] = store.utcnow,
+    ) -> None:
+        self._config = config
+        self._gateway = gateway
+        self._cipher = cipher
+        self._locks = locks
+        self._clock = clock
+        self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _seal(self, user_id: str, purpose: str, plaintext: str) -> str:
+        return self._cipher.encrypt(plaintext, user_id=user_id, purpose=purpose)
+
+    def _open(self, user_id: str, purpose: str, sealed: str) -> str:
+        return self._cipher.decrypt(sealed, user_id=user_id, purpose=purpose)
+
+    def _busy(self) -> Problem:
+        return Problem(409, "user-busy", "User busy",
+                       "Another login, MFA or sync for this user is in progress; retry shortly.")
+
+    async def _exclusive(self, user_id: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Login, MFA and disconnect never overlap for one user (nor with a sync job)."""
+        async with self._locks.hold(user_id) as acquired:
+            if not acquired:
+                raise self._busy()
+            return await work()
+
+    def _mfa_cleared(self) -> dict[str, Any]:
+        return {"mfa_pending": False, "mfa_state": None, "mfa_expires_at": None,
+                "mfa_attempts": 0}
+
+    # --- login --------------------------------------------------------------------------
+
+    async def login(self, user_id: str, username: str, password: str) -> LoginOutcome:
+        outcome: LoginOutcome = await self._exclusive(
+            user_id, lambda: self._login(user_id, username, password)
+        )
+        return outcome
+
+    async def _login(self, user_id: str, username: str, password: str) -> LoginOutcome:
+        row = await store.load_or_create(user_id)
+        now = self._clock()
+        if row.login_cooldown_until and row.login_cooldown_until > now:
+            wait = int((row.login_cooldown_until - now).total_seconds()) + 1
+            raise Problem(429, "login-cooldown", "Login cooling down",
+                          "Garmin throttled this account recently; wait before trying again.",
+                          headers={"Retry-After": str(wait)}, retry_after=wait)
+        try:
+            result = await self._gateway.login(user_id, username, password)
+        except RateLimited as exc:
+            cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
+            await store.force_update(user_id, login_cooldown_until=now + timedelta(seconds=cooldown))
+            log.warning("login for user %s throttled by Garmin; cooling down %ss", user_id, cooldown)
+            exc.retry_after = cooldown
+            raise garmin_problem(exc) from None
+        except InvalidCredentials:
+            raise Problem(422, "garmin-invalid-credentials", "Invalid Garmin credentials",
+                          "Garmin rejected the username or password.") from None
+        except GarminError as exc:
+            log.warning("login for user %s failed: %s", user_id, exc.detail)
+            raise garmin_problem(exc) from None
+        if result.session is not None:
+            await self._store_new_session(row, result.session, started=now)
+            log.info("user %s connected a Garmin session", user_id)
+            return LoginOutcome("SUCCESS")
+        assert result.mfa_state is not None
+        expires_at = self._clock() + timedelta(seconds=self._config.mfa.ttl_seconds)
+        await self._write_latest(row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
+                                 mfa_state=self._seal(user_id, MFA, result.mfa_state))
+        log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
+        return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
+
+    async def _write_latest(self, row: GarminAuthenticationState, **changes: Any) -> None:
+        """Write a user action's result: re-read and retry when only bookkeeping moved on."""
+        for _ in range(5):
+            if await store.compare_and_set(row, **changes):
+                return
+            fresh = await store.load(row.user_id)
+            if fresh is None:
+                fresh = await store.load_or_create(row.user_id)
+            row.__dict__.update(fresh.__dict__)
+        raise Problem(409, "write-conflict", "Concurrent update",
+                      "The user's session changed concurrently; retry.")
+
+    async def _store_new_session(
+        self, row: GarminAuthenticationState, session: str, started: datetime
+    ) -> None:
+        """Persist a new login unless a login that started later already finished."""
+        changes = {"session_data": self._seal(row.user_id, SESSION, session),
+                   "status": SessionStatus.VALID, "status_reason": None,
+                   "connected_at": started, "last_validated": self._clock(),
+                   "login_cooldown_until": None, **self._mfa_cleared()}
+        for _ in range(5):
+            if await store.compare_and_set(row, **changes):
+                return
+            fresh = await store.load_or_create(row.user_id)
+            if fresh.connected_at and fresh.connected_at > started:
+                log.info("user %s: a newer login finished first; keeping it", row.user_id)
+                return
+            row.__dict__.update(fresh.__dict__)
+        raise Problem(409, "write-conflict", "Concurrent update",
+                      "The user's session changed concurrently; retry.")
+
+    # --- MFA ----------------------------------------------------------------------------
+
+    async def submit_mfa(self, user_id: str, code: str) -> None:
+        await self._exclusive(user_id, lambda: self._submit_mfa(user_id, code))
+
+    async def _submit_mfa(self, user_id: str, code: str) -> None:
+        row = await store.load(user_id)
+        if row is None or not row.mfa_pending or not row.mfa_state:
+            raise Problem(409, "no-pending-mfa", "No pending MFA",
+                          "There is no login waiting for an MFA code; log in first.")
+        if row.mfa_expires_at is None or row.mfa_expires_at <= self._clock():
+            await store.compare_and_set(row, **self._mfa_cleared())
+            raise Problem(410, "mfa-expired", "MFA expired",
+                          "The MFA challenge expired; log in again.")
+        try:
+            mfa_state = self._open(user_id, MFA, row.mfa_state)
+        except DecryptionError:
+            await store.compare_and_set(row, **self._mfa_cleared())
+            raise Problem(410, "mfa-unreadable", "MFA challenge unusable",
+                          "The pending MFA challenge cannot be used; log in again.") from None
+        started = self._clock()
+        try:
+            session = await self._gateway.resume_mfa(user_id, mfa_state, code)
+        except MfaCodeInvalid as exc:
+            await self._wrong_mfa_code(row, exc.mfa_state)
+        except MfaChallengeLost:
+            await store.compare_and_set(row, **self._mfa_cleared())
+            raise Problem(410, "mfa-expired", "MFA expired",
+                          "Garmin no longer accepts this MFA challenge; log in again.") from None
+        except GarminError as exc:
+            raise garmin_problem(exc) from None
+        else:
+            await self._store_new_session(row, session, started=started)
+            log.info("user %s finished MFA and connected a Garmin session", user_id)
+
+    async def _wrong_mfa_code(self, row: GarminAuthenticationState, new_state: str | None) -> None:
+        attempts = row.mfa_attempts + 1
+        remaining = self._config.mfa.max_attempts - attempts
+        if remaining <= 0:
+            await store.compare_and_set(row, **self._mfa_cleared())
+            raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
+                          "The MFA code was wrong too many times; log in again.",
+                          attempts_remaining=0)
+        changes: dict[str, Any] = {"mfa_attempts": attempts}
+        if new_state:
+            changes["mfa_state"] = self._seal(row.user_id, MFA, new_state)
+        await store.compare_and_set(row, **changes)
+        raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
+                      "Garmin did not accept the MFA code; try again.",
+                      attempts_remaining=remaining)
+
+    # --- status -------------------------------------------------------------------------
+
+    def _view(self, row: GarminAuthenticationState | None, checked: Checked) -> StatusView:
+        if row is None:
+            return StatusView(SessionStatus.MISSING.value, "none", None, None, False, None, None)
+        mfa_live = bool(row.mfa_pending and row.mfa_expires_at
+                        and row.mfa_expires_at > self._clock())
+        if row.session_data:
+            status = SessionStatus.VALID.value
+        elif mfa_live:
+            status = "MFA_PENDING"
+        else:
+            status = row.status.value if row.status != SessionStatus.VALID else "MISSING"
+        return StatusView(status, checked if row.session_data else "none", row.last_validated,
+                          row.connected_at, mfa_live,
+                          row.mfa_expires_at if mfa_live else None, row.status_reason)
+
+    async def status(self, user_id: str, refresh: bool = False) -> StatusView:
+        """Answer from the database while the last validation is fresh; else check Garmin.
+
+        Health probes call this, so concurrent live checks of one user share one Garmin
+        call instead of stampeding it when the cache runs out.
+        """
+        row = await store.load(user_id)
+        if row is None or not row.session_data:
+            return self._view(row, "none")
+        ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
+        fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
+        if fresh and not refresh:
+            return self._view(row, "cached")
+        pending = self._live_checks.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._live_check(row))
+            self._live_checks[user_id] = pending
+            pending.add_done_callback(lambda _f: self._live_checks.pop(user_id, None))
+        return await asyncio.shield(pending)
+
+    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
+        user_id = row.user_id
+        assert row.session_data is not None
+        try:
+            session = self._open(user_id, SESSION, row.session_data)
+        except DecryptionError as exc:
+            log.error("user %s: stored session cannot be decrypted (%s)", user_id, exc)
+            view = self._view(row, "live")
+            return StatusView(SessionStatus.EXPIRED.value, "live", view.last_validated,
+                              view.connected_at, view.mfa_pending, view.mfa_expires_at,
+                              "stored session cannot be decrypted; log in again")
+        try:
+            usage = await self._gateway.validate(user_id, session)
+        except AuthRejected as exc:
+            return await self._expire(row, exc.detail)
+        except GarminError as exc:
+            log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
+            if exc.refreshed_session:
+                await self._write_back(row, exc.refreshed_session)
+            return self._view(row, "unavailable")
+        changes: dict[str, Any] = {"last_validated": self._clock(),
+                                   "status": SessionStatus.VALID, "status_reason": None}
+        if usage.refreshed_session:
+            changes["session_data"] = self._seal(user_id, SESSION, usage.refreshed_session)
+        if not await store.compare_and_set(row, **changes):
+            log.info("user %s: session changed during validation; keeping the newer one",
+                     user_id)
+            return self._view(await store.load(user_id), "live")
+        return self._view(row, "live")
+
+    async def _write_back(self, row: GarminAuthenticationState, session: str) -> None:
+        sealed = self._seal(row.user_id, SESSION, session)
+        if not await store.compare_and_set(row, session_data=sealed):
+            log.info("user %s: dropped a stale refreshed session", row.user_id)
+
+    async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
+        """Garmin rejected the session for good: clear it, unless a new login replaced it."""
+        if await store.compare_and_set(row, session_data=None, status=SessionStatus.EXPIRED,
+                                       status_reason=reason[:200]):
+            log.warning("user %s: Garmin session expired (%s)", row.user_id, reason)
+            return self._view(row, "live")
+        return self._view(await store.load(row.user_id), "live")
+
+    # --- disconnect ---------------------------------------------------------------------
+
+    async def disconnect(self, user_id: str) -> None:
+        async def remove() -> None:
+            if await store.delete(user_id):
+                log.info("user %s disconnected their Garmin session", user_id)
+
+        await self._exclusive(user_id, remove)

@@ -1,0 +1,107 @@
+"""POST /api/v1/garmin/session/mfa: resumable from any instance, bounded attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from service import db
+from service.config import Config
+from service.keys import DB_CONTEXT
+from service.models import GarminAuthenticationState
+from service.sandbox import Fault
+from tests.conftest import Api, Sandbox, raw_rows
+
+StartApi = Callable[[Config], Awaitable[Api]]
+
+
+async def _start_mfa(api: Api, sandbox: Sandbox, user: str = "user-1") -> dict[str, object]:
+    sandbox.add("mfa@example.com", mfa_code="123456")
+    response = await api.login(user, "mfa@example.com")
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def test_login_with_mfa_answers_mfa_required(api: Api, sandbox: Sandbox) -> None:
+    body = await _start_mfa(api, sandbox)
+    assert body["status"] == "MFA_REQUIRED"
+    assert body["mfa_method"] == "email"
+    assert datetime.fromisoformat(str(body["expires_at"])) > datetime.now(UTC)
+    status = await (await api.status("user-1")).json()
+    assert status["status"] == "MFA_PENDING"
+
+
+async def test_mfa_code_is_accepted_by_a_new_app_instance(
+    api: Api, sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    await _start_mfa(api, sandbox)
+    await api.client.close()
+    restarted = await start_api(make_config())
+    response = await restarted.mfa("user-1", "123456")
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"status": "SUCCESS"}
+    status = await (await restarted.status("user-1", refresh=True)).json()
+    assert status["status"] == "VALID"
+    assert status["checked"] == "live"
+    assert status["mfa_pending"] is False
+
+
+async def test_wrong_code_then_right_code_succeeds(api: Api, sandbox: Sandbox) -> None:
+    await _start_mfa(api, sandbox)
+    wrong = await api.mfa("user-1", "000000")
+    assert wrong.status == 422
+    assert (await wrong.json())["attempts_remaining"] == 4
+    assert (await (await api.status("user-1")).json())["status"] == "MFA_PENDING"
+    right = await api.mfa("user-1", "123456")
+    assert right.status == 200
+
+
+async def test_too_many_wrong_codes_drop_the_pending_login(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    api = await start_api(make_config(mfa={"max_attempts": 2}))
+    await _start_mfa(api, sandbox)
+    assert (await api.mfa("user-1", "000001")).status == 422
+    last = await api.mfa("user-1", "000002")
+    assert last.status == 422
+    assert (await last.json())["attempts_remaining"] == 0
+    assert (await api.mfa("user-1", "123456")).status == 409
+    assert (await (await api.status("user-1")).json())["status"] == "MISSING"
+
+
+async def test_expired_mfa_is_410_and_cleared(api: Api, sandbox: Sandbox) -> None:
+    await _start_mfa(api, sandbox)
+    db.activate(api.app[DB_CONTEXT])
+    await GarminAuthenticationState.filter(user_id="user-1").update(
+        mfa_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    response = await api.mfa("user-1", "123456")
+    assert response.status == 410
+    rows = await raw_rows(api)
+    assert rows[0]["mfa_state"] is None and rows[0]["mfa_pending"] is False
+    assert (await api.mfa("user-1", "123456")).status == 409
+
+
+async def test_mfa_without_pending_login_is_409(api: Api, sandbox: Sandbox) -> None:
+    response = await api.mfa("user-1", "123456")
+    assert response.status == 409
+    assert response.content_type == "application/problem+json"
+
+
+async def test_mfa_pending_does_not_hide_an_existing_valid_session(
+    api: Api, sandbox: Sandbox
+) -> None:
+    sandbox.add("mfa@example.com", mfa_code="123456")
+    sandbox.state.update_account("mfa@example.com", {"mfa_code": None})
+    assert (await api.login("user-1", "mfa@example.com")).status == 200
+    sandbox.state.update_account("mfa@example.com", {"mfa_code": "123456"})
+    assert (await (await api.login("user-1", "mfa@example.com")).json())["status"] == "MFA_REQUIRED"
+    status = await (await api.status("user-1")).json()
+    assert status["status"] == "VALID"
+    assert status["mfa_pending"] is True
+
+
+async def test_garmin_outage_during_mfa_keeps_the_challenge(api: Api, sandbox: Sandbox) -> None:
+    await _start_mfa(api, sandbox)
+    sandbox.state.set_fault("mfa@example.com", "mfa", Fault(status=503, times=1))
+    assert (await api.mfa("user-1", "123456")).status in (502, 503)
+    assert (await api.mfa("user-1", "123456")).status == 200

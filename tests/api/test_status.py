@@ -1,0 +1,121 @@
+"""GET /api/v1/garmin/session/status: cached, live, refreshed, expired, unavailable."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from service.config import Config
+from service.sandbox import Fault
+from tests.conftest import Api, Sandbox, raw_rows
+
+StartApi = Callable[[Config], Awaitable[Api]]
+
+
+async def _connected(api: Api, sandbox: Sandbox, **account: object) -> None:
+    sandbox.add("alice@example.com", **account)
+    assert (await api.login("user-1", "alice@example.com")).status == 200
+
+
+async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:
+    body = await (await api.status("nobody")).json()
+    assert body["status"] == "MISSING"
+    assert body["checked"] == "none"
+    assert await raw_rows(api) == []
+
+
+async def test_fresh_validation_is_answered_from_the_database(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    calls = sandbox.state.get_account("alice@example.com").api_calls
+    for _ in range(5):
+        body = await (await api.status("user-1")).json()
+        assert body["status"] == "VALID" and body["checked"] == "cached"
+    assert sandbox.state.get_account("alice@example.com").api_calls == calls
+
+
+async def test_refresh_true_forces_a_live_check(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    calls = sandbox.state.get_account("alice@example.com").api_calls
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["checked"] == "live" and body["status"] == "VALID"
+    assert sandbox.state.get_account("alice@example.com").api_calls == calls + 1
+
+
+async def test_stale_validation_is_checked_live(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    api = await start_api(make_config(status={"validation_ttl_seconds": 0}))
+    await _connected(api, sandbox)
+    body = await (await api.status("user-1")).json()
+    assert body["checked"] == "live"
+
+
+async def test_token_refresh_during_validation_is_persisted(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+    before = await raw_rows(api)
+    exchanges = sandbox.state.get_account("alice@example.com").exchanges
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["status"] == "VALID" and body["checked"] == "live"
+    after = await raw_rows(api)
+    assert sandbox.state.get_account("alice@example.com").exchanges == exchanges + 1
+    assert after[0]["session_data"] != before[0]["session_data"]
+    assert after[0]["version"] == before[0]["version"] + 1
+
+
+async def test_revoked_session_becomes_expired_and_is_cleared(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+    sandbox.state.revoke_oauth1("alice@example.com")
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["status"] == "EXPIRED"
+    assert (await raw_rows(api))[0]["session_data"] is None
+    assert (await (await api.status("user-1", refresh=True)).json())["status"] == "EXPIRED"
+
+
+async def test_dropped_access_token_is_refreshed_once_before_expiring(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await _connected(api, sandbox)
+    sandbox.state.expire_access_tokens("alice@example.com")
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["status"] == "VALID"
+    assert sandbox.state.get_account("alice@example.com").exchanges >= 2
+
+
+async def test_transient_failures_keep_the_session(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    before = await raw_rows(api)
+    for fault in (Fault(status=500), Fault(status=429, retry_after=60), Fault(hang_seconds=4),
+                  Fault(reset=True), Fault(truncated=True)):
+        sandbox.state.set_fault("alice@example.com", "api", fault)
+        body = await (await api.status("user-1", refresh=True)).json()
+        assert body["status"] == "VALID", fault
+        assert body["checked"] == "unavailable", fault
+    after = await raw_rows(api)
+    assert after[0]["session_data"] == before[0]["session_data"]
+    assert after[0]["version"] == before[0]["version"]
+
+
+async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+    before = await raw_rows(api)
+    sandbox.state.set_fault("alice@example.com", "exchange", Fault(status=503))
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["checked"] == "unavailable" and body["status"] == "VALID"
+    assert (await raw_rows(api))[0]["session_data"] == before[0]["session_data"]
+    sandbox.state.clear_fault("alice@example.com", "exchange")
+    assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "live"
+
+
+async def test_ciphertext_copied_from_another_user_is_not_used(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    from service import db
+    from service.keys import DB_CONTEXT
+    from service.models import GarminAuthenticationState
+
+    sandbox.add("bob@example.com")
+    assert (await api.login("user-2", "bob@example.com")).status == 200
+    db.activate(api.app[DB_CONTEXT])
+    bob = await GarminAuthenticationState.get(user_id="user-2")
+    await GarminAuthenticationState.filter(user_id="user-1").update(session_data=bob.session_data)
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["status"] == "EXPIRED"
+    assert "log in again" in body["reason"]

@@ -1,0 +1,91 @@
+"""Fixtures for the sandbox's own tests: a sandbox on loopback, and garth kept offline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import garth.sso
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from service.sandbox import (
+    SANDBOX_CONSUMER_KEY,
+    SANDBOX_CONSUMER_SECRET,
+    Account,
+    SandboxState,
+    create_sandbox_app,
+)
+
+ALICE = "alice@example.com"
+ALICE_PASSWORD = "alice-pw"
+BOB = "bob@example.com"
+BOB_PASSWORD = "bob-pw"
+MONA = "mona@example.com"
+MONA_PASSWORD = "mona-pw"
+MFA_CODE = "123456"
+
+
+@dataclass
+class FakeClock:
+    """The sandbox's clock, movable by tests (garth keeps using the real one)."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _garth_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """garth must never read GARTH_HOME/TOKEN nor download its consumer from the internet."""
+    monkeypatch.delenv("GARTH_HOME", raising=False)
+    monkeypatch.delenv("GARTH_TOKEN", raising=False)
+    monkeypatch.setattr(
+        garth.sso,
+        "OAUTH_CONSUMER",
+        {"consumer_key": SANDBOX_CONSUMER_KEY, "consumer_secret": SANDBOX_CONSUMER_SECRET},
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def sbx_state(clock: FakeClock) -> SandboxState:
+    """Seeded with a plain user (alice), a second one (bob) and an MFA user (mona)."""
+    return SandboxState(
+        [
+            Account(username=ALICE, password=ALICE_PASSWORD),
+            Account(username=BOB, password=BOB_PASSWORD),
+            Account(username=MONA, password=MONA_PASSWORD, mfa_code=MFA_CODE),
+        ],
+        clock=clock,
+    )
+
+
+@pytest.fixture
+async def sbx_server(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], sbx_state: SandboxState
+) -> TestServer:
+    return await aiohttp_server(create_sandbox_app(sbx_state))
+
+
+@pytest.fixture
+def sbx_url(sbx_server: TestServer) -> str:
+    return str(sbx_server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def sbx_http(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], sbx_server: TestServer
+) -> TestClient[Any, Any]:
+    """A raw HTTP client (with a cookie jar) on the same sandbox."""
+    return await aiohttp_client(sbx_server)
