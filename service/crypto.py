@@ -146,7 +146,8 @@ def load_or_create_key_file(data_dir: str) -> str:
     try:
         text = path.read_text(encoding="ascii").strip()
     except OSError as exc:
-        raise ConfigError("security.encryption_keys", f"cannot read {path}: {exc.strerror}") from None
+        problem = f"cannot read {path}: {exc.strerror}"
+        raise ConfigError("security.encryption_keys", problem) from None
     if path.stat().st_mode & 0o077:
         log.warning("encryption key file %s is readable by other users; chmod 600 it", path)
     return text

@@ -73,7 +73,7 @@ def _known_versions() -> list[str]:
     from aerich.migrate import Migrate
 
     Migrate.migrate_location = migrations_dir() / APP_LABEL
-    return Migrate.get_all_version_files()  # type: ignore[no-any-return]
+    return Migrate.get_all_version_files()
 
 
 async def _applied_versions(command: Any) -> list[str]:

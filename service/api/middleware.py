@@ -51,8 +51,10 @@ def authenticate(request: web.Request) -> str:
         raise _unauthorized("The API key is not valid.")
     user_id = request.headers.get(USER_ID_HEADER, "")
     if not USER_ID_PATTERN.fullmatch(user_id):
-        raise Problem(400, "invalid-user-id", "Invalid user id",
-                      f"Send an {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.")
+        raise Problem(
+            400, "invalid-user-id", "Invalid user id",
+            f"Send an {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.",
+        )
     return user_id
 
 

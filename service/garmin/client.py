@@ -110,14 +110,14 @@ class _RoutingAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
         match = self._host.match(request.url or "")
         if match is None:
-            raise requests.ConnectionError(f"refusing to route {urlsplit(request.url).netloc}")
+            raise requests.ConnectionError(f"refusing to route {urlsplit(str(request.url)).netloc}")
         routed = request.copy()
         routed.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
         routed.headers[SANDBOX_CALLER_HEADER] = self._caller
         return super().send(routed, *args, **kwargs)
 
 
-class _Client(garth.Client):  # type: ignore[misc]
+class _Client(garth.Client):
     """A garth client for one user and one operation; never shared, never module-level."""
 
     def __init__(self, settings: GarminSettings, caller: str) -> None:
@@ -133,7 +133,7 @@ class _Client(garth.Client):  # type: ignore[misc]
     def _auto_resume(self) -> None:
         """Disabled: sessions come from our database only, never from GARTH_HOME/TOKEN."""
 
-    def configure(self, /, **kwargs: Any) -> None:
+    def configure(self, /, **kwargs: Any) -> None:  # type: ignore[override]
         """garth re-mounts its own adapter on every configure (loads() too): mount ours after."""
         super().configure(**kwargs)
         settings = self._settings
@@ -158,7 +158,7 @@ class _Client(garth.Client):  # type: ignore[misc]
         **kwargs: Any,
     ) -> requests.Response:
         """Always a fresh headers dict: garth's shared default leaks tokens across users."""
-        return super().request(  # type: ignore[no-any-return]
+        return super().request(
             method, subdomain, path, api=api, referrer=referrer,
             headers=dict(headers or {}), **kwargs,
         )
@@ -166,7 +166,7 @@ class _Client(garth.Client):  # type: ignore[misc]
     def refresh_oauth2(self) -> None:
         """Count refreshes, and remember a failed one: such a client must not be persisted."""
         try:
-            super().refresh_oauth2()
+            super().refresh_oauth2()  # type: ignore[no-untyped-call]
         except BaseException:
             self.refresh_failed = True
             raise
@@ -379,7 +379,7 @@ def _restore_mfa_client(settings: GarminSettings, caller: str, state: dict[str, 
         raise MfaChallengeLost("the pending MFA challenge is from another configuration")
     client = _Client(settings, caller)
     for cookie in state["cookies"]:
-        client.sess.cookies.set_cookie(create_cookie(**cookie))
+        client.sess.cookies.set_cookie(create_cookie(**cookie))  # type: ignore[no-untyped-call]
     return client
 
 
@@ -387,7 +387,9 @@ def login(settings: GarminSettings, caller: str, username: str, password: str) -
     """Garmin SSO sign-in on a fresh client: a session, or a resumable MFA challenge."""
     client = _Client(settings, caller)
     try:
-        result = client.login(username, password, return_on_mfa=True)
+        result = client.login(  # type: ignore[no-untyped-call]
+            username, password, return_on_mfa=True
+        )
         if result[0] == "needs_mfa":
             details = result[1]
             method = str(details.get("mfa_method") or "email")

@@ -108,7 +108,7 @@ async def _read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _bad_request("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise _bad_request("body must be a JSON object")

@@ -39,7 +39,9 @@ def _rotated(cipher: Cipher, row: GarminAuthenticationState) -> dict[str, str] |
     return changes or None
 
 
-async def _rotate_row(cipher: Cipher, row: GarminAuthenticationState, report: RotationReport) -> None:
+async def _rotate_row(
+    cipher: Cipher, row: GarminAuthenticationState, report: RotationReport
+) -> None:
     for _ in range(3):
         try:
             changes = _rotated(cipher, row)

@@ -137,8 +137,10 @@ class SessionService:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
             cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
-            await store.force_update(user_id, login_cooldown_until=now + timedelta(seconds=cooldown))
-            log.warning("login for user %s throttled by Garmin; cooling down %ss", user_id, cooldown)
+            until = now + timedelta(seconds=cooldown)
+            await store.force_update(user_id, login_cooldown_until=until)
+            log.warning("login for user %s throttled by Garmin; cooling down %ss",
+                        user_id, cooldown)
             exc.retry_after = cooldown
             raise garmin_problem(exc) from None
         except InvalidCredentials:
