@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(config)
     host = args.host or config.http.host
     port = args.port if args.port is not None else config.http.port
-    log.info("garmin-sync listening on http://%s:%s (database: %s)", host, port,
+    log.info("starting garmin-sync on http://%s:%s (database: %s)", host, port,
              "sqlite" if config.database.is_sqlite else "postgres")
     web.run_app(app, host=host, port=port, print=None, access_log=None,
                 shutdown_timeout=config.http.shutdown_timeout_seconds)
