@@ -8,6 +8,9 @@ services.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,10 +22,23 @@ from service.api.parsing import MAX_BODY_BYTES
 from service.config import Config
 from service.crypto import build_cipher
 from service.garmin import GarminGateway, GarminSettings, configure_consumer
-from service.keys import CIPHER, CONFIG, DB_CONTEXT, GATEWAY, SESSIONS, USER_LOCKS
+from service.keys import (
+    CIPHER,
+    CONFIG,
+    DB_CONTEXT,
+    GATEWAY,
+    LEASES,
+    RUNNER,
+    SCHEDULER,
+    SESSIONS,
+    SYNC,
+)
+from service.leases import UserLeases
 from service.problems import problem_middleware
-from service.sessions.locks import UserLocks
 from service.sessions.service import SessionService
+from service.sync.runner import SyncRunner
+from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
+from service.sync.service import SyncService
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +80,35 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway.close()
 
 
+def worker_id(configured: str) -> str:
+    """Names this replica in leases and jobs; unique per process unless configured."""
+    return configured or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[SESSIONS] = SessionService(app[CONFIG], app[GATEWAY], app[CIPHER], app[USER_LOCKS])
-    yield
+    """Domain services, and the sync scheduler when enabled (drained on shutdown)."""
+    config = app[CONFIG]
+    db.activate(app[DB_CONTEXT])
+    leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds)
+    app[LEASES] = leases
+    app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases)
+    runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases)
+    scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT])
+    app[RUNNER] = runner
+    app[SCHEDULER] = scheduler
+    app[SYNC] = SyncService(scheduler, leases)
+    lock = SqliteSchedulerLock(config.database.url) if config.database.is_sqlite else None
+    if config.sync.enabled:
+        if lock is not None:
+            lock.acquire()
+        await scheduler.start()
+    try:
+        yield
+    finally:
+        db.activate(app[DB_CONTEXT])
+        await scheduler.shutdown()
+        if lock is not None:
+            lock.release()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -84,7 +126,6 @@ def create_app(config: Config) -> web.Application:
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
-    app[USER_LOCKS] = UserLocks()
     app.router.add_get("/healthz", healthz)
     v1.add_routes(app)
     app.cleanup_ctx.extend([database_ctx, garmin_ctx, services_ctx])

@@ -85,6 +85,26 @@ class LoginConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    enabled: bool
+    worker_id: str
+    tick_seconds: float
+    max_concurrent_users: int
+    claim_batch: int
+    activities_interval_minutes: float
+    health_interval_minutes: float
+    initial_spread_seconds: float
+    jitter_fraction: float
+    backfill_days: int
+    overlap_days: int
+    page_size: int
+    lease_seconds: int
+    shutdown_grace_seconds: float
+    backoff_base_seconds: int
+    backoff_max_seconds: int
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str
     format: str
@@ -100,6 +120,7 @@ class Config:
     status: StatusConfig
     mfa: MfaConfig
     login: LoginConfig
+    sync: SyncConfig
     logging: LoggingConfig
 
 
@@ -191,6 +212,20 @@ def _base_url(value: Any) -> str:
     return url
 
 
+def _fraction(value: Any) -> float:
+    parsed = _as_float(value)
+    if not 0 <= parsed < 1:
+        raise ValueError("must be a fraction from 0 to below 1")
+    return parsed
+
+
+def _page_size(value: Any) -> int:
+    parsed = _as_int(value)
+    if not 1 <= parsed <= 100:
+        raise ValueError("must be 1 to 100 (Garmin's largest page)")
+    return parsed
+
+
 def _port(value: Any) -> int:
     port = _as_int(value)
     if not 0 <= port <= 65535:
@@ -228,6 +263,24 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "max_attempts": (_at_least(_as_int, 1), 5),
     },
     "login": {"cooldown_seconds": (_at_least(_as_int, 0), 900)},
+    "sync": {
+        "enabled": (_as_bool, True),
+        "worker_id": (_as_str, ""),
+        "tick_seconds": (_at_least(_as_float, 0.05), 30.0),
+        "max_concurrent_users": (_at_least(_as_int, 1), 8),
+        "claim_batch": (_at_least(_as_int, 1), 200),
+        "activities_interval_minutes": (_at_least(_as_float, 0.01), 15.0),
+        "health_interval_minutes": (_at_least(_as_float, 0.01), 60.0),
+        "initial_spread_seconds": (_at_least(_as_float, 0), 60.0),
+        "jitter_fraction": (_fraction, 0.1),
+        "backfill_days": (_at_least(_as_int, 1), 30),
+        "overlap_days": (_at_least(_as_int, 0), 2),
+        "page_size": (_page_size, 100),
+        "lease_seconds": (_at_least(_as_int, 5), 300),
+        "shutdown_grace_seconds": (_at_least(_as_float, 0), 20.0),
+        "backoff_base_seconds": (_at_least(_as_int, 1), 60),
+        "backoff_max_seconds": (_at_least(_as_int, 1), 21600),
+    },
     "logging": {
         "level": (_one_of(*LOG_LEVELS, upper=True), "INFO"),
         "format": (_one_of("json", "text"), "text"),
@@ -243,6 +296,7 @@ SECTION_TYPES: dict[str, type[Any]] = {
     "status": StatusConfig,
     "mfa": MfaConfig,
     "login": LoginConfig,
+    "sync": SyncConfig,
     "logging": LoggingConfig,
 }
 

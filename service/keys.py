@@ -8,12 +8,18 @@ from tortoise.context import TortoiseContext
 from service.config import Config
 from service.crypto import Cipher
 from service.garmin import GarminGateway
-from service.sessions.locks import UserLocks
+from service.leases import UserLeases
 from service.sessions.service import SessionService
+from service.sync.runner import SyncRunner
+from service.sync.scheduler import SyncScheduler
+from service.sync.service import SyncService
 
 CONFIG = web.AppKey("config", Config)
 DB_CONTEXT = web.AppKey("db_context", TortoiseContext)
 CIPHER = web.AppKey("cipher", Cipher)
 GATEWAY = web.AppKey("garmin_gateway", GarminGateway)
-USER_LOCKS = web.AppKey("user_locks", UserLocks)
+LEASES = web.AppKey("user_leases", UserLeases)
 SESSIONS = web.AppKey("session_service", SessionService)
+RUNNER = web.AppKey("sync_runner", SyncRunner)
+SCHEDULER = web.AppKey("sync_scheduler", SyncScheduler)
+SYNC = web.AppKey("sync_service", SyncService)

@@ -31,7 +31,8 @@ from service.sandbox import (
 
 API_KEY = "test-api-key-0123456789"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
-TABLES = ("garmin_authentication_state",)
+TABLES = ("garmin_authentication_state", "activity", "daily_health", "sync_cursor", "sync_job",
+          "user_lease")
 
 
 @dataclass
@@ -77,6 +78,8 @@ def make_config(
             "auth": {"api_keys": [API_KEY]},
             "security": {"encryption_keys": [encryption_key], "data_dir": str(tmp_path)},
             "logging": {"level": "DEBUG"},
+            # the scheduler only where a test turns it on: API tests count Garmin calls
+            "sync": {"enabled": False, "lease_seconds": 30},
         }
         for section, values in sections.items():
             base[section] = {**base.get(section, {}), **values}

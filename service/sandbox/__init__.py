@@ -2,8 +2,11 @@
 
 Tests (and local runs) route garth's `https://<sub>.garmin.com<path>` traffic to
 `<sandbox>/<sub><path>`; the sandbox plays SSO sign-in, MFA, the OAuth1/OAuth2 exchanges and
-a few connectapi endpoints, injects faults on demand, and records every request so tests can
-prove which user's token each request carried.
+the connectapi profile and data endpoints a sync uses (activities, daily summary, sleep, HRV,
+stress, Body Battery; generated per account and date, see `data.py`), injects faults on
+demand, and records every request so tests can prove which user's token each carried.
+`expected_activities` and `generated_day` tell a test what the sandbox serves, so it can
+compare a sync's result with the source without fixtures.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from .app import (
     SSO_COOKIE,
     create_sandbox_app,
 )
+from .data import (
+    ACTIVITY_TYPES,
+    activity_is_malformed,
+    expected_activities,
+    generated_day,
+)
 from .state import (
+    DATA_FAMILIES,
     ISSUED_VALUE_PATTERN,
     SCOPES,
     Account,
@@ -32,7 +42,9 @@ from .state import (
 )
 
 __all__ = [
+    "ACTIVITY_TYPES",
     "CALLER_HEADER",
+    "DATA_FAMILIES",
     "ISSUED_VALUE_PATTERN",
     "SANDBOX_CONSUMER_KEY",
     "SANDBOX_CONSUMER_SECRET",
@@ -48,6 +60,9 @@ __all__ = [
     "UnknownAccount",
     "ValidationError",
     "accounts_from_seed",
+    "activity_is_malformed",
     "create_sandbox_app",
+    "expected_activities",
+    "generated_day",
     "load_seed",
 ]

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlencode
 
 from aiohttp import web
 
+from .data import data_answer, data_family
 from .state import (
     ISSUED_VALUE_PATTERN,
     REFRESH_TOKEN_LIFETIME_SECONDS,
@@ -565,7 +566,7 @@ def _daily_steps(account: Account, start_text: str, end_text: str) -> list[dict[
 
 
 def _api_answer(account: Account, path: str) -> Any:
-    """The JSON for a known connectapi GET path, or None when the path is unknown."""
+    """The JSON for a known profile/stats GET path, or None when the path is not one."""
     if path == "/userprofile-service/socialProfile":
         return _social_profile(account)
     if path == "/userprofile-service/userprofile/user-settings":
@@ -575,23 +576,45 @@ def _api_answer(account: Account, path: str) -> Any:
     return None
 
 
+def _get_answer(request: web.Request, account: Account, path: str) -> web.Response:
+    """A GET for an authorized account: profile paths, then the data endpoints (data.py)."""
+    answer = _api_answer(account, path)
+    if answer is not None:
+        return web.json_response(answer)
+    try:
+        data = data_answer(account, path, request.query, _state(request).utc_now())
+    except SandboxError as error:
+        return _connect_error(error)
+    if data is None:
+        return _json_error(404, "NotFound", f"no sandbox data for GET {path}")
+    if data.body is None:
+        return web.Response(status=204)  # e.g. a night without HRV, as Garmin answers it
+    return web.json_response(data.body)
+
+
 async def connectapi(request: web.Request) -> web.StreamResponse:
-    """Every Bearer API call: 401 unless the access token is live, then a few known paths."""
+    """Every Bearer API call: 401 unless the access token is live, then the known GET paths.
+
+    The data endpoints go through here too, so token checks, faults, latency and the record
+    apply to them exactly as to the profile calls; they also bump the account's data_calls.
+    """
     state = _state(request)
     token = _bearer(request)
     owner = state.access_owner(token)
+    path = "/" + request.match_info["tail"]
     _attribute(request, "api", owner, owner)
+    family = data_family(path) if request.method == "GET" else None
+    if family is not None:
+        state.count_data(owner, family)
     if (interference := await _interfere(request)) is not None:
         return interference
     try:
         account = state.authorize(token)
     except SandboxError as error:
         return _connect_error(error)
-    path = "/" + request.match_info["tail"]
-    answer = _api_answer(account, path) if request.method == "GET" else None
-    if answer is None:
+    if request.method != "GET":
         return _json_error(404, "NotFound", f"no sandbox data for {request.method} {path}")
-    return web.json_response(answer)
+    return _get_answer(request, account, path)
 
 
 # --- control API ---------------------------------------------------------------------------

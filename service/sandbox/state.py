@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hmac
 import json
 import logging
@@ -49,6 +50,13 @@ garth makes for it (every call refreshes, and every fresh token works).
 """
 MAX_HANG_SECONDS: Final = 3600.0
 MAX_LATENCY_MS: Final = 600_000
+DEFAULT_HISTORY_DAYS: Final = 60
+MAX_HISTORY_DAYS: Final = 3650
+MAX_ACTIVITIES_PER_DAY: Final = 20
+"""Upper bound of `activities_per_day`; activity ids reserve this many slots per day."""
+
+DATA_FAMILIES: Final = ("activities", "summary", "sleep", "hrv", "stress", "body_battery")
+"""The connectapi data endpoints, by family; keys of `Account.data_calls`."""
 
 PREFIXES: Final = {
     "ticket": "ST-sbx-tk-",
@@ -241,6 +249,9 @@ _PATCHABLE_FIELDS: Final = (
     "oauth2_lifetime_seconds",
     "latency_ms",
     "oauth1_revoked",
+    "history_days",
+    "activities_per_day",
+    "malformed_activity_every",
 )
 _CREATABLE_FIELDS: Final = ("username", "profile_id", "faults", *_PATCHABLE_FIELDS)
 
@@ -252,6 +263,12 @@ class Account:
     Counters count every request attributed to the account in that scope, including those
     answered by a fault or refused: they show what the client attempted. `refreshes`
     counts successful exchanges without an `audience` (garth's refresh, not its login).
+    `data_calls` splits the GETs to the data endpoints (see `data.py`) by family, so a test
+    can check how many pages a sync fetched or which days a second sync fetched again.
+
+    The data options shape what `data.py` generates: `history_days` of activities before
+    today, `activities_per_day` per day, and every `malformed_activity_every`-th activity
+    broken (so a client can prove it skips a bad item instead of aborting the sync).
     """
 
     username: str
@@ -264,11 +281,15 @@ class Account:
     oauth1_revoked: bool = False
     faults: dict[str, Fault] = field(default_factory=dict)
     latency_ms: int = 0
+    history_days: int = DEFAULT_HISTORY_DAYS
+    activities_per_day: int = 1
+    malformed_activity_every: int | None = None
     login_attempts: int = 0
     mfa_attempts: int = 0
     exchanges: int = 0
     refreshes: int = 0
     api_calls: int = 0
+    data_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DATA_FAMILIES, 0))
 
     def __post_init__(self) -> None:
         if not self.display_name:
@@ -314,6 +335,10 @@ class Account:
         if counter is not None:
             setattr(self, counter, getattr(self, counter) + 1)
 
+    def count_data(self, family: str) -> None:
+        """Bump the data-call counter of one endpoint family (a key of DATA_FAMILIES)."""
+        self.data_calls[family] = self.data_calls.get(family, 0) + 1
+
 
 def _validated_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     staged: dict[str, Any] = {}
@@ -330,6 +355,12 @@ def _validated_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
             staged[key] = _int_in(value, key, 0, MAX_LATENCY_MS)
         elif key == "oauth1_revoked":
             staged[key] = _bool(value, key)
+        elif key == "history_days":
+            staged[key] = _int_in(value, key, 0, MAX_HISTORY_DAYS)
+        elif key == "activities_per_day":
+            staged[key] = _int_in(value, key, 0, MAX_ACTIVITIES_PER_DAY)
+        elif key == "malformed_activity_every":
+            staged[key] = _optional_int(value, key, 2, 1000)
     return staged
 
 
@@ -488,6 +519,18 @@ class SandboxState:
         account = self.get_account(username) if username else None
         if account is not None:
             account.count(scope)
+
+    def count_data(self, username: str | None, family: str) -> None:
+        """Bump `username`'s data-call counter for one endpoint family, if the account exists."""
+        account = self.get_account(username) if username else None
+        if account is not None:
+            account.count_data(family)
+
+    # clock -------------------------------------------------------------------------------
+
+    def utc_now(self) -> dt.datetime:
+        """The sandbox clock as an aware UTC datetime; its date is the data endpoints' today."""
+        return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC)
 
     # faults ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -28,10 +28,11 @@ from service.garmin import (
     MfaCodeInvalid,
     RateLimited,
 )
+from service.leases import UserLeases
 from service.models import GarminAuthenticationState, SessionStatus
 from service.problems import Problem
 from service.sessions import store
-from service.sessions.locks import UserLocks
+from service.sync import store as sync_store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class StatusView:
     mfa_pending: bool
     mfa_expires_at: datetime | None
     reason: str | None
+    sync: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def garmin_problem(error: GarminError) -> Problem:
@@ -84,13 +86,13 @@ class SessionService:
         config: Config,
         gateway: GarminGateway,
         cipher: Cipher,
-        locks: UserLocks,
+        leases: UserLeases,
         clock: Callable[[], datetime] = store.utcnow,
     ) -> None:
         self._config = config
         self._gateway = gateway
         self._cipher = cipher
-        self._locks = locks
+        self._leases = leases
         self._clock = clock
         self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
 
@@ -106,10 +108,13 @@ class SessionService:
         return Problem(409, "user-busy", "User busy",
                        "Another login, MFA or sync for this user is in progress; retry shortly.")
 
-    async def _exclusive(self, user_id: str, work: Callable[[], Awaitable[Any]]) -> Any:
-        """Login, MFA and disconnect never overlap for one user (nor with a sync job)."""
-        async with self._locks.hold(user_id) as acquired:
-            if not acquired:
+    async def _exclusive(
+        self, user_id: str, purpose: str, work: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Login, MFA and disconnect never overlap for one user, nor with a sync job,
+        on any replica: they hold the same per-user lease."""
+        async with self._leases.hold(user_id, purpose) as lease:
+            if lease is None:
                 raise self._busy()
             return await work()
 
@@ -121,7 +126,7 @@ class SessionService:
 
     async def login(self, user_id: str, username: str, password: str) -> LoginOutcome:
         outcome: LoginOutcome = await self._exclusive(
-            user_id, lambda: self._login(user_id, username, password)
+            user_id, "login", lambda: self._login(user_id, username, password)
         )
         return outcome
 
@@ -182,6 +187,8 @@ class SessionService:
                    "login_cooldown_until": None, **self._mfa_cleared()}
         for _ in range(5):
             if await store.compare_and_set(row, **changes):
+                await sync_store.resume_cursors(row.user_id, self._clock(),
+                                                self._config.sync.initial_spread_seconds)
                 return
             fresh = await store.load_or_create(row.user_id)
             if fresh.connected_at and fresh.connected_at > started:
@@ -194,7 +201,7 @@ class SessionService:
     # --- MFA ----------------------------------------------------------------------------
 
     async def submit_mfa(self, user_id: str, code: str) -> None:
-        await self._exclusive(user_id, lambda: self._submit_mfa(user_id, code))
+        await self._exclusive(user_id, "mfa", lambda: self._submit_mfa(user_id, code))
 
     async def _submit_mfa(self, user_id: str, code: str) -> None:
         row = await store.load(user_id)
@@ -260,6 +267,17 @@ class SessionService:
                           row.mfa_expires_at if mfa_live else None, row.status_reason)
 
     async def status(self, user_id: str, refresh: bool = False) -> StatusView:
+        """The session's status plus where each kind of sync stands."""
+        view = await self._session_status(user_id, refresh)
+        cursors = await sync_store.cursors_of(user_id)
+        return replace(view, sync={cursor.kind.value: {
+            "last_success_at": cursor.last_success_at,
+            "next_sync_at": cursor.next_sync_at,
+            "backoff_until": cursor.backoff_until,
+            "last_error": cursor.last_error,
+        } for cursor in cursors})
+
+    async def _session_status(self, user_id: str, refresh: bool) -> StatusView:
         """Answer from the database while the last validation is fresh; else check Garmin.
 
         Health probes call this, so concurrent live checks of one user share one Garmin
@@ -319,6 +337,7 @@ class SessionService:
         if await store.compare_and_set(row, session_data=None, status=SessionStatus.EXPIRED,
                                        status_reason=reason[:200]):
             log.warning("user %s: Garmin session expired (%s)", row.user_id, reason)
+            await sync_store.pause_cursors(row.user_id, "Garmin session expired")
             return self._view(row, "live")
         return self._view(await store.load(row.user_id), "live")
 
@@ -326,7 +345,8 @@ class SessionService:
 
     async def disconnect(self, user_id: str) -> None:
         async def remove() -> None:
+            await sync_store.pause_cursors(user_id, "disconnected")
             if await store.delete(user_id):
                 log.info("user %s disconnected their Garmin session", user_id)
 
-        await self._exclusive(user_id, remove)
+        await self._exclusive(user_id, "disconnect", remove)

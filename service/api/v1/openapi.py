@@ -43,7 +43,7 @@ GARMIN_ERRORS = {
 STATUS_SCHEMA = {
     "type": "object",
     "required": ["status", "checked", "last_validated", "connected_at", "mfa_pending",
-                 "mfa_expires_at", "reason"],
+                 "mfa_expires_at", "reason", "sync"],
     "properties": {
         "status": {"enum": ["VALID", "MISSING", "EXPIRED", "MFA_PENDING"]},
         "checked": {"enum": ["live", "cached", "unavailable", "none"]},
@@ -52,6 +52,18 @@ STATUS_SCHEMA = {
         "mfa_pending": {"type": "boolean"},
         "mfa_expires_at": DATETIME_OR_NULL,
         "reason": {"type": ["string", "null"]},
+        "sync": {
+            "type": "object",
+            "description": "Per kind (activities, health): where its sync stands.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "last_success_at": DATETIME_OR_NULL, "next_sync_at": DATETIME_OR_NULL,
+                    "backoff_until": DATETIME_OR_NULL,
+                    "last_error": {"type": ["string", "null"]},
+                },
+            },
+        },
     },
 }
 
@@ -70,6 +82,48 @@ USER_HEADER = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,64}$"},
     "description": "The user whose Garmin session this call reads or writes.",
 }
+
+
+JOB_SCHEMA = {
+    "type": "object",
+    "required": ["id", "kind", "trigger", "status"],
+    "properties": {
+        "id": {"type": "integer"},
+        "kind": {"enum": ["activities", "health"]},
+        "trigger": {"enum": ["scheduled", "manual"]},
+        "status": {"enum": ["PENDING", "RUNNING", "SUCCESS", "FAILED", "AUTH_EXPIRED",
+                            "RATE_LIMITED", "SKIPPED"]},
+        "created_at": DATETIME_OR_NULL, "started_at": DATETIME_OR_NULL,
+        "finished_at": DATETIME_OR_NULL,
+        "items_fetched": {"type": "integer"}, "items_upserted": {"type": "integer"},
+        "items_skipped": {"type": "integer"}, "error": {"type": ["string", "null"]},
+    },
+}
+SYNC_REQUEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"kinds": {"type": "array", "minItems": 1,
+                             "items": {"enum": ["activities", "health"]},
+                             "description": "Default: both."}},
+}
+PAGING = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+    {"name": "cursor", "in": "query", "required": False,
+     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+     "description": "`next_cursor` of the previous page."},
+]
+
+
+def _page(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next_cursor"],
+            "properties": {"items": {"type": "array", "items": item},
+                           "next_cursor": {"type": ["string", "null"]}}}
+
+
+def _query(name: str, fmt: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required,
+            "schema": {"type": "string", "format": fmt}}
 
 
 def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -118,6 +172,37 @@ def build_spec() -> dict[str, Any]:
                 {"200": _json("Status.", STATUS_SCHEMA)},
                 parameters=[USER_HEADER, {"name": "refresh", "in": "query", "required": False,
                                           "schema": {"type": "boolean"}}],
+            )},
+            "/api/v1/garmin/sync": {"post": _operation(
+                "Start a manual sync of the user's activities and/or health data now.",
+                {"202": _json("Jobs created.", {
+                    "type": "object", "required": ["jobs"],
+                    "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
+                 "409": _problem("No valid session, or a job/login for the user is running."),
+                 **BODY_ERRORS},
+                requestBody={"required": True,
+                             "content": {"application/json": {"schema": SYNC_REQUEST}}},
+            )},
+            "/api/v1/garmin/sync/jobs": {"get": _operation(
+                "The user's sync jobs, newest first.",
+                {"200": _json("A page of jobs.", _page(JOB_SCHEMA))},
+                parameters=[USER_HEADER, *PAGING],
+            )},
+            "/api/v1/garmin/activities": {"get": _operation(
+                "Synced activities, newest first.",
+                {"200": _json("A page of activities.", _page({"type": "object"}))},
+                parameters=[USER_HEADER, _query("since", "date-time"),
+                            _query("until", "date-time"),
+                            {"name": "type", "in": "query", "required": False,
+                             "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+                            *PAGING],
+            )},
+            "/api/v1/garmin/health/daily": {"get": _operation(
+                "Synced daily health summaries between two dates (at most 366 days).",
+                {"200": _json("Days in order.", {
+                    "type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": {"type": "object"}}}})},
+                parameters=[USER_HEADER, _query("from", "date", True), _query("to", "date", True)],
             )},
             "/api/v1/garmin/session": {"delete": _operation(
                 "Disconnect: delete the stored session and MFA state.",

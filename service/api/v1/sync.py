@@ -1,0 +1,143 @@
+"""`/api/v1/garmin/sync`, `/sync/jobs`, `/activities` and `/health/daily`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiohttp import web
+
+from service.api.middleware import USER_ID
+from service.api.parsing import read_json_object
+from service.keys import SYNC
+from service.models import Activity, DailyHealth, SyncJob, SyncKind
+from service.problems import bad_request, validation_error
+
+routes = web.RouteTableDef()
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def query_limit(request: web.Request) -> int:
+    text = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}.")
+    return int(text)
+
+
+def query_cursor(request: web.Request) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor is not None and not 1 <= len(cursor) <= 200:
+        raise bad_request("The cursor is not one this API returned.")
+    return cursor or None
+
+
+def query_date(request: web.Request, name: str) -> date | None:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise bad_request(f"{name} must be a date (YYYY-MM-DD).") from None
+
+
+def query_datetime(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(f"{name} must be an ISO 8601 date or date-time.") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def job_body(job: SyncJob) -> dict[str, Any]:
+    return {
+        "id": job.id, "kind": job.kind.value, "trigger": job.trigger.value,
+        "status": job.status.value, "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
+        "items_fetched": job.items_fetched, "items_upserted": job.items_upserted,
+        "items_skipped": job.items_skipped, "error": job.error,
+    }
+
+
+def activity_body(activity: Activity) -> dict[str, Any]:
+    return {
+        "garmin_activity_id": activity.garmin_activity_id, "type": activity.activity_type,
+        "name": activity.name, "start_time_utc": _iso(activity.start_time_utc),
+        "start_time_local": activity.start_time_local,
+        "duration_seconds": activity.duration_seconds,
+        "distance_meters": activity.distance_meters, "calories": activity.calories,
+        "average_hr": activity.average_hr, "max_hr": activity.max_hr,
+        "elevation_gain": activity.elevation_gain, "updated_at": _iso(activity.updated_at),
+    }
+
+
+def day_body(day: DailyHealth) -> dict[str, Any]:
+    return {
+        "date": _iso(day.calendar_date), "steps": day.steps, "resting_hr": day.resting_hr,
+        "sleep_seconds": day.sleep_seconds, "sleep_score": day.sleep_score,
+        "average_stress": day.average_stress, "body_battery_high": day.body_battery_high,
+        "body_battery_low": day.body_battery_low, "hrv_last_night": day.hrv_last_night,
+        "updated_at": _iso(day.updated_at),
+    }
+
+
+async def _kinds(request: web.Request) -> list[SyncKind]:
+    body = await read_json_object(request)
+    extra = [name for name in body if name != "kinds"]
+    kinds = body.get("kinds", [kind.value for kind in SyncKind])
+    valid = {kind.value for kind in SyncKind}
+    if extra:
+        raise validation_error("unknown field", [{"field": str(name)[:64],
+                                                  "problem": "unknown field"}
+                                                 for name in extra])
+    if (not isinstance(kinds, list) or not kinds
+            or not all(isinstance(kind, str) and kind in valid for kind in kinds)):
+        raise validation_error("kinds: must be a non-empty list of activities, health",
+                               [{"field": "kinds",
+                                 "problem": "must be a non-empty list of activities, health"}])
+    return [SyncKind(kind) for kind in dict.fromkeys(kinds)]
+
+
+@routes.post("/api/v1/garmin/sync")
+async def start_sync(request: web.Request) -> web.Response:
+    kinds = await _kinds(request)
+    jobs = await request.app[SYNC].request_sync(request[USER_ID], kinds)
+    return web.json_response({"jobs": [job_body(job) for job in jobs]}, status=202)
+
+
+@routes.get("/api/v1/garmin/sync/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    page = await request.app[SYNC].jobs(request[USER_ID], query_limit(request),
+                                        query_cursor(request))
+    return web.json_response({"items": [job_body(job) for job in page.items],
+                              "next_cursor": page.next_cursor})
+
+
+@routes.get("/api/v1/garmin/activities")
+async def list_activities(request: web.Request) -> web.Response:
+    kind = request.query.get("type")
+    if kind is not None and not 1 <= len(kind) <= 64:
+        raise bad_request("type must be 1 to 64 characters.")
+    page = await request.app[SYNC].activities(
+        request[USER_ID], query_datetime(request, "since"), query_datetime(request, "until"),
+        kind, query_limit(request), query_cursor(request))
+    return web.json_response({"items": [activity_body(item) for item in page.items],
+                              "next_cursor": page.next_cursor})
+
+
+@routes.get("/api/v1/garmin/health/daily")
+async def list_daily_health(request: web.Request) -> web.Response:
+    first = query_date(request, "from")
+    last = query_date(request, "to")
+    if first is None or last is None:
+        raise bad_request("from and to are required dates (YYYY-MM-DD).")
+    days = await request.app[SYNC].daily_health(request[USER_ID], first, last)
+    return web.json_response({"items": [day_body(day) for day in days]})

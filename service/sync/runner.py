@@ -1,0 +1,286 @@
+"""One sync job on the Load-Use-Update cycle.
+
+Load the encrypted session and its `version`; Use it on a fresh per-user garth client in the
+thread pool for every Garmin call of the job; Update: write a refreshed session back with
+compare-and-set (a login that happened meanwhile wins and the job's stale copy is dropped),
+then upsert the data and move the cursor inside one transaction fenced by the user's lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from service.config import SyncConfig
+from service.crypto import Cipher, DecryptionError
+from service.garmin import (
+    AuthRejected,
+    GarminApi,
+    GarminError,
+    GarminGateway,
+    RateLimited,
+)
+from service.garmin.connect import display_name, fetch_activities, fetch_day
+from service.leases import Lease, LeaseLost, UserLeases
+from service.models import (
+    GarminAuthenticationState,
+    JobStatus,
+    SessionStatus,
+    SyncCursor,
+    SyncJob,
+    SyncKind,
+)
+from service.sessions import store as session_store
+from service.sync import store
+from service.sync.parsing import MalformedItem, activity_fields, day_fields
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerStats:
+    """Counters an operator wants to see (exported as metrics by the production issue)."""
+
+    refreshes_persisted: int = 0
+    stale_sessions_dropped: int = 0
+    jobs_by_status: dict[str, int] | None = None
+
+    def count(self, status: JobStatus) -> None:
+        if self.jobs_by_status is None:
+            self.jobs_by_status = {}
+        self.jobs_by_status[status.value] = self.jobs_by_status.get(status.value, 0) + 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    first_day: date
+    last_day: date
+
+    def days(self) -> list[date]:
+        span = (self.last_day - self.first_day).days
+        return [self.first_day + timedelta(days=offset) for offset in range(span + 1)]
+
+
+class SyncRunner:
+    """Runs jobs for one worker; shared by the scheduler and the manual-sync API."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        gateway: GarminGateway,
+        cipher: Cipher,
+        leases: UserLeases,
+        clock: Callable[[], datetime] = session_store.utcnow,
+    ) -> None:
+        self._config = config
+        self._gateway = gateway
+        self._cipher = cipher
+        self._leases = leases
+        self._clock = clock
+        self.stats = RunnerStats()
+
+    # --- scheduling helpers -------------------------------------------------------------
+
+    def interval(self, kind: SyncKind) -> timedelta:
+        minutes = (self._config.activities_interval_minutes if kind == SyncKind.ACTIVITIES
+                   else self._config.health_interval_minutes)
+        return timedelta(minutes=minutes)
+
+    def next_due(self, kind: SyncKind, now: datetime) -> datetime:
+        """Now plus the interval, +/- jitter, so users drift apart instead of firing together."""
+        interval = self.interval(kind)
+        spread = interval.total_seconds() * self._config.jitter_fraction
+        return now + interval + timedelta(seconds=random.uniform(-spread, spread))  # noqa: S311
+
+    def backoff(self, failures: int, retry_after: int | None) -> timedelta:
+        """Exponential with jitter, capped; Garmin's Retry-After is a floor."""
+        exp = self._config.backoff_base_seconds * 2 ** min(failures - 1, 30)
+        delay = min(self._config.backoff_max_seconds, exp) * random.uniform(0.5, 1.0)  # noqa: S311
+        return timedelta(seconds=max(delay, retry_after or 0))
+
+    def plan(self, cursor: SyncCursor, today: date) -> Plan:
+        """Backfill on the first sync; later, re-fetch the last `overlap_days` synced days."""
+        if cursor.last_synced_date is None:
+            first = today - timedelta(days=self._config.backfill_days - 1)
+        else:
+            overlap = max(self._config.overlap_days, 1)
+            first = min(cursor.last_synced_date - timedelta(days=overlap - 1), today)
+        return Plan(first, today)
+
+    # --- the job ------------------------------------------------------------------------
+
+    async def run(self, job: SyncJob) -> SyncJob:
+        """Run a PENDING job to a final status; SKIPPED when the user is busy elsewhere."""
+        lease = await self._leases.acquire(job.user_id, f"sync:{job.kind.value}")
+        if lease is None:
+            await self._finish(job, JobStatus.SKIPPED, "another job, login or MFA is running")
+            return job
+        keep_alive = asyncio.ensure_future(self._keep_alive(lease))
+        try:
+            await self._run_leased(job, lease)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish(job, JobStatus.FAILED, "cancelled at shutdown"))
+            raise
+        except LeaseLost:
+            log.warning("job %s: lease of user %s lost; results dropped", job.id, job.user_id)
+            await self._finish(job, JobStatus.FAILED, "lease lost; results dropped")
+        except Exception:
+            log.exception("job %s for user %s failed unexpectedly", job.id, job.user_id)
+            await asyncio.shield(self._finish(job, JobStatus.FAILED, "internal error"))
+        finally:
+            keep_alive.cancel()
+            await asyncio.shield(self._leases.release(lease))
+        return job
+
+    async def _keep_alive(self, lease: Lease) -> None:
+        period = max(self._leases_ttl() / 3, 0.05)
+        while True:
+            await asyncio.sleep(period)
+            if not await self._leases.renew(lease):
+                log.warning("lease of user %s lost while its job runs", lease.user_id)
+                return
+
+    def _leases_ttl(self) -> float:
+        return float(self._config.lease_seconds)
+
+    async def _finish(self, job: SyncJob, status: JobStatus, error: str | None = None) -> None:
+        await store.finish_job(job, status, self._clock(), error)
+        self.stats.count(status)
+
+    async def _run_leased(self, job: SyncJob, lease: Lease) -> None:
+        job.status = JobStatus.RUNNING
+        job.started_at = self._clock()
+        job.worker = self._leases.worker_id
+        job.lease_token = lease.token
+        await job.save(update_fields=["status", "started_at", "worker", "lease_token"])
+        row = await session_store.load(job.user_id)
+        if row is None or not row.session_data:
+            expired = row is not None and row.status == SessionStatus.EXPIRED
+            await store.pause_cursors(job.user_id, "no valid session")
+            await self._finish(job, JobStatus.AUTH_EXPIRED if expired else JobStatus.SKIPPED,
+                               "no valid Garmin session")
+            return
+        try:
+            session = self._cipher.decrypt(row.session_data, user_id=job.user_id,
+                                           purpose="session_data")
+        except DecryptionError:
+            await store.pause_cursors(job.user_id, "session cannot be decrypted")
+            await self._finish(job, JobStatus.AUTH_EXPIRED, "stored session cannot be decrypted")
+            return
+        cursor = await self._cursor(job.user_id, job.kind)
+        plan = self.plan(cursor, self._clock().date())
+        try:
+            usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan))
+        except AuthRejected as exc:
+            await self._expire(row, exc.detail)
+            await self._finish(job, JobStatus.AUTH_EXPIRED, exc.detail)
+            return
+        except GarminError as exc:
+            await self._write_back(row, exc.refreshed_session)
+            await self._failed(job, cursor, exc)
+            return
+        await self._write_back(row, usage.refreshed_session)
+        await self._store_results(job, lease, cursor, plan, usage.value)
+
+    def _work(self, kind: SyncKind, plan: Plan) -> Callable[[GarminApi], Any]:
+        if kind == SyncKind.ACTIVITIES:
+            return functools.partial(_fetch_activities, plan=plan,
+                                     page_size=self._config.page_size)
+        return functools.partial(_fetch_days, plan=plan)
+
+    async def _cursor(self, user_id: str, kind: SyncKind) -> SyncCursor:
+        cursor = await store.cursor_of(user_id, kind)
+        if cursor is None:
+            await SyncCursor.bulk_create([SyncCursor(user_id=user_id, kind=kind)],
+                                         ignore_conflicts=True)
+            cursor = await SyncCursor.get(user_id=user_id, kind=kind)
+        return cursor
+
+    async def _write_back(self, row: GarminAuthenticationState, session: str | None) -> None:
+        """Update step: persist a refresh unless a newer write (a login) replaced the row."""
+        if not session:
+            return
+        sealed = self._cipher.encrypt(session, user_id=row.user_id, purpose="session_data")
+        if await session_store.compare_and_set(row, session_data=sealed):
+            self.stats.refreshes_persisted += 1
+        else:
+            self.stats.stale_sessions_dropped += 1
+            log.info("user %s: session changed during the job; dropped the job's copy",
+                     row.user_id)
+
+    async def _expire(self, row: GarminAuthenticationState, reason: str) -> None:
+        """Definitive rejection: clear the session and stop scheduling, unless a new login
+        replaced the row meanwhile (then the new session stays and keeps its schedule)."""
+        if await session_store.compare_and_set(
+            row, session_data=None, status=SessionStatus.EXPIRED, status_reason=reason[:200]
+        ):
+            await store.pause_cursors(row.user_id, "Garmin session expired")
+            log.warning("user %s: Garmin rejected the session (%s)", row.user_id, reason)
+
+    async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
+        failures = cursor.consecutive_failures + 1
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        until = self._clock() + self.backoff(failures, retry_after)
+        await SyncCursor.filter(id=cursor.id).update(
+            consecutive_failures=failures, backoff_until=until, last_error=error.detail[:200])
+        status = JobStatus.RATE_LIMITED if isinstance(error, RateLimited) else JobStatus.FAILED
+        log.warning("job %s (%s) for user %s: %s; backing off until %s", job.id,
+                    job.kind.value, job.user_id, error.detail, until.isoformat())
+        await self._finish(job, status, error.detail)
+
+    async def _store_results(self, job: SyncJob, lease: Lease, cursor: SyncCursor,
+                             plan: Plan, raw: Any) -> None:
+        rows, skipped = _parse(job.kind, raw)
+        now = self._clock()
+        job.items_fetched = len(rows) + skipped
+        job.items_skipped = skipped
+        async with in_transaction() as connection:
+            await self._leases.fence(lease, connection)
+            upsert = (store.upsert_activities if job.kind == SyncKind.ACTIVITIES
+                      else store.upsert_days)
+            job.items_upserted = await upsert(job.user_id, rows, now, connection)
+            await SyncCursor.filter(id=cursor.id).using_db(connection).update(
+                last_synced_date=plan.last_day, last_success_at=now, backoff_until=None,
+                consecutive_failures=0, last_error=None)
+            await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
+        self.stats.count(JobStatus.SUCCESS)
+        if skipped:
+            log.warning("job %s for user %s skipped %d malformed item(s)", job.id,
+                        job.user_id, skipped)
+
+
+def _fetch_activities(api: GarminApi, plan: Plan, page_size: int) -> list[Any]:
+    # Garmin filters by local date: one day past today covers users ahead of UTC.
+    return fetch_activities(api, plan.first_day, plan.last_day + timedelta(days=1), page_size)
+
+
+def _fetch_days(api: GarminApi, plan: Plan) -> dict[date, dict[str, Any]]:
+    name = display_name(api)
+    return {day: fetch_day(api, name, day) for day in plan.days()}
+
+
+def _parse(kind: SyncKind, raw: Any) -> tuple[list[dict[str, Any]], int]:
+    """Rows to upsert and how many items were skipped as malformed (deduplicated by key)."""
+    rows: dict[Any, dict[str, Any]] = {}
+    skipped = 0
+    items: list[tuple[Any, Any]] = list(raw.items() if kind == SyncKind.HEALTH
+                                        else enumerate(raw))
+    for key, item in items:
+        try:
+            fields = (day_fields(key, item) if isinstance(key, date)
+                      else activity_fields(item))
+        except MalformedItem as exc:
+            skipped += 1
+            log.debug("skipped a malformed %s item: %s", kind.value, exc)
+            continue
+        natural = fields.get("garmin_activity_id", fields.get("calendar_date"))
+        rows[natural] = fields
+    return list(rows.values()), skipped

@@ -1,0 +1,184 @@
+"""The in-process scheduler: APScheduler ticks, claims due users, runs their jobs.
+
+Each tick claims due cursors with a compare-and-set on `next_sync_at`, so among several
+replicas on one PostgreSQL exactly one runs a user's sync per interval; the per-user lease
+keeps a user's jobs (and logins) from ever overlapping. The tick only claims as many users
+as there are free job slots, so nothing claimed waits long.
+
+APScheduler's asyncio executor cannot wait for running jobs on shutdown, so the jobs run as
+tasks this class owns: on shutdown it stops claiming, gives them
+`sync.shutdown_grace_seconds`, then cancels the rest (each marks itself FAILED and releases
+its lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from tortoise.context import TortoiseContext
+
+from service import db
+from service.config import ConfigError, SyncConfig
+from service.models import JobStatus, JobTrigger, SyncCursor, SyncJob
+from service.sessions.store import utcnow
+from service.sync import store
+from service.sync.runner import SyncRunner
+
+log = logging.getLogger(__name__)
+
+
+class SqliteSchedulerLock:
+    """On SQLite only one process may run the scheduler: an exclusive lock file says who."""
+
+    def __init__(self, database_url: str) -> None:
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        self.path = Path(f"{path}.scheduler.lock")
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(
+                "sync.enabled",
+                f"another process already runs the scheduler on this SQLite database "
+                f"({self.path}); run one scheduler per SQLite file (sync.enabled=false "
+                "elsewhere) or use PostgreSQL for several replicas",
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class SyncScheduler:
+    """Owns the job tasks of this replica, scheduled and manual alike."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        runner: SyncRunner,
+        db_context: TortoiseContext,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._config = config
+        self._runner = runner
+        self._db = db_context
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.max_concurrent_users)
+        self._accepting = True
+        self._aps: AsyncIOScheduler | None = None
+        self.ticks = 0
+
+    @property
+    def running(self) -> bool:
+        return self._aps is not None and bool(self._aps.running)
+
+    @property
+    def active_jobs(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        """Recover what a previous run left RUNNING, then tick every `sync.tick_seconds`."""
+        recovered = await self._recover()
+        if recovered:
+            log.warning("marked %d stale sync job(s) FAILED", recovered)
+        self._aps = AsyncIOScheduler(timezone=UTC)
+        self._aps.add_job(self.tick, "interval", seconds=self._config.tick_seconds,
+                          coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
+                          id="sync-tick", misfire_grace_time=None)
+        self._aps.start()
+
+    async def _recover(self) -> int:
+        pending_timeout = timedelta(seconds=self._config.lease_seconds)
+        return await store.recover_stale_jobs(self._clock(), pending_timeout)
+
+    async def tick(self) -> None:
+        """Claim due users (at most the free slots) and start their jobs."""
+        db.activate(self._db)
+        if not self._accepting:
+            return
+        self.ticks += 1
+        try:
+            await self._recover()
+            free = self._config.max_concurrent_users - len(self._tasks)
+            if free <= 0:
+                return
+            now = self._clock()
+            due = await store.due_cursors(now, min(self._config.claim_batch, free * 2))
+            by_user: dict[str, list[SyncJob]] = defaultdict(list)
+            for cursor in due:
+                if len(by_user) >= free and cursor.user_id not in by_user:
+                    break
+                if await store.claim_cursor(cursor, self._runner.next_due(cursor.kind, now)):
+                    job = await store.create_job(cursor.user_id, cursor.kind,
+                                                 JobTrigger.SCHEDULED)
+                    by_user[cursor.user_id].append(job)
+            for jobs in by_user.values():
+                self.spawn(jobs)
+        except Exception:
+            log.exception("sync tick failed; the next tick retries")
+
+    def spawn(self, jobs: Sequence[SyncJob]) -> None:
+        """Run one user's jobs one after another in a task this scheduler will drain."""
+        task = asyncio.get_running_loop().create_task(self._run(list(jobs)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, jobs: list[SyncJob]) -> None:
+        db.activate(self._db)
+        try:
+            async with self._slots:
+                for job in jobs:
+                    if not self._accepting:
+                        break
+                    await self._runner.run(job)
+                    if job.status == JobStatus.SKIPPED and job.trigger == JobTrigger.SCHEDULED:
+                        await self._retry_soon(job)
+        finally:
+            unstarted = [job for job in jobs if job.status == JobStatus.PENDING]
+            for job in unstarted:
+                await asyncio.shield(store.finish_job(job, JobStatus.FAILED, self._clock(),
+                                                      "service shutting down"))
+
+    async def _retry_soon(self, job: SyncJob) -> None:
+        """A busy user is not queued; its cursor comes due again shortly instead."""
+        soon = self._clock() + timedelta(seconds=max(self._config.tick_seconds * 2, 5))
+        await SyncCursor.filter(user_id=job.user_id, kind=job.kind,
+                                next_sync_at__isnull=False).update(next_sync_at=soon)
+
+    async def shutdown(self) -> None:
+        """Stop claiming; let jobs finish within the grace period; cancel the rest cleanly."""
+        self._accepting = False
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
+        if not self._tasks:
+            return
+        pending = set(self._tasks)
+        log.info("waiting up to %.0fs for %d sync job(s)", self._config.shutdown_grace_seconds,
+                 len(pending))
+        _done, still = await asyncio.wait(pending, timeout=self._config.shutdown_grace_seconds)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+            log.warning("cancelled %d sync job(s) at shutdown", len(still))
