@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from tortoise.exceptions import BaseORMException
 
 from service import db, logs
 from service.config import Config, ConfigError, load_config, resolve_config_path
@@ -132,4 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except OSError as exc:
         print(f"garmin-sync: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except BaseORMException as exc:
+        print(f"garmin-sync: database error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
