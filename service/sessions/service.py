@@ -32,12 +32,11 @@ from service.leases import UserLeases
 from service.models import GarminAuthenticationState, SessionStatus
 from service.problems import Problem
 from service.sessions import store
+from service.sessions.vault import MFA, SESSION, SessionVault
 from service.sync import store as sync_store
 
 log = logging.getLogger(__name__)
 
-SESSION = "session_data"
-MFA = "mfa_state"
 
 Checked = Literal["live", "cached", "unavailable", "none"]
 
@@ -91,7 +90,7 @@ class SessionService:
     ) -> None:
         self._config = config
         self._gateway = gateway
-        self._cipher = cipher
+        self._vault = SessionVault(cipher)
         self._leases = leases
         self._clock = clock
         self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
@@ -99,10 +98,10 @@ class SessionService:
     # --- helpers ------------------------------------------------------------------------
 
     def _seal(self, user_id: str, purpose: str, plaintext: str) -> str:
-        return self._cipher.encrypt(plaintext, user_id=user_id, purpose=purpose)
+        return self._vault.seal(user_id, purpose, plaintext)
 
     def _open(self, user_id: str, purpose: str, sealed: str) -> str:
-        return self._cipher.decrypt(sealed, user_id=user_id, purpose=purpose)
+        return self._vault.open(user_id, purpose, sealed)
 
     def _busy(self) -> Problem:
         return Problem(409, "user-busy", "User busy",
@@ -315,7 +314,7 @@ class SessionService:
         except GarminError as exc:
             log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
             if exc.refreshed_session:
-                await self._write_back(row, exc.refreshed_session)
+                await self._vault.write_back(row, exc.refreshed_session)
             return self._view(row, "unavailable")
         changes: dict[str, Any] = {"last_validated": self._clock(),
                                    "status": SessionStatus.VALID, "status_reason": None}
@@ -327,17 +326,9 @@ class SessionService:
             return self._view(await store.load(user_id), "live")
         return self._view(row, "live")
 
-    async def _write_back(self, row: GarminAuthenticationState, session: str) -> None:
-        sealed = self._seal(row.user_id, SESSION, session)
-        if not await store.compare_and_set(row, session_data=sealed):
-            log.info("user %s: dropped a stale refreshed session", row.user_id)
-
     async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
         """Garmin rejected the session for good: clear it, unless a new login replaced it."""
-        if await store.compare_and_set(row, session_data=None, status=SessionStatus.EXPIRED,
-                                       status_reason=reason[:200]):
-            log.warning("user %s: Garmin session expired (%s)", row.user_id, reason)
-            await sync_store.pause_cursors(row.user_id, "Garmin session expired")
+        if await self._vault.expire(row, reason):
             return self._view(row, "live")
         return self._view(await store.load(row.user_id), "live")
 

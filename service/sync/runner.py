@@ -39,6 +39,7 @@ from service.models import (
     SyncKind,
 )
 from service.sessions import store as session_store
+from service.sessions.vault import SESSION, SessionVault
 from service.sync import store
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
 
@@ -82,7 +83,7 @@ class SyncRunner:
     ) -> None:
         self._config = config
         self._gateway = gateway
-        self._cipher = cipher
+        self._vault = SessionVault(cipher)
         self._leases = leases
         self._clock = clock
         self.stats = RunnerStats()
@@ -169,8 +170,7 @@ class SyncRunner:
                                "no valid Garmin session")
             return
         try:
-            session = self._cipher.decrypt(row.session_data, user_id=job.user_id,
-                                           purpose="session_data")
+            session = self._vault.open(job.user_id, SESSION, row.session_data)
         except DecryptionError:
             await store.pause_cursors(job.user_id, "session cannot be decrypted")
             await self._finish(job, JobStatus.AUTH_EXPIRED, "stored session cannot be decrypted")
@@ -180,7 +180,7 @@ class SyncRunner:
         try:
             usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan))
         except AuthRejected as exc:
-            await self._expire(row, exc.detail)
+            await self._vault.expire(row, exc.detail)
             await self._finish(job, JobStatus.AUTH_EXPIRED, exc.detail)
             return
         except GarminError as exc:
@@ -208,22 +208,10 @@ class SyncRunner:
         """Update step: persist a refresh unless a newer write (a login) replaced the row."""
         if not session:
             return
-        sealed = self._cipher.encrypt(session, user_id=row.user_id, purpose="session_data")
-        if await session_store.compare_and_set(row, session_data=sealed):
+        if await self._vault.write_back(row, session):
             self.stats.refreshes_persisted += 1
         else:
             self.stats.stale_sessions_dropped += 1
-            log.info("user %s: session changed during the job; dropped the job's copy",
-                     row.user_id)
-
-    async def _expire(self, row: GarminAuthenticationState, reason: str) -> None:
-        """Definitive rejection: clear the session and stop scheduling, unless a new login
-        replaced the row meanwhile (then the new session stays and keeps its schedule)."""
-        if await session_store.compare_and_set(
-            row, session_data=None, status=SessionStatus.EXPIRED, status_reason=reason[:200]
-        ):
-            await store.pause_cursors(row.user_id, "Garmin session expired")
-            log.warning("user %s: Garmin rejected the session (%s)", row.user_id, reason)
 
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1

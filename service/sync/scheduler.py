@@ -151,7 +151,12 @@ class SyncScheduler:
                 for job in jobs:
                     if not self._accepting:
                         break
-                    await self._runner.run(job)
+                    try:
+                        await self._runner.run(job)
+                    except Exception:
+                        log.exception("job %s for user %s could not be recorded", job.id,
+                                      job.user_id)
+                        continue
                     if job.status == JobStatus.SKIPPED and job.trigger == JobTrigger.SCHEDULED:
                         await self._retry_soon(job)
         finally:

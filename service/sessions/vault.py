@@ -1,0 +1,57 @@
+"""The encrypted session at rest: sealing, and the two writes every session user makes.
+
+Both the status check and sync jobs follow Load-Use-Update; they share this one home for
+"write back a refreshed session unless a newer login replaced it" and "Garmin rejected the
+session: clear it and stop scheduling".
+"""
+
+from __future__ import annotations
+
+import logging
+
+from service.crypto import Cipher
+from service.models import GarminAuthenticationState, SessionStatus
+from service.sessions import store
+from service.sync import store as sync_store
+
+log = logging.getLogger(__name__)
+
+SESSION = "session_data"
+MFA = "mfa_state"
+
+
+class SessionVault:
+    def __init__(self, cipher: Cipher) -> None:
+        self._cipher = cipher
+
+    def seal(self, user_id: str, purpose: str, plaintext: str) -> str:
+        return self._cipher.encrypt(plaintext, user_id=user_id, purpose=purpose)
+
+    def open(self, user_id: str, purpose: str, sealed: str) -> str:
+        """Raises `DecryptionError` for another user's, another field's or an unknown key's
+        ciphertext: the caller treats that as "log in again"."""
+        return self._cipher.decrypt(sealed, user_id=user_id, purpose=purpose)
+
+    async def write_back(self, row: GarminAuthenticationState, session: str) -> bool:
+        """Persist a refreshed session with compare-and-set on the version read at Load.
+
+        False when another write (a login) came first: the newer session stays.
+        """
+        if await store.compare_and_set(row, session_data=self.seal(row.user_id, SESSION,
+                                                                   session)):
+            return True
+        log.info("user %s: session changed while in use; dropped the stale copy", row.user_id)
+        return False
+
+    async def expire(self, row: GarminAuthenticationState, reason: str) -> bool:
+        """Garmin rejected the session for good: clear it and pause scheduled syncs.
+
+        False when a new login replaced the row meanwhile (it keeps its session).
+        """
+        if not await store.compare_and_set(row, session_data=None,
+                                           status=SessionStatus.EXPIRED,
+                                           status_reason=reason[:200]):
+            return False
+        await sync_store.pause_cursors(row.user_id, "Garmin session expired")
+        log.warning("user %s: Garmin rejected the session (%s)", row.user_id, reason)
+        return True
