@@ -35,6 +35,7 @@ from garth.exc import GarthException, GarthHTTPError  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 from requests.cookies import create_cookie  # noqa: E402
+from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: E402
 from urllib3.util.retry import Retry  # noqa: E402
 
 from service.garmin.errors import (  # noqa: E402
@@ -222,6 +223,15 @@ def _classify_sso(message: str) -> GarminError:
     return GarminProtocolError("unexpected Garmin sign-in answer")
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """requests reports a read timeout as ConnectionError(MaxRetryError(ReadTimeoutError))
+    whenever a urllib3 Retry is mounted (ours always is): look at the cause."""
+    if not isinstance(exc, requests.ConnectionError) or not exc.args:
+        return False
+    reason = getattr(exc.args[0], "reason", exc.args[0])
+    return isinstance(reason, Urllib3Timeout)
+
+
 def classify(exc: BaseException) -> GarminError:
     """Every exception garth or requests can raise, mapped to the service's error types.
 
@@ -236,7 +246,7 @@ def classify(exc: BaseException) -> GarminError:
         return _classify_http(exc.error.response)
     if isinstance(exc, requests.HTTPError):
         return _classify_http(exc.response)
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
         return GarminUnavailable("Garmin did not answer in time", timeout=True)
     if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
         return GarminUnavailable("cannot reach Garmin")

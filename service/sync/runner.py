@@ -119,12 +119,32 @@ class SyncRunner:
     # --- the job ------------------------------------------------------------------------
 
     async def run(self, job: SyncJob) -> SyncJob:
-        """Run a PENDING job to a final status; SKIPPED when the user is busy elsewhere."""
-        lease = await self._leases.acquire(job.user_id, f"sync:{job.kind.value}")
+        """Run one PENDING job to a final status; SKIPPED when the user is busy elsewhere."""
+        await self.run_for_user([job])
+        return job
+
+    async def run_for_user(self, jobs: list[SyncJob], lease: Lease | None = None) -> None:
+        """Run one user's jobs in order under one lease (claimed here unless given).
+
+        When the user is busy (another job, a login or an MFA on any replica) every job is
+        recorded SKIPPED, not queued. The lease is renewed while the jobs run and released
+        at the end, also on cancellation.
+        """
         if lease is None:
-            await self._finish(job, JobStatus.SKIPPED, "another job, login or MFA is running")
-            return job
+            lease = await self._leases.acquire(jobs[0].user_id, "sync")
+        if lease is None:
+            for job in jobs:
+                await self._finish(job, JobStatus.SKIPPED, "another job, login or MFA is running")
+            return
         keep_alive = asyncio.ensure_future(self._keep_alive(lease))
+        try:
+            for job in jobs:
+                await self._run_one(job, lease)
+        finally:
+            keep_alive.cancel()
+            await asyncio.shield(self._leases.release(lease))
+
+    async def _run_one(self, job: SyncJob, lease: Lease) -> None:
         try:
             await self._run_leased(job, lease)
         except asyncio.CancelledError:
@@ -136,10 +156,9 @@ class SyncRunner:
         except Exception:
             log.exception("job %s for user %s failed unexpectedly", job.id, job.user_id)
             await asyncio.shield(self._finish(job, JobStatus.FAILED, "internal error"))
-        finally:
-            keep_alive.cancel()
-            await asyncio.shield(self._leases.release(lease))
-        return job
+
+    async def release(self, lease: Lease) -> None:
+        await self._leases.release(lease)
 
     async def _keep_alive(self, lease: Lease) -> None:
         period = max(self._leases_ttl() / 3, 0.05)

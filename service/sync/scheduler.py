@@ -28,6 +28,7 @@ from tortoise.context import TortoiseContext
 
 from service import db
 from service.config import ConfigError, SyncConfig
+from service.leases import Lease
 from service.models import JobStatus, JobTrigger, SyncCursor, SyncJob
 from service.sessions.store import utcnow
 from service.sync import store
@@ -138,32 +139,36 @@ class SyncScheduler:
         except Exception:
             log.exception("sync tick failed; the next tick retries")
 
-    def spawn(self, jobs: Sequence[SyncJob]) -> None:
-        """Run one user's jobs one after another in a task this scheduler will drain."""
-        task = asyncio.get_running_loop().create_task(self._run(list(jobs)))
+    def spawn(self, jobs: Sequence[SyncJob], lease: Lease | None = None) -> None:
+        """Run one user's jobs one after another in a task this scheduler will drain.
+
+        A manual sync passes the lease it already claimed, so a second request for the
+        same user is refused at once instead of racing to a SKIPPED job.
+        """
+        task = asyncio.get_running_loop().create_task(self._run(list(jobs), lease))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, jobs: list[SyncJob]) -> None:
+    async def _run(self, jobs: list[SyncJob], lease: Lease | None) -> None:
         db.activate(self._db)
+        started = False
         try:
             async with self._slots:
-                for job in jobs:
-                    if not self._accepting:
-                        break
-                    try:
-                        await self._runner.run(job)
-                    except Exception:
-                        log.exception("job %s for user %s could not be recorded", job.id,
-                                      job.user_id)
-                        continue
-                    if job.status == JobStatus.SKIPPED and job.trigger == JobTrigger.SCHEDULED:
-                        await self._retry_soon(job)
+                if self._accepting:
+                    started = True
+                    await self._runner.run_for_user(jobs, lease)
+            for job in jobs:
+                if job.status == JobStatus.SKIPPED and job.trigger == JobTrigger.SCHEDULED:
+                    await self._retry_soon(job)
+        except Exception:
+            log.exception("sync jobs of user %s could not be recorded", jobs[0].user_id)
         finally:
-            unstarted = [job for job in jobs if job.status == JobStatus.PENDING]
-            for job in unstarted:
-                await asyncio.shield(store.finish_job(job, JobStatus.FAILED, self._clock(),
-                                                      "service shutting down"))
+            if lease is not None and not started:
+                await asyncio.shield(self._runner.release(lease))
+            for job in jobs:
+                if job.status == JobStatus.PENDING:
+                    await asyncio.shield(store.finish_job(job, JobStatus.FAILED, self._clock(),
+                                                          "service shutting down"))
 
     async def _retry_soon(self, job: SyncJob) -> None:
         """A busy user is not queued; its cursor comes due again shortly instead."""

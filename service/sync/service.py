@@ -20,7 +20,6 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
-    UserLease,
 )
 from service.problems import Problem, bad_request
 from service.sessions import store as session_store
@@ -68,19 +67,18 @@ class SyncService:
             raise Problem(409, "no-session", "No Garmin session",
                           "The Garmin session expired; log in again." if expired
                           else "The user has not connected a Garmin account; log in first.")
-        if await self._busy(user_id):
+        lease = await self._leases.acquire(user_id, "sync")
+        if lease is None:
             raise Problem(409, "user-busy", "User busy",
                           "A sync, login or MFA for this user is running; try again shortly.")
-        await store.resume_cursors_if_missing(user_id)
-        jobs = [await store.create_job(user_id, kind, JobTrigger.MANUAL) for kind in kinds]
-        self._scheduler.spawn(jobs)
+        try:
+            await store.resume_cursors_if_missing(user_id)
+            jobs = [await store.create_job(user_id, kind, JobTrigger.MANUAL) for kind in kinds]
+        except BaseException:
+            await self._leases.release(lease)
+            raise
+        self._scheduler.spawn(jobs, lease)
         return jobs
-
-    async def _busy(self, user_id: str) -> bool:
-        if self._leases.is_held_here(user_id):
-            return True
-        return await UserLease.filter(user_id=user_id, owner__isnull=False,
-                                      expires_at__gt=self._clock()).exists()
 
     async def jobs(self, user_id: str, limit: int, cursor: str | None) -> Page[SyncJob]:
         before = int(_decode(cursor, 1)[0]) if cursor else None

@@ -1,0 +1,492 @@
+"""How sync jobs fail: what each kind of Garmin failure does to the job, the stored session,
+the cursor's backoff and the data, driven through the real app against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from service.config import Config
+from service.keys import CIPHER, CONFIG, RUNNER, SCHEDULER
+from service.models import (
+    Activity,
+    DailyHealth,
+    GarminAuthenticationState,
+    JobTrigger,
+    SyncCursor,
+    SyncJob,
+    SyncKind,
+)
+from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.sandbox import Account, Fault, expected_activities
+from tests.conftest import Api, Sandbox, raw_rows
+from tests.sync.conftest import connect, drain, sync_now, use_db
+
+StartApi = Callable[[Config], Awaitable[Api]]
+MakeConfig = Callable[..., Config]
+
+USER = "user-1"
+ACCOUNT = "alice@example.com"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _account(sandbox: Sandbox) -> Account:
+    account = sandbox.state.get_account(ACCOUNT)
+    assert account is not None
+    return account
+
+
+async def _row(api: Api) -> dict[str, Any]:
+    rows = await raw_rows(api)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def _cursor(api: Api, kind: SyncKind = SyncKind.ACTIVITIES) -> SyncCursor:
+    use_db(api)
+    return await SyncCursor.get(user_id=USER, kind=kind)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10) -> None:
+    """Poll until `check` holds (a condition, never a fixed wait)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if result if isinstance(result, bool) else await result:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def _post_sync(api: Api, *kinds: str) -> Any:
+    body = {"kinds": list(kinds)} if kinds else {}
+    return await api.client.post("/api/v1/garmin/sync", headers=api.headers(USER), json=body)
+
+
+async def _problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+    body: dict[str, Any] = await response.json(content_type=None)
+    assert body["type"] == TYPE_BASE + slug, body
+    assert body["status"] == status
+    return body
+
+
+def _backfill_window(api: Api, account: Account) -> list[dict[str, Any]]:
+    """What the sandbox lists for the first activities sync: the last `backfill_days` local
+    dates (the job asks up to tomorrow; the sandbox has nothing after today)."""
+    today = _now().date()
+    first = today - timedelta(days=api.app[CONFIG].sync.backfill_days - 1)
+    return [item for item in expected_activities(account, today)
+            if first.isoformat() <= item["startTimeLocal"][:10] <= today.isoformat()]
+
+
+async def _stored_activity_ids(api: Api) -> list[int]:
+    use_db(api)
+    return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
+
+
+def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
+    """The garth session in a row: [oauth1, oauth2] token dicts."""
+    plain = api.app[CIPHER].decrypt(sealed, user_id=USER, purpose="session_data")
+    tokens: list[dict[str, Any]] = json.loads(base64.b64decode(plain))
+    return tokens
+
+
+# --- definitive failures: the session is gone -------------------------------------------
+
+
+async def test_revoked_oauth1_expires_the_session_and_pauses_both_cursors(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
+    account = _account(sandbox)
+    exchanges, refreshes = account.exchanges, account.refreshes
+    sandbox.state.revoke_oauth1(ACCOUNT)
+
+    jobs = await sync_now(api, USER)
+
+    assert {job["kind"]: job["status"] for job in jobs} == {
+        "activities": "AUTH_EXPIRED", "health": "AUTH_EXPIRED"}
+    assert account.exchanges > exchanges and account.refreshes == refreshes
+    row = await _row(api)
+    assert row["session_data"] is None
+    assert row["status"] == "EXPIRED"
+    status = await (await api.status(USER)).json()
+    assert status["status"] == "EXPIRED"
+    assert {kind: entry["next_sync_at"] for kind, entry in status["sync"].items()} == {
+        "activities": None, "health": None}
+    use_db(api)
+    cursors = await SyncCursor.filter(user_id=USER)
+    assert len(cursors) == 2
+    assert all(cursor.next_sync_at is None for cursor in cursors)
+    body = await _problem(await _post_sync(api), 409, "no-session")
+    assert "log in again" in body["detail"]
+
+
+async def test_401_on_data_calls_after_a_successful_refresh_expires_the_session(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT)
+    account = _account(sandbox)
+    refreshes = account.refreshes
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=401))
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "AUTH_EXPIRED", jobs
+    assert account.refreshes == refreshes + 1  # one refresh worked, the retry still got 401
+    row = await _row(api)
+    assert row["session_data"] is None and row["status"] == "EXPIRED"
+    use_db(api)
+    assert all(c.next_sync_at is None for c in await SyncCursor.filter(user_id=USER))
+
+
+# --- transient failures: the session stays, the cursor backs off -------------------------
+
+
+async def test_garmin_5xx_fails_the_job_keeps_the_session_and_grows_the_backoff(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(sync={"backoff_base_seconds": 1000,
+                                            "backoff_max_seconds": 100_000}))
+    base = timedelta(seconds=api.app[CONFIG].sync.backoff_base_seconds)
+    await connect(api, sandbox, USER, ACCOUNT)
+    before = await _row(api)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503))
+
+    started = _now()
+    jobs = await sync_now(api, USER, "activities")
+    ended = _now()
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    after = await _row(api)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+    first = await _cursor(api)
+    assert first.consecutive_failures == 1
+    assert first.last_synced_date is None
+    assert first.backoff_until is not None and first.backoff_until > ended
+    # failure 1: base * U(0.5, 1), whatever the jitter drew
+    assert started + base / 2 <= first.backoff_until <= ended + base
+
+    started = _now()
+    jobs = await sync_now(api, USER, "activities")
+    ended = _now()
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    second = await _cursor(api)
+    assert second.consecutive_failures == 2
+    assert second.backoff_until is not None
+    # failure 2: base * 2 * U(0.5, 1), so at least the base the first delay never exceeded
+    assert started + base <= second.backoff_until <= ended + 2 * base
+    assert second.backoff_until - started >= first.backoff_until - ended
+    after = await _row(api)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+
+
+async def test_timeout_fails_the_job_and_keeps_the_session(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(garmin={"timeout_seconds": 1}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    before = await _row(api)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(hang_seconds=3))
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    assert "in time" in jobs[0]["error"]
+    after = await _row(api)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+    assert (await _cursor(api)).consecutive_failures == 1
+
+
+@pytest.mark.parametrize("fault", [Fault(reset=True), Fault(truncated=True)],
+                         ids=["connection-reset", "truncated-json"])
+async def test_broken_answer_midway_fails_the_job_without_partial_rows(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi,
+    monkeypatch: pytest.MonkeyPatch, fault: Fault,
+) -> None:
+    api = await start_api(make_config(sync={"page_size": 10}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    account = _account(sandbox)
+    before = await _row(api)
+    count_data = sandbox.state.count_data
+
+    def break_second_page(username: str | None, family: str) -> None:
+        # counted before the sandbox looks up faults: the second page gets the fault
+        count_data(username, family)
+        if family == "activities" and account.data_calls["activities"] == 2:
+            sandbox.state.set_fault(ACCOUNT, "api", dataclasses.replace(fault, times=1))
+
+    monkeypatch.setattr(sandbox.state, "count_data", break_second_page)
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    assert jobs[0]["items_upserted"] == 0
+    assert account.data_calls["activities"] == 2  # page 1 arrived, page 2 broke
+    assert await _stored_activity_ids(api) == []
+    cursor = await _cursor(api)
+    assert cursor.last_synced_date is None and cursor.consecutive_failures == 1
+    after = await _row(api)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+
+
+async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    manual = await start_api(make_config(sync={"initial_spread_seconds": 0}))
+    await connect(manual, sandbox, USER, ACCOUNT)
+    account = _account(sandbox)
+    before = await _row(manual)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=429, retry_after=600))
+
+    started = _now()
+    jobs = await sync_now(manual, USER)
+
+    assert {job["kind"]: job["status"] for job in jobs} == {
+        "activities": "RATE_LIMITED", "health": "RATE_LIMITED"}
+    after = await _row(manual)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+    use_db(manual)
+    cursors = await SyncCursor.filter(user_id=USER)
+    assert len(cursors) == 2
+    for cursor in cursors:
+        assert cursor.backoff_until is not None
+        assert cursor.backoff_until >= started + timedelta(seconds=600)
+        # due by its schedule: only the backoff holds it back
+        assert cursor.next_sync_at is not None and cursor.next_sync_at <= _now()
+
+    scheduled = await start_api(make_config(sync={
+        "enabled": True, "tick_seconds": 0.1, "initial_spread_seconds": 0}))
+    scheduler = scheduled.app[SCHEDULER]
+    calls = (account.api_calls, dict(account.data_calls))
+    target = scheduler.ticks + 5
+    await _eventually(lambda: scheduler.ticks >= target)  # ticks before the last are done
+
+    assert (account.api_calls, account.data_calls) == calls
+    use_db(scheduled)
+    assert not await SyncJob.filter(user_id=USER, trigger=JobTrigger.SCHEDULED).exists()
+
+    # control: the same scheduler does pick the user once the backoff is over
+    sandbox.state.clear_fault(ACCOUNT, "api")
+    await SyncCursor.filter(user_id=USER).update(backoff_until=_now() - timedelta(seconds=1))
+
+    async def both_synced() -> bool:
+        use_db(scheduled)
+        return await SyncJob.filter(user_id=USER, trigger=JobTrigger.SCHEDULED,
+                                    status="SUCCESS").count() == 2
+
+    await _eventually(both_synced)
+    await drain(scheduled)
+    assert account.api_calls > calls[0]
+
+
+# --- partial trouble that is not a failure -----------------------------------------------
+
+
+async def test_malformed_activity_is_skipped_and_the_rest_is_stored(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT, malformed_activity_every=5)
+
+    jobs = await sync_now(api, USER, "activities")
+
+    job = jobs[0]
+    assert job["status"] == "SUCCESS", jobs
+    window = _backfill_window(api, _account(sandbox))
+    malformed = [item for item in window if "activityId" not in item]
+    good = {item["activityId"] for item in window if "activityId" in item}
+    assert malformed and good
+    assert job["items_skipped"] == len(malformed)
+    assert job["items_fetched"] == len(window)
+    assert job["items_upserted"] == len(good)
+    assert set(await _stored_activity_ids(api)) == good
+
+
+# --- paging and incremental windows -------------------------------------------------------
+
+
+async def test_backfill_pages_store_every_activity_exactly_once(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(sync={"page_size": 7}))
+    page_size = api.app[CONFIG].sync.page_size
+    await connect(api, sandbox, USER, ACCOUNT, activities_per_day=2)
+    account = _account(sandbox)
+    pages = account.data_calls["activities"]
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "SUCCESS", jobs
+    expected = [item["activityId"] for item in _backfill_window(api, account)]
+    count = len(expected)
+    assert count == 2 * api.app[CONFIG].sync.backfill_days
+    stored = await _stored_activity_ids(api)
+    assert sorted(stored) == sorted(expected)
+    assert len(set(stored)) == count
+    # ceil(n / page) pages; when n is a multiple of the page, one more (empty) page
+    assert account.data_calls["activities"] - pages == count // page_size + 1
+    assert jobs[0]["items_fetched"] == count
+
+
+async def test_second_health_sync_fetches_only_the_overlap_days(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT)
+    account = _account(sandbox)
+    config = api.app[CONFIG].sync
+    summaries = account.data_calls["summary"]
+
+    first = await sync_now(api, USER, "health")
+
+    assert first[0]["status"] == "SUCCESS", first
+    assert account.data_calls["summary"] - summaries == config.backfill_days
+    use_db(api)
+    updated: dict[date, datetime] = dict(
+        await DailyHealth.filter(user_id=USER).values_list("calendar_date", "updated_at"))
+    summaries = account.data_calls["summary"]
+
+    second = await sync_now(api, USER, "health")
+
+    assert second[0]["status"] == "SUCCESS", second
+    assert account.data_calls["summary"] - summaries == config.overlap_days == 2
+    assert second[0]["items_upserted"] == config.overlap_days
+    use_db(api)
+    now_updated = dict(
+        await DailyHealth.filter(user_id=USER).values_list("calendar_date", "updated_at"))
+    assert now_updated.keys() == updated.keys()
+    today = _now().date()
+    assert {day for day, at in now_updated.items() if at != updated[day]} == {
+        today - timedelta(days=1), today}
+
+
+# --- refreshes around failures ------------------------------------------------------------
+
+
+async def test_refresh_before_a_failed_data_call_is_persisted(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
+    account = _account(sandbox)
+    before = await _row(api)
+    refreshes = account.refreshes
+    persisted = api.app[RUNNER].stats.refreshes_persisted
+    # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    assert account.refreshes == refreshes + 1
+    after = await _row(api)
+    assert after["version"] == before["version"] + 1
+    assert after["session_data"] != before["session_data"]
+    newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
+    assert _session_of(api, after["session_data"])[1]["access_token"] == newest
+    assert _session_of(api, before["session_data"])[1]["access_token"] != newest
+    assert api.app[RUNNER].stats.refreshes_persisted == persisted + 1
+
+
+async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
+    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
+    account = _account(sandbox)
+    before = await _row(api)
+    exchanges, refreshes = account.exchanges, account.refreshes
+    sandbox.state.set_fault(ACCOUNT, "exchange", Fault(status=503))
+
+    jobs = await sync_now(api, USER, "activities")
+
+    assert jobs[0]["status"] == "FAILED", jobs
+    assert account.exchanges > exchanges and account.refreshes == refreshes
+    after = await _row(api)
+    assert (after["session_data"], after["version"]) == (before["session_data"],
+                                                         before["version"])
+    assert after["status"] == "VALID"
+
+
+# --- concurrency with logins and other syncs ---------------------------------------------
+
+
+async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    first = await start_api(make_config())
+    second = await start_api(make_config())
+    await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
+    account = _account(sandbox)
+    account.latency_ms = 300
+    stats = first.app[RUNNER].stats
+    dropped, persisted = stats.stale_sessions_dropped, stats.refreshes_persisted
+    exchanges, logins = account.exchanges, account.login_attempts
+
+    response = await _post_sync(first, "activities")
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["jobs"][0]["id"]
+    # the job has loaded the row and is refreshing at Garmin
+    await _eventually(lambda: account.exchanges > exchanges)
+
+    # the lease is in the database: a login on either instance is refused while it runs
+    for instance in (first, second):
+        await _problem(await instance.login(USER, ACCOUNT), 409, "user-busy")
+    assert account.login_attempts == logins
+
+    # a login that finished during the job: new ciphertext, next version
+    use_db(first)
+    row = await GarminAuthenticationState.get(user_id=USER)
+    cipher = first.app[CIPHER]
+    plain = cipher.decrypt(row.session_data, user_id=USER, purpose="session_data")
+    sealed = cipher.encrypt(plain, user_id=USER, purpose="session_data")
+    assert await GarminAuthenticationState.filter(user_id=USER, version=row.version).update(
+        version=row.version + 1, session_data=sealed) == 1
+    assert first.app[SCHEDULER].active_jobs == 1  # the job had not written back yet
+
+    await drain(first)
+
+    use_db(first)
+    job = await SyncJob.get(id=job_id)
+    assert job.status == "SUCCESS", job.error
+    assert account.refreshes > 0
+    after = await _row(first)
+    assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
+    assert stats.stale_sessions_dropped == dropped + 1
+    assert stats.refreshes_persisted == persisted
+
+
+async def test_second_sync_while_a_job_runs_is_refused_as_busy(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT)
+    account = _account(sandbox)
+    account.latency_ms = 300
+    calls = account.api_calls
+
+    response = await _post_sync(api, "activities")
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["jobs"][0]["id"]
+    await _eventually(lambda: account.api_calls > calls)  # the job is at Garmin
+
+    await _problem(await _post_sync(api, "activities"), 409, "user-busy")
+
+    await drain(api)
+    use_db(api)
+    jobs = await SyncJob.filter(user_id=USER)
+    assert [(job.id, job.status) for job in jobs] == [(job_id, "SUCCESS")]
