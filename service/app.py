@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import db
-from service.api import v1
+from service.api import probes, v1
 from service.api.middleware import auth_middleware, database_middleware
 from service.api.parsing import MAX_BODY_BYTES
 from service.config import Config
@@ -111,11 +111,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             lock.release()
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers; no I/O."""
-    return web.json_response({"status": "ok"})
-
-
 def create_app(config: Config) -> web.Application:
     """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
     app = web.Application(
@@ -126,7 +121,8 @@ def create_app(config: Config) -> web.Application:
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", probes.healthz)
+    app.router.add_get("/readyz", probes.readyz)
     v1.add_routes(app)
     app.cleanup_ctx.extend([database_ctx, garmin_ctx, services_ctx])
     return app

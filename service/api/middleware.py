@@ -14,7 +14,7 @@ from service.problems import Handler, Problem
 USER_ID_HEADER = "X-User-Id"
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
-PUBLIC_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json"})
 
 
 @web.middleware

@@ -81,7 +81,12 @@ class SyncService:
         return jobs
 
     async def jobs(self, user_id: str, limit: int, cursor: str | None) -> Page[SyncJob]:
-        before = int(_decode(cursor, 1)[0]) if cursor else None
+        before = None
+        if cursor:
+            text = _decode(cursor, 1)[0]
+            if not (text.isascii() and text.isdigit()):
+                raise bad_request("The cursor is not one this API returned.")
+            before = int(text)
         rows = await store.jobs_page(user_id, limit + 1, before)
         more = len(rows) > limit
         rows = rows[:limit]

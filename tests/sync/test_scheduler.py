@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from service.app import create_app
 from service.config import Config, ConfigError
 from service.keys import SCHEDULER
 from service.models import (
@@ -92,6 +94,10 @@ async def wait_for_synced(api: Api, users: list[str], timeout: float = 30) -> No
     await wait_for(done, f"both kinds synced for {len(users)} user(s)", timeout)
 
 
+async def _no_active_jobs(api: Api) -> bool:
+    return bool(api.app[SCHEDULER].active_jobs == 0)
+
+
 async def unfinished(api: Api) -> list[SyncJob]:
     use_db(api)
     return await SyncJob.filter(status__in=[JobStatus.RUNNING, JobStatus.PENDING])
@@ -163,10 +169,6 @@ async def test_fifty_users_are_each_synced_once_per_kind_with_bounded_concurrenc
     crossed = [r for r in attributed
                if r.token_account.casefold() != owner_of[r.caller].casefold()]
     assert crossed == []
-
-
-async def _no_active_jobs(api: Api) -> bool:
-    return bool(api.app[SCHEDULER].active_jobs == 0)
 
 
 async def test_new_users_first_syncs_are_spread_over_the_initial_spread(
@@ -324,7 +326,7 @@ async def test_job_finishing_within_the_grace_succeeds_before_close_returns(
     await connect(setup, sandbox, "user-1", ALICE)
     account = sandbox.state.get_account(ALICE)
     assert account is not None
-    account.latency_ms = 150
+    account.latency_ms = 500
     api = await start_api(scheduled(make_config, shutdown_grace_seconds=10, backfill_days=1))
 
     async def started() -> bool:
@@ -332,11 +334,14 @@ async def test_job_finishing_within_the_grace_succeeds_before_close_returns(
 
     await wait_for(started, "a job to start")
     [job] = await _running(setup)
+    closing = datetime.now(UTC)
     await api.client.close()
+    closed = datetime.now(UTC)
 
     use_db(setup)
     await job.refresh_from_db()
     assert job.status == JobStatus.SUCCESS, job.error
+    assert job.finished_at is not None and closing < job.finished_at <= closed
     assert job.items_upserted >= 1
     assert await unfinished(setup) == []
     lease = await UserLease.get(user_id="user-1")
@@ -353,10 +358,26 @@ async def test_second_scheduler_on_the_same_sqlite_file_refuses_to_start(
 ) -> None:
     first = await start_api(scheduled(make_config))
     assert first.app[SCHEDULER].running
-    with pytest.raises(ConfigError) as refused:
-        await start_api(scheduled(make_config))
+    runner = web.AppRunner(create_app(scheduled(make_config)))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            await runner.setup()
+    finally:
+        await runner.cleanup()  # closes what the failed startup had opened
     assert refused.value.key == "sync.enabled"
     assert "sync.enabled" in str(refused.value)
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the scheduler lock file exists on SQLite only; "
+                    "PostgreSQL replicas share the work through the database")
+async def test_scheduler_can_start_on_the_sqlite_file_once_the_previous_one_stopped(
+    make_config: MakeConfig, start_api: StartApi
+) -> None:
+    first = await start_api(scheduled(make_config))
+    assert first.app[SCHEDULER].running
+    await first.client.close()
+    second = await start_api(scheduled(make_config))
+    assert second.app[SCHEDULER].running
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="the scheduler lock file exists on SQLite only; "

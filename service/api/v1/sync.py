@@ -24,7 +24,7 @@ def _iso(value: datetime | date | None) -> str | None:
 
 def query_limit(request: web.Request) -> int:
     text = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}.")
     return int(text)
 
@@ -54,7 +54,8 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise bad_request(f"{name} must be an ISO 8601 date or date-time.") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # normalised to UTC: SQLite compares the stored ISO text, where "+02:00" sorts wrongly
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def job_body(job: SyncJob) -> dict[str, Any]:
