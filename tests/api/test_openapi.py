@@ -85,7 +85,8 @@ def schema_errors(value: Any, schema: dict[str, Any], spec: dict[str, Any],
 def test_checker_catches_what_it_should() -> None:
     spec = build_spec()
     good = {"status": "VALID", "checked": "live", "last_validated": "2026-01-01T00:00:00+00:00",
-            "connected_at": None, "mfa_pending": False, "mfa_expires_at": None, "reason": None, "sync": {}}
+            "connected_at": None, "mfa_pending": False, "mfa_expires_at": None, "reason": None,
+            "sync": {}}
     assert schema_errors(good, STATUS_SCHEMA, spec) == []
     assert schema_errors({**good, "status": "valid"}, STATUS_SCHEMA, spec)
     assert schema_errors({**good, "checked": None}, STATUS_SCHEMA, spec)
