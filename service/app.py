@@ -17,7 +17,11 @@ from aiohttp import web
 
 from service import db
 from service.api import probes, v1
-from service.api.middleware import auth_middleware, database_middleware
+from service.api.middleware import (
+    auth_middleware,
+    database_middleware,
+    request_id_middleware,
+)
 from service.api.parsing import MAX_BODY_BYTES
 from service.config import Config
 from service.crypto import build_cipher
@@ -114,7 +118,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
     app = web.Application(
-        middlewares=[problem_middleware, database_middleware, auth_middleware],
+        middlewares=[request_id_middleware, problem_middleware, database_middleware,
+                     auth_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONFIG] = config

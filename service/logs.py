@@ -8,12 +8,18 @@ libraries are held at WARNING even when the service runs at DEBUG.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
+
+# Who a log line is about: set by the request middleware and by sync jobs.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+user_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
+job_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
 
 REDACTED = "[REDACTED]"
 NOISY_LIBRARIES = ("urllib3", "requests_oauthlib", "oauthlib", "requests", "garth", "asyncio",
@@ -38,9 +44,13 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Renders the record (message and exception) once, redacted, so nothing raw remains."""
+    """Renders the record (message and exception) once, redacted, so nothing raw remains;
+    also stamps it with the request, user and job it belongs to."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.user_id = user_id.get()
+        record.job_id = job_id.get()
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -62,6 +72,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in ("request_id", "user_id", "job_id"):
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry)
@@ -70,6 +84,12 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        tags = [f"{name}={getattr(record, name)}" for name in ("request_id", "user_id", "job_id")
+                if getattr(record, name, None) is not None]
+        return f"{line} [{' '.join(tags)}]" if tags else line
 
 
 def configure(level: str, fmt: str, stream: IO[str] | None = None) -> logging.Handler:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 import re
+import uuid
 
 from aiohttp import web
 
-from service import db
+from service import db, logs
 from service.keys import CONFIG, DB_CONTEXT
 from service.problems import Handler, Problem
 
@@ -15,6 +16,21 @@ USER_ID_HEADER = "X-User-Id"
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json"})
+
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Honour a caller's X-Request-Id (or make one), tag every log line with it, return it."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    rid = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+    logs.request_id.set(rid)
+    response = await handler(request)
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response
 
 
 @web.middleware
@@ -63,4 +79,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Every /api/v1 route needs an API key and a user id; probes and the spec stay open."""
     if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
         request[USER_ID] = authenticate(request)
+        logs.user_id.set(request[USER_ID])
     return await handler(request)

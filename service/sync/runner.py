@@ -19,6 +19,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from service import logs
 from service.config import SyncConfig
 from service.crypto import Cipher, DecryptionError
 from service.garmin import (
@@ -145,6 +146,8 @@ class SyncRunner:
             await asyncio.shield(self._leases.release(lease))
 
     async def _run_one(self, job: SyncJob, lease: Lease) -> None:
+        logs.user_id.set(job.user_id)
+        logs.job_id.set(job.id)
         try:
             await self._run_leased(job, lease)
         except asyncio.CancelledError:
