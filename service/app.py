@@ -2,7 +2,8 @@
 
 Every resource is tied to the app with `cleanup_ctx`, opened in order on startup and closed
 in reverse on shutdown: database (after migrations), Garmin gateway (thread pool), domain
-services.
+services, and (with metrics on) the event-loop lag watcher. Each app instance has its own
+Prometheus registry (`METRICS`), never prometheus-client's global one.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from service import db
 from service.api import probes, v1
 from service.api.middleware import (
+    METRICS_PATH,
     auth_middleware,
     database_middleware,
     request_id_middleware,
@@ -32,12 +35,14 @@ from service.keys import (
     DB_CONTEXT,
     GATEWAY,
     LEASES,
+    METRICS,
     RUNNER,
     SCHEDULER,
     SESSIONS,
     SYNC,
 )
 from service.leases import UserLeases
+from service.metrics import Metrics, http_middleware, loop_lag_ctx
 from service.problems import problem_middleware
 from service.sessions.service import SessionService
 from service.sync.runner import SyncRunner
@@ -78,7 +83,9 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     configure_consumer(garmin.oauth_consumer_key, garmin.oauth_consumer_secret)
     settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
                               timeout_seconds=garmin.timeout_seconds, retries=garmin.retries)
-    gateway = GarminGateway(settings, threads=garmin.executor_threads)
+    metrics = app[METRICS]
+    gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics)
+    metrics.watch_executor(lambda: gateway.busy_threads, lambda: gateway.queue_depth)
     app[GATEWAY] = gateway
     yield
     gateway.close()
@@ -96,8 +103,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds)
     app[LEASES] = leases
     app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases)
-    runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases)
+    runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, metrics=app[METRICS])
     scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT])
+    app[METRICS].watch_sync_jobs(lambda: scheduler.active_jobs)
     app[RUNNER] = runner
     app[SCHEDULER] = scheduler
     app[SYNC] = SyncService(scheduler, leases)
@@ -117,17 +125,25 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
-    app = web.Application(
-        middlewares=[request_id_middleware, problem_middleware, database_middleware,
-                     auth_middleware],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    metrics = Metrics()
+    # metrics sit just inside the request id, outside the problem renderer: every answer,
+    # problem responses included, is counted with the status the caller gets
+    middlewares: list[Middleware] = [request_id_middleware, problem_middleware,
+                                     database_middleware, auth_middleware]
+    if config.metrics.enabled:
+        middlewares.insert(1, http_middleware(metrics))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
+    app[METRICS] = metrics
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
+    if config.metrics.enabled:
+        app.router.add_get(METRICS_PATH, probes.metrics)
     v1.add_routes(app)
     app.cleanup_ctx.extend([database_ctx, garmin_ctx, services_ctx])
+    if config.metrics.enabled:
+        app.cleanup_ctx.append(loop_lag_ctx(metrics))
     return app

@@ -111,6 +111,12 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool
+    require_auth: bool
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig
     http: HttpConfig
@@ -122,6 +128,7 @@ class Config:
     login: LoginConfig
     sync: SyncConfig
     logging: LoggingConfig
+    metrics: MetricsConfig
 
 
 # --- the schema -------------------------------------------------------------------------
@@ -285,6 +292,10 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "level": (_one_of(*LOG_LEVELS, upper=True), "INFO"),
         "format": (_one_of("json", "text"), "text"),
     },
+    "metrics": {
+        "enabled": (_as_bool, True),
+        "require_auth": (_as_bool, False),
+    },
 }
 
 SECTION_TYPES: dict[str, type[Any]] = {
@@ -298,6 +309,7 @@ SECTION_TYPES: dict[str, type[Any]] = {
     "login": LoginConfig,
     "sync": SyncConfig,
     "logging": LoggingConfig,
+    "metrics": MetricsConfig,
 }
 
 

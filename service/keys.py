@@ -9,6 +9,7 @@ from service.config import Config
 from service.crypto import Cipher
 from service.garmin import GarminGateway
 from service.leases import UserLeases
+from service.metrics import Metrics
 from service.sessions.service import SessionService
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SyncScheduler
@@ -23,3 +24,4 @@ SESSIONS = web.AppKey("session_service", SessionService)
 RUNNER = web.AppKey("sync_runner", SyncRunner)
 SCHEDULER = web.AppKey("sync_scheduler", SyncScheduler)
 SYNC = web.AppKey("sync_service", SyncService)
+METRICS = web.AppKey("metrics", Metrics)

@@ -16,6 +16,7 @@ USER_ID_HEADER = "X-User-Id"
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json"})
+METRICS_PATH = "/metrics"
 
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -56,8 +57,8 @@ def _key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
-def authenticate(request: web.Request) -> str:
-    """Check the bearer key and return the caller's user id (the only row it may touch)."""
+def check_api_key(request: web.Request) -> None:
+    """The caller presents one of `auth.api_keys` as a bearer token, or gets a 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     keys = request.app[CONFIG].auth.api_keys
@@ -65,6 +66,11 @@ def authenticate(request: web.Request) -> str:
         raise _unauthorized("Send 'Authorization: Bearer <API key>'.")
     if not _key_matches(presented.strip(), keys):
         raise _unauthorized("The API key is not valid.")
+
+
+def authenticate(request: web.Request) -> str:
+    """Check the bearer key and return the caller's user id (the only row it may touch)."""
+    check_api_key(request)
     user_id = request.headers.get(USER_ID_HEADER, "")
     if not USER_ID_PATTERN.fullmatch(user_id):
         raise Problem(
@@ -76,8 +82,13 @@ def authenticate(request: web.Request) -> str:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /api/v1 route needs an API key and a user id; probes and the spec stay open."""
+    """Every /api/v1 route needs an API key and a user id; probes and the spec stay open.
+
+    `/metrics` needs the key (but no user id) when `metrics.require_auth` is set.
+    """
     if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
         request[USER_ID] = authenticate(request)
         logs.user_id.set(request[USER_ID])
+    elif request.path == METRICS_PATH and request.app[CONFIG].metrics.require_auth:
+        check_api_key(request)
     return await handler(request)

@@ -1,13 +1,20 @@
-"""Kubernetes-style probes: `/healthz` (liveness, no I/O) and `/readyz` (can take traffic)."""
+"""Kubernetes-style probes: `/healthz` (liveness, no I/O), `/readyz` (can take traffic), and
+the Prometheus scrape endpoint `/metrics`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
+from prometheus_client import generate_latest
 
-from service.keys import CONFIG, DB_CONTEXT, SCHEDULER
+from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
+from service.metrics import CONTENT_TYPE
 from service.problems import Problem
+from service.sessions.store import utcnow
+
+log = logging.getLogger(__name__)
 
 DB_PING_TIMEOUT_SECONDS = 1.0
 
@@ -41,3 +48,18 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(503, "not-ready", "Not ready",
                       f"Not ready: {', '.join(failing)}.", failing=failing)
     return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this app instance's registry.
+
+    The sessions-by-status gauge is counted here, with one grouped query; when the database
+    does not answer, the last counts are served and the failure is logged.
+    """
+    registry = request.app[METRICS]
+    try:
+        await registry.refresh_sessions(utcnow())
+    except Exception:  # a scrape still answers with everything else
+        log.warning("counting sessions for /metrics failed", exc_info=True)
+    body = generate_latest(registry.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

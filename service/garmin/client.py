@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -294,15 +295,19 @@ def _session_to_persist(client: _Client, before: str) -> str | None:
 class GarminApi:
     """What a job may do with a loaded session: authenticated Garmin Connect calls."""
 
-    def __init__(self, client: _Client) -> None:
+    def __init__(self, client: _Client, cancelled: threading.Event | None = None) -> None:
         self._client = client
+        self._cancelled = cancelled
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a connectapi path; a 401 is retried once after a forced refresh.
 
         Garmin can drop an access token before its stated expiry; only a 401 after a
         successful refresh (or a rejected refresh) means the session is really gone.
+        No new call starts once the job was cancelled (nobody waits for its result).
         """
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise GarminUnavailable("the job was cancelled")
         try:
             return self._client.connectapi(path, params=params)
         except GarthHTTPError as exc:
@@ -314,7 +319,8 @@ class GarminApi:
 
 
 def use_session(
-    settings: GarminSettings, caller: str, session: str, work: Callable[[GarminApi], T]
+    settings: GarminSettings, caller: str, session: str, work: Callable[[GarminApi], T],
+    cancelled: threading.Event | None = None,
 ) -> Usage[T]:
     """Load-Use: run `work` on a fresh client loaded from `session`.
 
@@ -323,7 +329,7 @@ def use_session(
     """
     client = _load(settings, caller, session)
     try:
-        value = work(GarminApi(client))
+        value = work(GarminApi(client, cancelled))
     except Exception as exc:
         error = classify(exc)
         error.refreshed_session = _session_to_persist(client, session)

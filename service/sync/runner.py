@@ -12,10 +12,11 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
@@ -43,6 +44,9 @@ from service.sessions import store as session_store
 from service.sessions.vault import SESSION, SessionVault
 from service.sync import store
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
+
+if TYPE_CHECKING:
+    from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ class SyncRunner:
         cipher: Cipher,
         leases: UserLeases,
         clock: Callable[[], datetime] = session_store.utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._gateway = gateway
@@ -88,6 +93,7 @@ class SyncRunner:
         self._leases = leases
         self._clock = clock
         self.stats = RunnerStats()
+        self.metrics = metrics
 
     # --- scheduling helpers -------------------------------------------------------------
 
@@ -139,7 +145,13 @@ class SyncRunner:
             return
         keep_alive = asyncio.ensure_future(self._keep_alive(lease))
         try:
-            for job in jobs:
+            for index, job in enumerate(jobs):
+                if index and not await self._leases.renew(lease):
+                    log.warning("lease of user %s lost; %d queued job(s) not started",
+                                lease.user_id, len(jobs) - index)
+                    for rest in jobs[index:]:
+                        await self._finish(rest, JobStatus.FAILED, "lease lost; not started")
+                    break
                 await self._run_one(job, lease)
         finally:
             keep_alive.cancel()
@@ -148,6 +160,7 @@ class SyncRunner:
     async def _run_one(self, job: SyncJob, lease: Lease) -> None:
         logs.user_id.set(job.user_id)
         logs.job_id.set(job.id)
+        started = time.perf_counter()
         try:
             await self._run_leased(job, lease)
         except asyncio.CancelledError:
@@ -159,6 +172,9 @@ class SyncRunner:
         except Exception:
             log.exception("job %s for user %s failed unexpectedly", job.id, job.user_id)
             await asyncio.shield(self._finish(job, JobStatus.FAILED, "internal error"))
+        finally:
+            if self.metrics is not None:
+                self.metrics.sync_job_ran(job.kind.value, time.perf_counter() - started)
 
     async def release(self, lease: Lease) -> None:
         await self._leases.release(lease)
@@ -176,7 +192,12 @@ class SyncRunner:
 
     async def _finish(self, job: SyncJob, status: JobStatus, error: str | None = None) -> None:
         await store.finish_job(job, status, self._clock(), error)
+        self._count(job, status)
+
+    def _count(self, job: SyncJob, status: JobStatus) -> None:
         self.stats.count(status)
+        if self.metrics is not None:
+            self.metrics.sync_job(job.kind.value, status.value)
 
     async def _run_leased(self, job: SyncJob, lease: Lease) -> None:
         job.status = JobStatus.RUNNING
@@ -202,6 +223,8 @@ class SyncRunner:
         try:
             usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan))
         except AuthRejected as exc:
+            if not await self._leases.renew(lease):
+                raise LeaseLost(f"lease of user {job.user_id} was lost") from None
             await self._vault.expire(row, exc.detail)
             await self._finish(job, JobStatus.AUTH_EXPIRED, exc.detail)
             return
@@ -232,8 +255,12 @@ class SyncRunner:
             return
         if await self._vault.write_back(row, session):
             self.stats.refreshes_persisted += 1
+            if self.metrics is not None:
+                self.metrics.refresh_persisted()
         else:
             self.stats.stale_sessions_dropped += 1
+            if self.metrics is not None:
+                self.metrics.stale_session_dropped()
 
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1
@@ -261,7 +288,9 @@ class SyncRunner:
                 last_synced_date=plan.last_day, last_success_at=now, backoff_until=None,
                 consecutive_failures=0, last_error=None)
             await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
-        self.stats.count(JobStatus.SUCCESS)
+        self._count(job, JobStatus.SUCCESS)
+        if self.metrics is not None:
+            self.metrics.items_upserted(job.kind.value, job.items_upserted)
         if skipped:
             log.warning("job %s for user %s skipped %d malformed item(s)", job.id,
                         job.user_id, skipped)

@@ -88,6 +88,7 @@ class SyncScheduler:
         self._slots = asyncio.Semaphore(config.max_concurrent_users)
         self._accepting = True
         self._aps: AsyncIOScheduler | None = None
+        self._tick_task: asyncio.Task[object] | None = None
         self.ticks = 0
 
     @property
@@ -118,6 +119,7 @@ class SyncScheduler:
         db.activate(self._db)
         if not self._accepting:
             return
+        self._tick_task = asyncio.current_task()
         self.ticks += 1
         try:
             await self._recover()
@@ -135,7 +137,15 @@ class SyncScheduler:
                                                  JobTrigger.SCHEDULED)
                     by_user[cursor.user_id].append(job)
             for jobs in by_user.values():
-                self.spawn(jobs)
+                if self._accepting:
+                    self.spawn(jobs)
+                else:
+                    for job in jobs:
+                        await store.finish_job(job, JobStatus.FAILED, self._clock(),
+                                               "service shutting down")
+                        if self._runner.metrics is not None:
+                            self._runner.metrics.sync_job(job.kind.value,
+                                                          JobStatus.FAILED.value)
         except Exception:
             log.exception("sync tick failed; the next tick retries")
 
@@ -169,6 +179,8 @@ class SyncScheduler:
                 if job.status == JobStatus.PENDING:
                     await asyncio.shield(store.finish_job(job, JobStatus.FAILED, self._clock(),
                                                           "service shutting down"))
+                    if self._runner.metrics is not None:
+                        self._runner.metrics.sync_job(job.kind.value, JobStatus.FAILED.value)
 
     async def _retry_soon(self, job: SyncJob) -> None:
         """A busy user is not queued; its cursor comes due again shortly instead."""
@@ -181,6 +193,9 @@ class SyncScheduler:
         self._accepting = False
         if self._aps is not None and self._aps.running:
             self._aps.shutdown(wait=False)
+        tick = self._tick_task
+        if tick is not None and not tick.done():
+            await asyncio.wait([tick], timeout=self._config.shutdown_grace_seconds)
         if not self._tasks:
             return
         pending = set(self._tasks)

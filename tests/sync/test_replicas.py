@@ -82,6 +82,11 @@ async def running_job(cluster: Cluster, worker_id: str, *, min_age: float = 0.3,
     return None
 
 
+async def _final(cluster: Cluster, job_id: int) -> dict[str, Any] | None:
+    job = await cluster.job(job_id)
+    return job if job["status"] not in ("PENDING", "RUNNING") else None
+
+
 async def test_two_workers_never_run_a_user_at_once_and_sync_each_due_user_once_per_interval(
     cluster: Cluster,
 ) -> None:
@@ -180,11 +185,12 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
 
     victim = await eventually(lambda: running_job(cluster, "w1", kind="health"), 40,
                               "a health job RUNNING on w1", alive=cluster.check_alive)
-    held_until = {lease["user_id"]: lease["expires_at"] for lease in await cluster.rows(
-        "SELECT * FROM user_lease WHERE owner LIKE 'w1/%'")}
     cluster.workers["w1"].send(signal.SIGKILL)
     killed_at = now()
     assert await cluster.workers["w1"].wait_exit(10) == -signal.SIGKILL
+    # the leases w1 held when it died, with their final expiry (nobody renews them now)
+    held_until = {lease["user_id"]: lease["expires_at"] for lease in await cluster.rows(
+        "SELECT * FROM user_lease WHERE owner LIKE 'w1/%'")}
 
     orphans = await cluster.rows(
         "SELECT * FROM sync_job WHERE worker = 'w1' AND status = 'RUNNING' ORDER BY id")
@@ -226,17 +232,20 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     # 600 ms per request keeps the jobs inside their Garmin calls; access tokens live 4 s, so
     # the stalled job refreshes its session after waking up and has a copy to write back
     # (never during the stall: it starts right after the login). The first syncs are spread
-    # over years: no scheduled job, only the two manual ones this test asks for.
+    # over years: no scheduled job, only the manual ones this test asks for.
     sync = {"INITIAL_SPREAD_SECONDS": str(10**9), "BACKFILL_DAYS": "1"}
     await start(cluster, [{"username": username_of(user), "latency_ms": 600,
                            "oauth2_lifetime_seconds": 4}], ["w1", "w2"], **sync)
     await cluster.connect("w1", user)
     kind = "health"
+    # w1 runs the user's health job, with an activities job queued behind it
     status, body = await cluster.call("w1", "POST", "/api/v1/garmin/sync", user,
-                                      {"kinds": [kind]})
+                                      {"kinds": [kind, "activities"]})
     assert status == 202, body
+    queued_id = body["jobs"][1]["id"]
     stalled = await eventually(lambda: running_job(cluster, "w1", min_age=0.2), 20,
                                "w1's job RUNNING")
+    assert stalled["kind"] == kind
     cluster.workers["w1"].send(signal.SIGSTOP)
     held_until = (await cluster.lease(user))["expires_at"]  # w1 can no longer renew it
     before_takeover = await cluster.auth_row(user)
@@ -251,11 +260,8 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
 
     accepted = await eventually(take_over, LEASE_SECONDS + 10, "w2 to accept a sync of the user")
 
-    async def takeover_done() -> dict[str, Any] | None:
-        job = await cluster.job(accepted["jobs"][0]["id"])
-        return job if job["status"] not in ("PENDING", "RUNNING") else None
-
-    takeover = await eventually(takeover_done, 30, "w2's takeover job",
+    takeover = await eventually(lambda: _final(cluster, accepted["jobs"][0]["id"]), 30,
+                                "w2's takeover job",
                                 alive=lambda: cluster.check_alive("w2"))
     assert (takeover["status"], takeover["worker"]) == ("SUCCESS", "w2"), takeover
     assert takeover["started_at"] >= held_until
@@ -275,6 +281,12 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     assert late["status"] == "FAILED"
     assert late["error"] == "lease lost; results dropped"
     assert late["items_upserted"] == 0
+    # once w1 has drained its work, nothing else of it landed: it did not go on with the
+    # job queued behind the stalled one (it no longer holds the user's lease)
+    assert await cluster.stop("w1") == 0
+    queued = await cluster.job(queued_id)
+    assert (queued["status"], queued["started_at"]) == ("FAILED", None), queued
+    assert await cluster.data_rows(user, "activities") == []
 
     # the data and the cursor are w2's alone (written before w1 woke up)
     rows = await cluster.data_rows(user, kind)
@@ -282,17 +294,18 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     assert all(takeover["started_at"] <= row["updated_at"] < resumed_at for row in rows)
     cursor = await cluster.cursor(user, kind)
     assert cursor["last_success_at"] == takeover["finished_at"]
-    # once awake, w1 refreshed the session (nobody else talked to Garmin for this user then),
-    # so it had a copy to write back: the copy was dropped, not written over w2's session
+    # once awake, w1 finished the stalled job's calls and refreshed the session (nobody else
+    # talked to Garmin for this user then), so it had a copy to write back: the copy was
+    # dropped, not written over w2's session
     woke = [record for record in await cluster.sandbox_requests()
             if record["caller"] == user and record["at"] >= resumed_at.timestamp()]
     assert "exchange" in [record["scope"] for record in woke], woke
+    assert not any("activitylist" in record["path"] for record in woke), woke
     after = await cluster.auth_row(user)
     assert {name: after[name] for name in ("version", "session_data", "updated_at")} == {
         name: snapshot[name] for name in ("version", "session_data", "updated_at")}
 
-    codes = await asyncio.gather(cluster.stop("w1"), cluster.stop("w2"))
-    assert codes == [0, 0]
+    assert await cluster.stop("w2") == 0
     assert [job for job in await cluster.jobs() if job["status"] == "RUNNING"] == []
 
 

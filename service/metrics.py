@@ -1,0 +1,290 @@
+"""Prometheus metrics: one `CollectorRegistry` per app instance, served at `GET /metrics`.
+
+Every app instance owns its registry (never prometheus-client's process-wide default), so
+several instances in one process (tests, a restart in place) never share or collide on
+metrics. Labels only ever carry bounded, non-identifying values: route templates, HTTP
+methods and statuses, operation and outcome names, sync kinds and job statuses. No user id,
+secret or raw path reaches a label.
+
+What is measured where:
+
+- HTTP: `http_middleware` (outermost but one, so problem responses count with their status).
+- Garmin: `GarminGateway` times each call in its thread and records the outcome.
+- Sync jobs, items upserted, refreshed sessions written back or dropped: `SyncRunner`.
+- Sessions by status: one grouped COUNT, run by the `/metrics` handler at scrape time.
+- Thread pool busy/queued and running sync jobs: read from their owners at scrape time.
+- Event-loop lag: `loop_lag_ctx`, a task that sleeps 0.1 s and records how late it woke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tortoise.expressions import Case, Q, When
+from tortoise.functions import Count
+
+from service.garmin.errors import (
+    AuthRejected,
+    GarminError,
+    GarminProtocolError,
+    GarminUnavailable,
+    InvalidCredentials,
+    MfaChallengeLost,
+    MfaCodeInvalid,
+    RateLimited,
+)
+from service.models import GarminAuthenticationState, SessionStatus
+
+log = logging.getLogger(__name__)
+
+PREFIX = "garmin_sync"
+# the classic text format every Prometheus version scrapes (our names are all legacy-valid)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNMATCHED_ROUTE = "unmatched"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED_STATUS = "499"  # nginx's convention: the caller went away before the answer
+SESSION_STATUSES = ("VALID", "MFA_PENDING", "EXPIRED", "MISSING")
+GARMIN_OUTCOMES = ("ok", "auth_rejected", "invalid_credentials", "mfa_invalid",
+                   "mfa_challenge_lost", "rate_limited", "unavailable", "timeout", "protocol",
+                   "error")
+
+LOOP_LAG_INTERVAL_SECONDS = 0.1
+LOOP_LAG_WINDOW_SECONDS = 60.0
+SESSIONS_QUERY_TIMEOUT_SECONDS = 2.0
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+GARMIN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+JOB_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def garmin_outcome(exc: BaseException | None) -> str:
+    """The `outcome` label of a Garmin call that raised `exc` (None: it succeeded)."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, AuthRejected):
+        return "auth_rejected"
+    if isinstance(exc, InvalidCredentials):
+        return "invalid_credentials"
+    if isinstance(exc, MfaCodeInvalid):
+        return "mfa_invalid"
+    if isinstance(exc, MfaChallengeLost):
+        return "mfa_challenge_lost"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, GarminUnavailable):
+        return "timeout" if exc.timeout else "unavailable"
+    if isinstance(exc, GarminProtocolError):
+        return "protocol"
+    if isinstance(exc, GarminError):
+        return "protocol"
+    return "error"
+
+
+class LoopLag:
+    """The last lag and the largest one of the last minute, for gauges read at scrape time."""
+
+    def __init__(self, window_seconds: float = LOOP_LAG_WINDOW_SECONDS) -> None:
+        self._window = window_seconds
+        self._samples: deque[tuple[float, float]] = deque()
+        self.last = 0.0
+
+    def record(self, lag: float, now: float) -> None:
+        self.last = lag
+        self._samples.append((now, lag))
+        while self._samples and self._samples[0][0] < now - self._window:
+            self._samples.popleft()
+
+    def max(self) -> float:
+        return max((lag for _at, lag in self._samples), default=0.0)
+
+
+class Metrics:
+    """Every metric of one app instance, registered in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests", "HTTP requests answered, by route template.",
+            ["route", "method", "status"], registry=r)
+        self.http_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["route"], buckets=HTTP_BUCKETS, registry=r)
+        self.garmin_calls = Counter(
+            f"{PREFIX}_garmin_calls", "Garmin calls by gateway operation and outcome.",
+            ["operation", "outcome"], registry=r)
+        self.garmin_duration = Histogram(
+            f"{PREFIX}_garmin_call_duration_seconds",
+            "Time a Garmin call ran in the thread pool (queueing excluded).",
+            ["operation"], buckets=GARMIN_BUCKETS, registry=r)
+        self.executor_busy = Gauge(
+            f"{PREFIX}_garmin_executor_busy_threads",
+            "Threads of the Garmin pool running a call.", registry=r)
+        self.executor_queued = Gauge(
+            f"{PREFIX}_garmin_executor_queue_depth",
+            "Garmin calls submitted to the pool and not started yet.", registry=r)
+        self.sync_jobs = Counter(
+            f"{PREFIX}_sync_jobs", "Sync jobs finished, by kind and final status.",
+            ["kind", "status"], registry=r)
+        self.sync_duration = Histogram(
+            f"{PREFIX}_sync_job_duration_seconds", "Time a sync job ran (lease held).",
+            ["kind"], buckets=JOB_BUCKETS, registry=r)
+        self.sync_items_upserted = Counter(
+            f"{PREFIX}_sync_items_upserted", "Activities or days written by sync jobs.",
+            ["kind"], registry=r)
+        self.sync_running = Gauge(
+            f"{PREFIX}_sync_jobs_running", "Users whose sync jobs run in this replica now.",
+            registry=r)
+        self.refreshes_persisted = Counter(
+            f"{PREFIX}_session_refreshes_persisted",
+            "Sessions garth refreshed during a job and written back.", registry=r)
+        self.stale_sessions_dropped = Counter(
+            f"{PREFIX}_stale_session_writes_dropped",
+            "Refreshed sessions not written back because a newer login replaced the row.",
+            registry=r)
+        self.sessions = Gauge(
+            f"{PREFIX}_sessions", "Stored Garmin sessions by status (counted at scrape time).",
+            ["status"], registry=r)
+        self.loop_lag = Histogram(
+            f"{PREFIX}_event_loop_lag_seconds",
+            f"How late a {LOOP_LAG_INTERVAL_SECONDS:g} s sleep on the event loop woke up.",
+            buckets=LAG_BUCKETS, registry=r)
+        self.lag = LoopLag()
+        self.loop_lag_last = Gauge(
+            f"{PREFIX}_event_loop_lag_last_seconds", "The most recent event-loop lag.",
+            registry=r)
+        self.loop_lag_last.set_function(lambda: self.lag.last)
+        self.loop_lag_max = Gauge(
+            f"{PREFIX}_event_loop_lag_max_seconds",
+            f"The largest event-loop lag of the last {LOOP_LAG_WINDOW_SECONDS:g} s.",
+            registry=r)
+        self.loop_lag_max.set_function(self.lag.max)
+        for status in SESSION_STATUSES:
+            self.sessions.labels(status).set(0)
+
+    # --- recording ----------------------------------------------------------------------
+
+    def garmin_call(self, operation: str, exc: BaseException | None, seconds: float) -> None:
+        """Thread-safe: called from the Garmin pool's threads."""
+        self.garmin_calls.labels(operation, garmin_outcome(exc)).inc()
+        self.garmin_duration.labels(operation).observe(seconds)
+
+    def sync_job(self, kind: str, status: str) -> None:
+        self.sync_jobs.labels(kind, status).inc()
+
+    def sync_job_ran(self, kind: str, seconds: float) -> None:
+        self.sync_duration.labels(kind).observe(seconds)
+
+    def items_upserted(self, kind: str, count: int) -> None:
+        self.sync_items_upserted.labels(kind).inc(count)
+
+    def refresh_persisted(self) -> None:
+        self.refreshes_persisted.inc()
+
+    def stale_session_dropped(self) -> None:
+        self.stale_sessions_dropped.inc()
+
+    def watch_executor(self, busy: Callable[[], int], queued: Callable[[], int]) -> None:
+        self.executor_busy.set_function(busy)
+        self.executor_queued.set_function(queued)
+
+    def watch_sync_jobs(self, running: Callable[[], int]) -> None:
+        self.sync_running.set_function(running)
+
+    async def refresh_sessions(self, now: datetime) -> None:
+        """Count sessions by status with one grouped query (statuses as `/status` reports)."""
+        state = Case(
+            When(session_data__isnull=False, then="VALID"),
+            When(Q(mfa_pending=True, mfa_expires_at__gt=now), then="MFA_PENDING"),
+            When(status=SessionStatus.EXPIRED, then="EXPIRED"),
+            default="MISSING",
+        )
+        # `.values()`, not `.values_list()`: Tortoise 1.1 repeats the CASE in the select list
+        # of `values_list` with fresh parameters, which PostgreSQL refuses as ungrouped
+        rows = await asyncio.wait_for(
+            GarminAuthenticationState.annotate(state=state, n=Count("id"))
+            .group_by("state").values("state", "n"),
+            SESSIONS_QUERY_TIMEOUT_SECONDS,
+        )
+        counts = dict.fromkeys(SESSION_STATUSES, 0)
+        for row in rows:
+            counts[str(row["state"])] = int(row["n"])
+        for name, count in counts.items():
+            self.sessions.labels(name).set(count)
+
+
+# --- HTTP -------------------------------------------------------------------------------
+
+
+def route_label(request: web.Request) -> str:
+    """The matched route's template (never the raw path, which may carry ids)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
+def http_middleware(metrics: Metrics) -> Middleware:
+    """Count and time every request; placed just inside the request-id middleware."""
+
+    @web.middleware
+    async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = "500"
+        try:
+            response = await handler(request)
+            status = str(response.status)
+            return response
+        except web.HTTPException as exc:
+            status = str(exc.status)
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED_STATUS
+            raise
+        finally:
+            route = route_label(request)
+            metrics.http_requests.labels(route, method_label(request.method), status).inc()
+            metrics.http_duration.labels(route).observe(time.perf_counter() - started)
+
+    return metrics_middleware
+
+
+# --- event-loop lag ---------------------------------------------------------------------
+
+
+async def watch_loop_lag(metrics: Metrics,
+                         interval: float = LOOP_LAG_INTERVAL_SECONDS) -> None:
+    """Sleep `interval` again and again; how late each wake-up is, is the loop's lag."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(interval)
+        now = loop.time()
+        lag = max(now - before - interval, 0.0)
+        metrics.loop_lag.observe(lag)
+        metrics.lag.record(lag, now)
+
+
+def loop_lag_ctx(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running `watch_loop_lag` while the app runs."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(watch_loop_lag(metrics))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
