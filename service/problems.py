@@ -12,9 +12,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
+from tortoise.exceptions import DBConnectionError
 
 log = logging.getLogger(__name__)
+
+# Losing the database (a dropped or refused connection, a stall) is a 503, not a bug (500).
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBConnectionError, OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://garmin-sync.dev/problems/"
@@ -102,6 +111,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return problem_response(_from_http_exception(exc), request.path)
+    except DATABASE_UNAVAILABLE as exc:
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(exc).__name__)
+        return problem_response(
+            Problem(503, "database-unavailable", "Database unavailable",
+                    "The service cannot reach its database right now; retry shortly.",
+                    headers={"Retry-After": "5"}),
+            request.path,
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(
