@@ -102,6 +102,6 @@ def parse_bool_query(request: web.Request, name: str) -> bool:
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
         return True
-    if lowered in ("false", "0", "no", ""):
+    if lowered in ("false", "0", "no"):
         return False
     raise bad_request(f"Query parameter {name} must be true or false.")

@@ -320,3 +320,12 @@ async def test_wrong_password_from_garmin_is_not_echoed(api: Api, sandbox: Sandb
     response = await api.login("user-1", "alice@example.com", password=ECHO_PASSWORD)
     assert response.status == 422
     assert ECHO_PASSWORD not in await response.text()
+
+
+async def test_empty_refresh_and_empty_dates_are_rejected(api: Api) -> None:
+    """An empty value is not "absent": the documented types refuse it (400, not a default)."""
+    for path in ("/api/v1/garmin/session/status?refresh=",
+                 "/api/v1/garmin/activities?since=", "/api/v1/garmin/activities?until="):
+        response = await api.client.get(path, headers=api.headers("user-1"))
+        assert response.status == 400, path
+        assert response.content_type == "application/problem+json"

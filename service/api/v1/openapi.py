@@ -126,6 +126,14 @@ def _query(name: str, fmt: str, required: bool = False) -> dict[str, Any]:
             "schema": {"type": "string", "format": fmt}}
 
 
+def _instant(name: str) -> dict[str, Any]:
+    """`since`/`until`: a date-time (no offset means UTC) or a date (its midnight UTC)."""
+    return {"name": name, "in": "query", "required": False,
+            "description": "ISO 8601 date-time (UTC when no offset is given) or date.",
+            "schema": {"type": "string", "anyOf": [{"format": "date-time"},
+                                                   {"format": "date"}]}}
+
+
 def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"summary": summary, "parameters": [USER_HEADER],
             "security": [{"apiKey": []}], "responses": {**responses, **COMMON_ERRORS}, **extra}
@@ -191,8 +199,7 @@ def build_spec() -> dict[str, Any]:
             "/api/v1/garmin/activities": {"get": _operation(
                 "Synced activities, newest first.",
                 {"200": _json("A page of activities.", _page({"type": "object"}))},
-                parameters=[USER_HEADER, _query("since", "date-time"),
-                            _query("until", "date-time"),
+                parameters=[USER_HEADER, _instant("since"), _instant("until"),
                             {"name": "type", "in": "query", "required": False,
                              "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
                             *PAGING],

@@ -48,7 +48,7 @@ def query_date(request: web.Request, name: str) -> date | None:
 
 def query_datetime(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
-    if text is None or text == "":
+    if text is None:
         return None
     try:
         value = datetime.fromisoformat(text)
