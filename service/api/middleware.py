@@ -71,11 +71,13 @@ def check_api_key(request: web.Request) -> None:
 def authenticate(request: web.Request) -> str:
     """Check the bearer key and return the caller's user id (the only row it may touch)."""
     check_api_key(request)
-    user_id = request.headers.get(USER_ID_HEADER, "")
+    # exactly one: with two, whichever a proxy appended or a caller injected would pick the user
+    values = request.headers.getall(USER_ID_HEADER, [])
+    user_id = values[0] if len(values) == 1 else ""
     if not USER_ID_PATTERN.fullmatch(user_id):
         raise Problem(
             400, "invalid-user-id", "Invalid user id",
-            f"Send an {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.",
+            f"Send one {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.",
         )
     return user_id
 
