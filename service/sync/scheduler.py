@@ -143,6 +143,7 @@ class SyncScheduler:
                     for job in jobs:
                         await store.finish_job(job, JobStatus.FAILED, self._clock(),
                                                "service shutting down")
+                        await self._retry_soon(job)
                         if self._runner.metrics is not None:
                             self._runner.metrics.sync_job(job.kind.value,
                                                           JobStatus.FAILED.value)
@@ -191,11 +192,13 @@ class SyncScheduler:
     async def shutdown(self) -> None:
         """Stop claiming; let jobs finish within the grace period; cancel the rest cleanly."""
         self._accepting = False
-        if self._aps is not None and self._aps.running:
-            self._aps.shutdown(wait=False)
+        # the tick in progress finishes first: APScheduler's shutdown cancels it, and a tick
+        # cancelled between claiming cursors and spawning their jobs would strand them PENDING
         tick = self._tick_task
         if tick is not None and not tick.done():
             await asyncio.wait([tick], timeout=self._config.shutdown_grace_seconds)
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
         if not self._tasks:
             return
         pending = set(self._tasks)
