@@ -71,7 +71,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
                 f"the database is missing migrations ({', '.join(missing)}); "
                 "run `garmin-sync migrate`"
             )
-    ctx = await db.open_context(url)
+    ctx = await db.open_context(url, config.database.statement_timeout_seconds)
     app[DB_CONTEXT] = ctx
     yield
     await db.close_context(ctx)

@@ -33,6 +33,7 @@ class ConfigError(Exception):
 class DatabaseConfig:
     url: str
     auto_migrate: bool
+    statement_timeout_seconds: float
 
     @property
     def is_sqlite(self) -> bool:
@@ -244,6 +245,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
     "database": {
         "url": (_database_url, "sqlite://./data/garmin-sync.sqlite3"),
         "auto_migrate": (_as_bool, True),
+        "statement_timeout_seconds": (_at_least(_as_float, 0), 5.0),
     },
     "http": {
         "host": (_as_str, "127.0.0.1"),

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 
 from service.config import ConfigError
@@ -31,11 +32,24 @@ class SchemaError(Exception):
     """The database schema does not match this build (newer, or migrations missing)."""
 
 
-def tortoise_config(url: str, *, with_aerich: bool = False) -> dict[str, Any]:
-    """Tortoise's config for one database URL; Aerich's own model joins only for migrating."""
+def tortoise_config(
+    url: str, *, with_aerich: bool = False, statement_timeout_seconds: float = 0
+) -> dict[str, Any]:
+    """Tortoise's config for one database URL; Aerich's own model joins only for migrating.
+
+    On PostgreSQL a positive `statement_timeout_seconds` becomes the server's
+    `statement_timeout` for every pooled connection: a query stuck behind a lock is
+    cancelled (503) instead of holding its request and its pool connection forever.
+    """
     modules = [*MODEL_MODULES, "aerich.models"] if with_aerich else list(MODEL_MODULES)
+    connection: str | dict[str, Any] = url
+    if statement_timeout_seconds > 0 and not url.startswith("sqlite://"):
+        connection = expand_db_url(url)
+        settings = dict(connection["credentials"].get("server_settings") or {})
+        settings["statement_timeout"] = str(int(statement_timeout_seconds * 1000))
+        connection["credentials"]["server_settings"] = settings
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {APP_LABEL: {"models": modules, "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",
@@ -137,11 +151,12 @@ async def _within(ctx: TortoiseContext, work: Callable[[], Awaitable[None]]) -> 
     await asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
 
 
-async def open_context(url: str) -> TortoiseContext:
+async def open_context(url: str, statement_timeout_seconds: float = 0) -> TortoiseContext:
     """A connected Tortoise context of our own for one app instance."""
     prepare_sqlite_path(url)
     ctx = TortoiseContext()
-    await _within(ctx, lambda: ctx.init(config=tortoise_config(url)))
+    config = tortoise_config(url, statement_timeout_seconds=statement_timeout_seconds)
+    await _within(ctx, lambda: ctx.init(config=config))
     return ctx
 
 

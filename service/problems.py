@@ -19,10 +19,14 @@ from tortoise.exceptions import DBConnectionError
 log = logging.getLogger(__name__)
 
 # Losing the database (a dropped or refused connection, a stall) is a 503, not a bug (500).
+# asyncpg raises InternalClientError ("cannot switch to state N; another operation (2) is in
+# progress") when a backend dies between its FATAL message and the socket closing
+# (MagicStack/asyncpg#784, #1069); QueryCanceledError is `database.statement_timeout_seconds`.
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     DBConnectionError, OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.QueryCanceledError,
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"

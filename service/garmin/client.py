@@ -198,6 +198,17 @@ def _retry_after(response: requests.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _sso_error_type(response: requests.Response | None) -> str:
+    """Garmin's SSO `responseStatus.type` in an error body; "" when it is not that JSON."""
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        return ""
+    status = body.get("responseStatus") if isinstance(body, dict) else None
+    kind = status.get("type") if isinstance(status, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
 def _classify_http(response: requests.Response | None) -> GarminError:
     status = response.status_code if response is not None else 0
     stage = _stage_of(response)
@@ -206,7 +217,12 @@ def _classify_http(response: requests.Response | None) -> GarminError:
     if status >= 500 or status == 408:
         return GarminUnavailable(f"Garmin answered {status} ({stage})")
     if stage == "login" and status in (400, 401, 403):
-        return InvalidCredentials("Garmin rejected the username or password")
+        # a 403 is also Cloudflare or a sign-in session Garmin lost (its sign-in page broke):
+        # only a 401 or Garmin's own verdict means the password is wrong
+        kind = _sso_error_type(response)
+        if status == 401 or "INVALID_USERNAME_PASSWORD" in kind or "ACCOUNT" in kind:
+            return InvalidCredentials("Garmin rejected the username or password")
+        return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
     if stage == "mfa" and status in (400, 401, 403):
         return MfaChallengeLost("Garmin no longer accepts this MFA challenge")
     if stage in ("exchange", "api") and status in (401, 403):
