@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run serve test lint sandbox migrate bench clean
+.PHONY: run serve test lint sandbox migrate bench replicas clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,6 +29,17 @@ serve: run
 test: $(VENV)/.installed
 	$(BIN)/pytest -q
 
+## replicas: three replicas + the sandbox as processes on one PostgreSQL database, 300 users,
+## one replica SIGKILLed mid-run (~2 min; prints what it measured). Creates the database
+## when missing; override with GARMIN_SYNC_TEST_DATABASE_URL=postgres://user@host:port/db
+REPLICAS_DB ?= postgres://postgres@127.0.0.1:5432/garmin_sync_replicas
+replicas: $(VENV)/.installed
+	@url="$${GARMIN_SYNC_TEST_DATABASE_URL:-$(REPLICAS_DB)}"; name="$${url##*/}"; \
+	psql "$$url" -Atc 'select 1' >/dev/null 2>&1 || \
+		psql "$${url%/*}/postgres" -c "create database \"$${name%%\?*}\"" || \
+		{ echo "cannot reach or create $$url (PostgreSQL running? psql installed?)"; exit 1; }; \
+	GARMIN_SYNC_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q tests/production/test_three_replicas.py
+
 ## lint: ruff and mypy
 lint: $(VENV)/.installed
 	$(BIN)/ruff check service tests migrations
@@ -40,6 +51,13 @@ sandbox: $(VENV)/.installed
 
 migrate: $(VENV)/.installed
 	$(BIN)/garmin-sync migrate
+
+## bench: the benchmark suite (a few minutes on 2 cores; needs >= 2 cores); prints a table and
+## writes BENCHMARKS.md. PostgreSQL figures too when GARMIN_SYNC_TEST_DATABASE_URL is set (its
+## tables are emptied). Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
+BENCH_ARGS ?=
+bench: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

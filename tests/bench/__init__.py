@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): every figure is a ratio of two measurements taken in one run."""

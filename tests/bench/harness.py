@@ -1,0 +1,336 @@
+"""Benchmark plumbing: processes pinned to cores, an open-loop HTTP load generator, /proc.
+
+Processes are started like tests/sync/replicas_support.py starts its replicas (`python -m
+service ...` with GARMIN_SYNC_* environment), each pinned to one core with
+`os.sched_setaffinity` in the child before exec, so the server under test and the load
+generator never share a core.
+
+The load generator is a small asyncio HTTP/1.1 client (keep-alive connections, raw
+protocol, no parsing beyond Content-Length): much cheaper per request than aiohttp's client,
+so on one core it outruns an aiohttp server on another core. It is open-loop in the wrk2
+sense: requests are scheduled at a fixed rate whatever the answers do, queue for a free
+connection when all are busy, and every latency is measured from the request's scheduled
+time (a stalled server cannot hide its queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.sync.replicas_support import REPO, _clean_env, free_port
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def server_cpu() -> int:
+    return cpus()[0]
+
+
+def client_cpu() -> int:
+    return cpus()[-1]
+
+
+def pin_self(cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def spawn(name: str, args: Sequence[str], env: dict[str, str], workdir: Path,
+          cpu: int | None) -> Proc:
+    """`python <args> --port P` in its own session, pinned to `cpu`, output to a log file."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+
+    def pin() -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(
+            [sys.executable, *args, "--port", str(port)], cwd=REPO, env=env, stdout=sink,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin,
+        )
+    return Proc(name, popen, port, log)
+
+
+async def wait_ready(proc: Proc, path: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if not proc.running():
+                raise RuntimeError(f"{proc.name} exited {proc.popen.poll()}:\n{proc.tail()}")
+            try:
+                async with http.get(proc.url + path) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{proc.name} not ready after {timeout}s:\n{proc.tail()}")
+            await asyncio.sleep(0.1)
+
+
+def clean_env() -> dict[str, str]:
+    return _clean_env()
+
+
+# --- /proc -------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) in bytes, from /proc/<pid>/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    import garth
+    import tortoise
+
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(cpus()),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "tortoise": tortoise.__version__,
+        "garth": garth.__version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# --- open-loop load generator ------------------------------------------------------------
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection; `request()` sends bytes and awaits one full response."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[int] | None = None
+        self._need: int | None = None
+        self._status = 0
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError("connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while self._waiter is not None:
+            if self._need is None:
+                end = self._buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = bytes(self._buffer[:end]).decode("latin-1")
+                self._status = int(head[9:12])
+                length = 0
+                for line in head.split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                self._need = end + 4 + length
+            if len(self._buffer) < self._need:
+                return
+            del self._buffer[:self._need]
+            self._need = None
+            waiter, self._waiter = self._waiter, None
+            if not waiter.done():
+                waiter.set_result(self._status)
+
+    def request(self, payload: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return self._waiter
+
+
+def raw_get(path: str, port: int, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@dataclass
+class LoadResult:
+    offered: float | None  # requests/s scheduled (None: closed loop)
+    duration: float
+    completed: int
+    errors: int
+    non_2xx: int
+    latencies: list[float] = field(repr=False, default_factory=list)
+    client_cpu: float = 0.0  # share of one core the generator used
+    server_cpu: float | None = None  # share of one core the server used
+
+    @property
+    def achieved(self) -> float:
+        return self.completed / self.duration
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {"offered_rps": None if self.offered is None else round(self.offered),
+                "achieved_rps": round(self.achieved), "completed": self.completed,
+                "errors": self.errors, "non_2xx": self.non_2xx,
+                "p50_ms": round(self.percentile(0.5) * 1000, 2),
+                "p99_ms": round(self.percentile(0.99) * 1000, 2),
+                "client_cpu": round(self.client_cpu, 2),
+                "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2)}
+
+
+async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, duration: float,
+                   connections: int, server_pid: int | None = None,
+                   warmup: float = 0.5) -> LoadResult:
+    """Open loop at `rate` requests/s (closed loop, back-to-back, when None) for `duration`
+    seconds after a `warmup`; payloads are used round-robin."""
+    loop = asyncio.get_running_loop()
+    conns: list[_Conn] = []
+    for _ in range(connections):
+        _transport, proto = await loop.create_connection(_Conn, "127.0.0.1", port)
+        conns.append(proto)
+    queue: asyncio.Queue[float] = asyncio.Queue()
+    latencies: list[float] = []
+    counters = {"completed": 0, "errors": 0, "non_2xx": 0, "sent": 0}
+    measuring = {"from": float("inf"), "to": float("inf")}
+    stop = asyncio.Event()
+
+    async def worker(conn: _Conn) -> None:
+        index = 0
+        while not stop.is_set():
+            if rate is None:
+                scheduled = loop.time()
+            else:
+                scheduled = await queue.get()
+            payload = payloads[index % len(payloads)]
+            index += 1
+            try:
+                status = await conn.request(payload)
+            except ConnectionError:
+                counters["errors"] += 1
+                return
+            done = loop.time()
+            if measuring["from"] <= done <= measuring["to"]:
+                counters["completed"] += 1
+                if status >= 300:
+                    counters["non_2xx"] += 1
+                if scheduled >= measuring["from"]:
+                    latencies.append(done - scheduled)
+
+    async def scheduler() -> None:
+        assert rate is not None
+        start = loop.time()
+        sent = 0
+        while not stop.is_set():
+            due = int((loop.time() - start) * rate)
+            for _ in range(due - sent):
+                queue.put_nowait(start + (sent := sent + 1) / rate)
+            await asyncio.sleep(0.001)
+
+    tasks = [asyncio.ensure_future(worker(conn)) for conn in conns]
+    if rate is not None:
+        tasks.append(asyncio.ensure_future(scheduler()))
+    await asyncio.sleep(warmup)
+    cpu0, server0, wall0 = time.process_time(), _maybe_cpu(server_pid), loop.time()
+    measuring["from"], measuring["to"] = wall0, wall0 + duration
+    await asyncio.sleep(duration)
+    cpu1, server1, wall1 = time.process_time(), _maybe_cpu(server_pid), loop.time()
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.close()
+    elapsed = wall1 - wall0
+    return LoadResult(
+        offered=rate, duration=elapsed, completed=counters["completed"],
+        errors=counters["errors"], non_2xx=counters["non_2xx"], latencies=latencies,
+        client_cpu=(cpu1 - cpu0) / elapsed,
+        server_cpu=None if server0 is None or server1 is None else (server1 - server0) / elapsed,
+    )
+
+
+def _maybe_cpu(pid: int | None) -> float | None:
+    return None if pid is None else cpu_seconds(pid)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
