@@ -81,9 +81,10 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     """The Garmin gateway and its bounded thread pool."""
     garmin = app[CONFIG].garmin
     configure_consumer(garmin.oauth_consumer_key, garmin.oauth_consumer_secret)
-    settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
-                              timeout_seconds=garmin.timeout_seconds, retries=garmin.retries)
     metrics = app[METRICS]
+    settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
+                              timeout_seconds=garmin.timeout_seconds, retries=garmin.retries,
+                              on_refresh=metrics.token_refreshed)
     gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics)
     metrics.watch_executor(lambda: gateway.busy_threads, lambda: gateway.queue_depth)
     app[GATEWAY] = gateway

@@ -145,6 +145,9 @@ class Metrics:
         self.sync_running = Gauge(
             f"{PREFIX}_sync_jobs_running", "Users whose sync jobs run in this replica now.",
             registry=r)
+        self.token_refreshes = Counter(
+            f"{PREFIX}_token_refreshes", "OAuth2 refreshes garth attempted, by outcome.",
+            ["outcome"], registry=r)
         self.refreshes_persisted = Counter(
             f"{PREFIX}_session_refreshes_persisted",
             "Sessions garth refreshed during a job and written back.", registry=r)
@@ -187,6 +190,10 @@ class Metrics:
 
     def items_upserted(self, kind: str, count: int) -> None:
         self.sync_items_upserted.labels(kind).inc(count)
+
+    def token_refreshed(self, ok: bool) -> None:
+        """Called from a pool thread; prometheus-client counters are thread-safe."""
+        self.token_refreshes.labels(outcome="ok" if ok else "failed").inc()
 
     def refresh_persisted(self) -> None:
         self.refreshes_persisted.inc()

@@ -227,6 +227,19 @@ async def test_a_live_status_check_counts_a_validate_call(api: Api, sandbox: San
                  operation="validate", outcome="ok") == 1
 
 
+async def test_token_refreshes_are_counted_by_outcome(api: Api, sandbox: Sandbox) -> None:
+    from service.sandbox import Fault
+
+    sandbox.add(ACCOUNT, oauth2_lifetime_seconds=0)
+    assert (await api.login(USER, ACCOUNT)).status == 200
+    assert (await api.status(USER, refresh=True)).status == 200
+    sandbox.state.set_fault(ACCOUNT, "exchange", Fault(status=503))
+    assert (await api.status(USER, refresh=True)).status == 200
+    samples = await scrape(api)
+    assert value(samples, "garmin_sync_token_refreshes_total", outcome="ok") == 1
+    assert value(samples, "garmin_sync_token_refreshes_total", outcome="failed") == 1
+
+
 async def test_the_pool_reports_busy_threads_and_queued_calls(
     make_config: MakeConfig, start_api: StartApi, sandbox: Sandbox
 ) -> None:

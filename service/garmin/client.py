@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -65,6 +65,8 @@ class GarminSettings:
     base_url: str = ""
     timeout_seconds: float = 15.0
     retries: int = 2
+    # told of every OAuth2 refresh (True when it worked), e.g. to count them
+    on_refresh: Callable[[bool], None] | None = field(default=None, compare=False)
 
 
 def configure_consumer(key: str, secret: str) -> None:
@@ -171,8 +173,12 @@ class _Client(garth.Client):
             super().refresh_oauth2()  # type: ignore[no-untyped-call]
         except BaseException:
             self.refresh_failed = True
+            if self._settings.on_refresh is not None:
+                self._settings.on_refresh(False)
             raise
         self.refreshes += 1
+        if self._settings.on_refresh is not None:
+            self._settings.on_refresh(True)
 
 
 # --- error classification ---------------------------------------------------------------
