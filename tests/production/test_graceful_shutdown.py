@@ -1,0 +1,48 @@
+"""SIGTERM on a real `garmin-sync serve`: an in-flight request still gets its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.sync.replicas_support import PG_URL, Cluster, migrate_schema, username_of
+from tests.sync.test_replicas import start
+
+pytestmark = pytest.mark.skipif(not PG_URL,
+                                reason="needs PostgreSQL (GARMIN_SYNC_TEST_DATABASE_URL)")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    migrate_schema()
+    cluster = Cluster(tmp_path)
+    await cluster.open()
+    try:
+        yield cluster
+    finally:
+        try:
+            await cluster.close()
+        finally:
+            print(cluster.logs())
+
+
+async def test_a_login_in_flight_at_sigterm_is_answered_and_the_process_exits_0(
+    cluster: Cluster,
+) -> None:
+    user = "user-1"
+    # three account-bound Garmin calls of 0.4 s: the login takes ~1.2 s, inside the
+    # worker's 2 s http.shutdown_timeout_seconds
+    await start(cluster, [{"username": username_of(user), "latency_ms": 400}], ["w1"])
+    login = asyncio.ensure_future(cluster.login("w1", user))
+    await asyncio.sleep(0.4)
+    assert not login.done()
+    cluster.workers["w1"].send(signal.SIGTERM)
+    status, body = await asyncio.wait_for(login, 15)
+    assert (status, body) == (200, {"status": "SUCCESS"})
+    assert await cluster.workers["w1"].wait_exit(20) == 0
+    row = await cluster.auth_row(user)
+    assert row["session_data"] is not None
