@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.sync.replicas_support import PG_URL, Cluster, migrate_schema, username_of
-from tests.sync.test_replicas import start
+from tests.sync.replicas_support import PG_URL, Cluster, username_of
+from tests.sync.test_replicas import cluster, schema, start  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not PG_URL,
                                 reason="needs PostgreSQL (GARMIN_SYNC_TEST_DATABASE_URL)")
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    migrate_schema()
-    cluster = Cluster(tmp_path)
-    await cluster.open()
-    try:
-        yield cluster
-    finally:
-        try:
-            await cluster.close()
-        finally:
-            print(cluster.logs())
-
-
 async def test_a_login_in_flight_at_sigterm_is_answered_and_the_process_exits_0(
-    cluster: Cluster,
+    cluster: Cluster,  # noqa: F811 (the imported fixture)
 ) -> None:
     user = "user-1"
     # three account-bound Garmin calls of 0.4 s: the login takes ~1.2 s, inside the
