@@ -65,17 +65,13 @@ class UserLeases:
         return lease
 
     async def _claim(self, user_id: str, purpose: str) -> Lease | None:
-        """Claim the user's lease row; the row is created only on a user's first claim, so
-        the common case (every sync job) costs one UPDATE, not an INSERT attempt first."""
+        await UserLease.bulk_create([UserLease(user_id=user_id)], ignore_conflicts=True)
         now = self._clock()
         owner = f"{self.worker_id}/{uuid.uuid4().hex[:12]}"
-        free = Q(user_id=user_id) & (Q(owner__isnull=True) | Q(expires_at__lt=now))
-        changes = {"owner": owner, "token": F("token") + 1, "expires_at": now + self._ttl,
-                   "purpose": purpose}
-        claimed = await UserLease.filter(free).update(**changes)
-        if not claimed and not await UserLease.filter(user_id=user_id).exists():
-            await UserLease.bulk_create([UserLease(user_id=user_id)], ignore_conflicts=True)
-            claimed = await UserLease.filter(free).update(**changes)
+        claimed = await UserLease.filter(
+            Q(user_id=user_id) & (Q(owner__isnull=True) | Q(expires_at__lt=now))
+        ).update(owner=owner, token=F("token") + 1, expires_at=now + self._ttl,
+                 purpose=purpose)
         if not claimed:
             return None
         row = await UserLease.get(user_id=user_id)
