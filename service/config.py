@@ -72,6 +72,8 @@ class SecurityConfig:
 @dataclass(frozen=True)
 class StatusConfig:
     validation_ttl_seconds: int
+    cache_seconds: float
+    cache_max_users: int
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,11 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "encryption_keys": (_as_list, ()),
         "data_dir": (_as_str, "./data"),
     },
-    "status": {"validation_ttl_seconds": (_at_least(_as_int, 0), 300)},
+    "status": {
+        "validation_ttl_seconds": (_at_least(_as_int, 0), 300),
+        "cache_seconds": (_at_least(_as_float, 0), 1.0),
+        "cache_max_users": (_at_least(_as_int, 0), 10_000),
+    },
     "mfa": {
         "ttl_seconds": (_at_least(_as_int, 1), 600),
         "max_attempts": (_at_least(_as_int, 1), 5),

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -112,6 +113,7 @@ class Metrics:
     """Every metric of one app instance, registered in its own registry."""
 
     def __init__(self) -> None:
+        self._http_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
@@ -176,6 +178,18 @@ class Metrics:
             self.sessions.labels(status).set(0)
 
     # --- recording ----------------------------------------------------------------------
+
+    def http_answered(self, route: str, method: str, status: str, seconds: float) -> None:
+        """On every request: the labelled children are looked up once per label set, since
+        `labels()` costs more than the increment itself on a fast route."""
+        key = (route, method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (self.http_requests.labels(route, method, status),
+                        self.http_duration.labels(route))
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def garmin_call(self, operation: str, exc: BaseException | None, seconds: float) -> None:
         """Thread-safe: called from the Garmin pool's threads."""
@@ -262,8 +276,8 @@ def http_middleware(metrics: Metrics) -> Middleware:
             raise
         finally:
             route = route_label(request)
-            metrics.http_requests.labels(route, method_label(request.method), status).inc()
-            metrics.http_duration.labels(route).observe(time.perf_counter() - started)
+            metrics.http_answered(route, method_label(request.method), status,
+                                  time.perf_counter() - started)
 
     return metrics_middleware
 

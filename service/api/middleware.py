@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import itertools
+import os
 import re
-import uuid
 
 from aiohttp import web
 
@@ -21,13 +22,21 @@ METRICS_PATH = "/metrics"
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique across replicas (a random prefix per process, then a counter):
+    as unique as a UUID for correlating logs, without a system call per request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Honour a caller's X-Request-Id (or make one), tag every log line with it, return it."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    rid = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+    rid = incoming if incoming and REQUEST_ID_PATTERN.fullmatch(incoming) else new_request_id()
     logs.request_id.set(rid)
     response = await handler(request)
     response.headers[REQUEST_ID_HEADER] = rid

@@ -32,6 +32,7 @@ from service.leases import UserLeases
 from service.models import GarminAuthenticationState, SessionStatus
 from service.problems import Problem
 from service.sessions import store
+from service.sessions.status_cache import StatusCache
 from service.sessions.vault import MFA, SESSION, SessionVault
 from service.sync import store as sync_store
 
@@ -48,7 +49,7 @@ class LoginOutcome:
     expires_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
 class StatusView:
     status: str
     checked: Checked
@@ -94,6 +95,9 @@ class SessionService:
         self._leases = leases
         self._clock = clock
         self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
+        self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
+        self.status_cache: StatusCache[StatusView] = StatusCache(
+            config.status.cache_seconds, config.status.cache_max_users)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -115,7 +119,10 @@ class SessionService:
         async with self._leases.hold(user_id, purpose) as lease:
             if lease is None:
                 raise self._busy()
-            return await work()
+            try:
+                return await work()
+            finally:
+                self.status_cache.forget(user_id)
 
     def _mfa_cleared(self) -> dict[str, Any]:
         return {"mfa_pending": False, "mfa_state": None, "mfa_expires_at": None,
@@ -266,15 +273,49 @@ class SessionService:
                           row.mfa_expires_at if mfa_live else None, row.status_reason)
 
     async def status(self, user_id: str, refresh: bool = False) -> StatusView:
-        """The session's status plus where each kind of sync stands."""
+        """The session's status plus where each kind of sync stands.
+
+        A repeated poll is answered from `status_cache`; `refresh` always reads (and asks
+        Garmin).
+        """
+        if refresh:
+            return await self._read_status(user_id, refresh=True)
+        cached = self.status_cache.get(user_id)
+        if cached is not None:
+            return cached
+        # one read per user at a time: when an entry runs out under heavy polling, the
+        # polls waiting for it share that read instead of all going to the database
+        pending = self._status_reads.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_status(user_id, refresh=False))
+            self._status_reads[user_id] = pending
+            pending.add_done_callback(lambda _f: self._status_reads.pop(user_id, None))
+        return await asyncio.shield(pending)
+
+    async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
+        ticket = self.status_cache.ticket()
         view = await self._session_status(user_id, refresh)
         cursors = await sync_store.cursors_of(user_id)
-        return replace(view, sync={cursor.kind.value: {
+        view = replace(view, sync={cursor.kind.value: {
             "last_success_at": cursor.last_success_at,
             "next_sync_at": cursor.next_sync_at,
             "backoff_until": cursor.backoff_until,
             "last_error": cursor.last_error,
         } for cursor in cursors})
+        if view.checked in ("cached", "none"):
+            self.status_cache.put(user_id, view, ticket, self._unchanged_for(view))
+        return view
+
+    def _unchanged_for(self, view: StatusView) -> float | None:
+        """Seconds until the clock alone changes this answer (validation or MFA running out)."""
+        now = self._clock()
+        ends = []
+        if view.checked == "cached" and view.last_validated is not None:
+            ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
+            ends.append(view.last_validated + ttl)
+        if view.mfa_expires_at is not None:
+            ends.append(view.mfa_expires_at)
+        return min((end - now).total_seconds() for end in ends) if ends else None
 
     async def _session_status(self, user_id: str, refresh: bool) -> StatusView:
         """Answer from the database while the last validation is fresh; else check Garmin.
@@ -293,8 +334,12 @@ class SessionService:
         if pending is None:
             pending = asyncio.ensure_future(self._live_check(row))
             self._live_checks[user_id] = pending
-            pending.add_done_callback(lambda _f: self._live_checks.pop(user_id, None))
+            pending.add_done_callback(lambda _f: self._live_check_done(user_id))
         return await asyncio.shield(pending)
+
+    def _live_check_done(self, user_id: str) -> None:
+        self._live_checks.pop(user_id, None)
+        self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
 
     async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
         user_id = row.user_id

@@ -119,3 +119,4 @@ async def test_ciphertext_copied_from_another_user_is_not_used(api: Api, sandbox
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["status"] == "EXPIRED"
     assert "log in again" in body["reason"]
+

@@ -16,11 +16,10 @@ time (a stalled server cannot hide its queue).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.sync.replicas_support import REPO, _clean_env, free_port
+from tests.sync.replicas_support import Proc as Proc
+from tests.sync.replicas_support import _clean_env
+from tests.sync.replicas_support import spawn as spawn_process
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -55,53 +56,16 @@ def pin_self(cpu: int) -> None:
 # --- processes ---------------------------------------------------------------------------
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-
 def spawn(name: str, args: Sequence[str], env: dict[str, str], workdir: Path,
           cpu: int | None) -> Proc:
-    """`python <args> --port P` in its own session, pinned to `cpu`, output to a log file."""
-    port = free_port()
-    log = workdir / f"{name}.log"
+    """`python <args> --port P` as the replica tests start their processes, pinned to `cpu`
+    (in the child, before exec, so not even its startup runs elsewhere)."""
 
     def pin() -> None:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 
-    with log.open("wb") as sink:
-        popen = subprocess.Popen(
-            [sys.executable, *args, "--port", str(port)], cwd=REPO, env=env, stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin,
-        )
-    return Proc(name, popen, port, log)
+    return spawn_process(name, args, env, workdir, preexec_fn=pin)
 
 
 async def wait_ready(proc: Proc, path: str, timeout: float = 60) -> None:
@@ -235,6 +199,10 @@ class LoadResult:
     latencies: list[float] = field(repr=False, default_factory=list)
     client_cpu: float = 0.0  # share of one core the generator used
     server_cpu: float | None = None  # share of one core the server used
+    # requests scheduled in the window but still unanswered at its end (their latencies are
+    # not in `latencies`: when the oldest is older than a percentile, that one is optimistic)
+    unfinished: int = 0
+    oldest_unfinished: float = 0.0
 
     @property
     def achieved(self) -> float:
@@ -253,14 +221,19 @@ class LoadResult:
                 "p50_ms": round(self.percentile(0.5) * 1000, 2),
                 "p99_ms": round(self.percentile(0.99) * 1000, 2),
                 "client_cpu": round(self.client_cpu, 2),
-                "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2)}
+                "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2),
+                "unfinished": self.unfinished,
+                "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2)}
 
 
 async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, duration: float,
                    connections: int, server_pid: int | None = None,
-                   warmup: float = 0.5) -> LoadResult:
+                   warmup: float = 0.5, until: asyncio.Event | None = None) -> LoadResult:
     """Open loop at `rate` requests/s (closed loop, back-to-back, when None) for `duration`
-    seconds after a `warmup`; payloads are used round-robin."""
+    seconds after a `warmup`; payloads are used round-robin.
+
+    With `until`, the measurement also ends as soon as that event is set: a probe can cover
+    exactly the span of some other work whose length is not known in advance."""
     loop = asyncio.get_running_loop()
     conns: list[_Conn] = []
     for _ in range(connections):
@@ -271,6 +244,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
     counters = {"completed": 0, "errors": 0, "non_2xx": 0, "sent": 0}
     measuring = {"from": float("inf"), "to": float("inf")}
     stop = asyncio.Event()
+    in_flight: dict[int, float] = {}  # worker -> scheduled time of its unanswered request
 
     async def worker(conn: _Conn) -> None:
         index = 0
@@ -281,11 +255,13 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
                 scheduled = await queue.get()
             payload = payloads[index % len(payloads)]
             index += 1
+            in_flight[id(conn)] = scheduled
             try:
                 status = await conn.request(payload)
             except ConnectionError:
                 counters["errors"] += 1
                 return
+            del in_flight[id(conn)]
             done = loop.time()
             if measuring["from"] <= done <= measuring["to"]:
                 counters["completed"] += 1
@@ -310,8 +286,13 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
     await asyncio.sleep(warmup)
     cpu0, server0, wall0 = time.process_time(), _maybe_cpu(server_pid), loop.time()
     measuring["from"], measuring["to"] = wall0, wall0 + duration
-    await asyncio.sleep(duration)
+    if until is None:
+        await asyncio.sleep(duration)
+    else:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until.wait(), duration)
     cpu1, server1, wall1 = time.process_time(), _maybe_cpu(server_pid), loop.time()
+    waiting = [t for t in [*in_flight.values(), *_queued(queue)] if t >= wall0]
     stop.set()
     for task in tasks:
         task.cancel()
@@ -325,7 +306,16 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
         errors=counters["errors"], non_2xx=counters["non_2xx"], latencies=latencies,
         client_cpu=(cpu1 - cpu0) / elapsed,
         server_cpu=None if server0 is None or server1 is None else (server1 - server0) / elapsed,
+        unfinished=len(waiting), oldest_unfinished=wall1 - min(waiting, default=wall1),
     )
+
+
+def _queued(queue: asyncio.Queue[float]) -> list[float]:
+    """The scheduled times still waiting for a free connection (drains the queue)."""
+    times = []
+    while not queue.empty():
+        times.append(queue.get_nowait())
+    return times
 
 
 def _maybe_cpu(pid: int | None) -> float | None:

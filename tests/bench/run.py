@@ -7,12 +7,16 @@ machine, the versions and the raw numbers.
 
 Figures (see BENCHMARKS.md for what each one means):
   1  status endpoint throughput (cached validation) / bare aiohttp handler, per database
+  2  status p99 at a fixed rate during a 1,000-user sync / the same when idle; loop lag
   3  sync efficiency: floor (calls x 50 ms / W) / measured, users per minute, CPU per user
+  4  64 concurrent logins: total time / floor, and requests carrying another user's token
   5  upsert rate: service.sync.store.upsert_activities / raw driver executemany
   6  RSS of one service process with 10,000 connected users, idle and during sync
+  7  scaling: sync wall time and CPU per user at 100, 1,000 and 5,000 users; max/min
 
 PostgreSQL figures run when GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied,
-as the test suite does). Options: --figures 1,3,5,6  --users N  --quick  --no-write.
+as the test suite does). Options: --figures 1,2,3,4,5,6,7  --users N  --tail-users N
+--probe-rps R  --logins N  --scale-sizes A,B,C  --quick (smaller sizes)  --no-write.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import contextvars
 import json
+import math
 import os
 import shutil
 import statistics
@@ -129,6 +135,11 @@ async def empty_database(url: str) -> None:
             await conn.close()
 
 
+def ranked(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values, nearest rank (as the load generator computes it)."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def headers(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}", "X-User-Id": user}
 
@@ -174,16 +185,64 @@ async def patch_accounts(sandbox: h.Proc, usernames: list[str], changes: dict[st
         await asyncio.gather(*(one(name) for name in usernames))
 
 
-async def metric_sum(proc: h.Proc, name: str, **labels: str) -> float:
+async def metrics_text(proc: h.Proc) -> str:
     async with aiohttp.ClientSession() as http, http.get(proc.url + "/metrics") as response:
-        text = await response.text()
+        return await response.text()
+
+
+async def metric_sum(proc: h.Proc, name: str, **labels: str) -> float:
+    """The sum of a labelled metric's samples whose labels include `labels`."""
     total = 0.0
-    for line in text.splitlines():
+    for line in (await metrics_text(proc)).splitlines():
         if not line.startswith(name + "{"):
             continue
         if all(f'{key}="{value}"' in line for key, value in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+LAG_METRIC = "garmin_sync_event_loop_lag_seconds"
+LAG_MAX_GAUGE = "garmin_sync_event_loop_lag_max_seconds"
+
+
+async def lag_snapshot(proc: h.Proc) -> dict[str, Any]:
+    """The service's event-loop lag histogram (cumulative count per bucket upper bound) and
+    its "largest lag of the last minute" gauge, as one scrape shows them."""
+    buckets: dict[float, float] = {}
+    window_max = float("nan")
+    for line in (await metrics_text(proc)).splitlines():
+        if line.startswith(LAG_METRIC + "_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(LAG_MAX_GAUGE + " "):
+            window_max = float(line.rsplit(" ", 1)[1])
+    if not buckets:
+        raise RuntimeError(f"{LAG_METRIC} is not exported by {proc.name}")
+    return {"buckets": buckets, "window_max": window_max}
+
+
+def lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the lag histogram saw between two scrapes, bounded by its buckets.
+
+    The service samples lag every 0.1 s into fixed buckets (1, 2.5, 5, 10, 25, 50 ms...),
+    so a percentile is only known to lie in one bucket: we report that bucket's bounds, and
+    a target like "p99 <= 5 ms" is decided exactly when it sits on a bucket bound."""
+    bounds = sorted(after["buckets"])
+    counts = [after["buckets"][b] - before["buckets"].get(b, 0.0) for b in bounds]
+    samples = counts[-1] if counts else 0.0  # the +Inf bucket holds every sample
+
+    def bucket_of(rank: float) -> tuple[float, float]:
+        for index, bound in enumerate(bounds):
+            if counts[index] >= rank:
+                return (bounds[index - 1] if index else 0.0), bound
+        return bounds[-2], math.inf
+
+    p99 = bucket_of(math.ceil(0.99 * samples)) if samples else (math.nan, math.nan)
+    top = bucket_of(samples) if samples else (math.nan, math.nan)
+    return {"samples": int(samples), "p99_bucket_ms": [b * 1000 for b in p99],
+            "max_bucket_ms": [b * 1000 for b in top],
+            "cumulative": {("le +Inf" if math.isinf(b) else f"le {b * 1000:g} ms"): int(c)
+                       for b, c in zip(bounds, counts, strict=True)}}
 
 
 # --- figure 1: status endpoint throughput ------------------------------------------------
@@ -290,7 +349,9 @@ async def sandbox_session(sandbox: h.Proc, username: str) -> str:
     return result.session
 
 
-async def wait_jobs(service: h.Proc, expected: int, timeout: float) -> float:
+async def wait_jobs(service: h.Proc, expected: int, timeout: float,
+                    poll: float = 0.25) -> float:
+    """Poll the service's job counter until `expected` jobs finished (any status)."""
     deadline = time.monotonic() + timeout
     while True:
         done = await metric_sum(service, "garmin_sync_sync_jobs_total")
@@ -300,7 +361,7 @@ async def wait_jobs(service: h.Proc, expected: int, timeout: float) -> float:
             raise RuntimeError(f"only {done:.0f} of {expected} jobs finished in {timeout}s")
         if not service.running():
             raise RuntimeError(f"service died:\n{service.tail()}")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(poll)
 
 
 async def job_rows(url: str) -> list[dict[str, Any]]:
@@ -328,6 +389,87 @@ SYNC_SETTINGS = {
 }
 
 
+async def login_phase(env: Env, sandbox: h.Proc, users: list[str]) -> dict[str, Any]:
+    """Log `users` in through a service with the sync settings but no scheduler (so no sync
+    starts while others still log in); the login figures of that run."""
+    login_env = env.service_env(sandbox, LOGGING_LEVEL="WARNING",
+                                **{**SYNC_SETTINGS, "SYNC_ENABLED": "false"})
+    service = env.service("login", login_env, h.server_cpu())
+    await h.wait_ready(service, "/readyz")
+    cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
+    latencies = sorted(await login_all(service.url, users, W))
+    wall, cpu = time.perf_counter() - started, h.cpu_seconds(service.pid) - cpu0
+    service.stop()
+    return {"users": len(users), "concurrency": W, "wall_s": wall,
+            "logins_per_s": len(users) / wall, "cpu_s_per_login": cpu / len(users),
+            "p50_ms": ranked(latencies, 0.5) * 1000, "p99_ms": ranked(latencies, 0.99) * 1000}
+
+
+async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
+                     probe: StatusProbe | None = None) -> dict[str, Any]:
+    """Start a service with the scheduler on and let it sync every connected user once
+    (2 jobs each); what it cost, from the job rows, the sandbox counters and /proc.
+
+    Without a probe the users' cursors are due already, so the sync starts with the first
+    tick. With one, the cursors are held a day ahead while the service starts; they are
+    then set due a moment after the probe's idle run ends, so the idle run sees the same
+    process with its scheduler ticking over nothing due, and the sync starts by itself
+    (the load generator's process does no database work while it measures)."""
+    before = await sandbox_totals(sandbox)
+    settings = {**SYNC_SETTINGS, "LOGGING_LEVEL": "WARNING"}
+    idle: dict[str, Any] | None = None
+    if probe is not None:
+        await set_cursors_due(env.url, datetime.now(UTC) + timedelta(days=1))
+    service = env.service("sync", env.service_env(sandbox, **settings), h.server_cpu())
+    await h.wait_ready(service, "/readyz" if probe else "/healthz")
+    idle_end: datetime | None = None
+    if probe is not None:
+        due = datetime.now(UTC) + timedelta(seconds=probe.idle_seconds + 5)
+        await set_cursors_due(env.url, due)
+        idle = await probe.measure(service, probe.idle_seconds, scrape_every=1.0)
+        idle_end = datetime.now(UTC)
+        await asyncio.sleep(max(0.0, (due - idle_end).total_seconds() - 0.2))
+    cpu0, sandbox_cpu0 = h.cpu_seconds(service.pid), h.cpu_seconds(sandbox.pid)
+    stop = asyncio.Event()
+    during = None
+    if probe is not None:  # no warm-up: the service is warm, the sync's first tick counts
+        during = asyncio.ensure_future(probe.measure(service, 3600, until=stop, warmup=0))
+    try:
+        await wait_jobs(service, 2 * n_users, timeout=60 + n_users * 0.5,
+                        poll=1.0 if probe else 0.25)
+    finally:
+        stop.set()
+    probed = await during if during is not None else None
+    cpu = h.cpu_seconds(service.pid) - cpu0
+    sandbox_cpu = h.cpu_seconds(sandbox.pid) - sandbox_cpu0
+    after = await sandbox_totals(sandbox)
+    service.stop()
+    rows = await job_rows(env.url)
+    statuses: dict[str, int] = {}
+    for row in rows:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    first = min(row["started_at"] for row in rows if row["started_at"])
+    last = max(row["finished_at"] for row in rows if row["finished_at"])
+    measured = (last - first).total_seconds()
+    if idle_end is not None and first < idle_end:
+        raise RuntimeError(f"the sync started at {first}, before the idle probe ended")
+    calls = (after["api_calls"] - before["api_calls"]) + (after["exchanges"]
+                                                          - before["exchanges"])
+    floor = calls * LATENCY_MS / 1000 / W
+    return {
+        "db": env.db, "users": n_users, "jobs": statuses, "calls": calls,
+        "calls_per_user": calls / n_users, "floor_s": floor, "measured_s": measured,
+        "efficiency": floor / measured, "users_per_minute": n_users / measured * 60,
+        "wall_s_per_user": measured / n_users,
+        "cpu_s_per_user": cpu / n_users, "cpu_s_total": cpu,
+        "service_cpu_share": cpu / measured, "sandbox_cpu_s": sandbox_cpu,
+        "sandbox_cpu_share": sandbox_cpu / measured,
+        # the best efficiency possible if the busier process had a whole core to itself
+        "cpu_bound_ceiling": floor / max(cpu, sandbox_cpu),
+        **({"probe": {"idle": idle, "sync": probed}} if probe is not None else {}),
+    }
+
+
 async def figure_sync(root: Path, db: str, n_users: int) -> dict[str, Any]:
     env = Env(root, "sync", db)
     users = [f"sync-{i}" for i in range(n_users)]
@@ -337,54 +479,236 @@ async def figure_sync(root: Path, db: str, n_users: int) -> dict[str, Any]:
         sandbox = env.sandbox([{"username": n, "history_days": 7} for n in names],
                               h.client_cpu())
         await h.wait_ready(sandbox, "/_sandbox/requests")
-        # the same settings as the sync phase (initial spread 0: every user is due at once
-        # when the scheduler starts), but no scheduler while the users log in
-        login_env = env.service_env(sandbox, LOGGING_LEVEL="WARNING",
-                                    **{**SYNC_SETTINGS, "SYNC_ENABLED": "false"})
-        service = env.service("login", login_env, h.server_cpu())
-        await h.wait_ready(service, "/readyz")
-        cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
-        latencies = await login_all(service.url, users, W)
-        login_wall, login_cpu = time.perf_counter() - started, h.cpu_seconds(service.pid) - cpu0
-        service.stop()
+        login = await login_phase(env, sandbox, users)
         await patch_accounts(sandbox, names, {"latency_ms": LATENCY_MS})
-        before = await sandbox_totals(sandbox)
-        service = env.service("sync", env.service_env(sandbox, LOGGING_LEVEL="WARNING",
-                                                      **SYNC_SETTINGS), h.server_cpu())
-        await h.wait_ready(service, "/healthz")
-        cpu0, sandbox_cpu0 = h.cpu_seconds(service.pid), h.cpu_seconds(sandbox.pid)
-        await wait_jobs(service, 2 * n_users, timeout=60 + n_users * 0.5)
-        cpu = h.cpu_seconds(service.pid) - cpu0
-        sandbox_cpu = h.cpu_seconds(sandbox.pid) - sandbox_cpu0
-        after = await sandbox_totals(sandbox)
-        service.stop()
-        rows = await job_rows(env.url)
-        statuses: dict[str, int] = {}
-        for row in rows:
-            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-        first = min(row["started_at"] for row in rows if row["started_at"])
-        last = max(row["finished_at"] for row in rows if row["finished_at"])
-        measured = (last - first).total_seconds()
-        calls = (after["api_calls"] - before["api_calls"]) + (after["exchanges"]
-                                                              - before["exchanges"])
-        floor = calls * LATENCY_MS / 1000 / W
-        latencies.sort()
+        return {**await sync_phase(env, sandbox, n_users), "login": login}
+    finally:
+        env.close()
+
+
+# --- figure 2: status tail latency under sync load ---------------------------------------
+
+
+class StatusProbe:
+    """A fixed-rate, open-loop stream of status requests (round-robin over `users`), with a
+    slower one of `/healthz` beside it and the service's lag histogram around both.
+
+    `/healthz` does no I/O, so its latency is time spent waiting for the event loop: an
+    outside view of loop lag, with the load generator's and the network's share in it."""
+
+    connections = 32
+    health_rps = 20.0
+
+    def __init__(self, users: list[str], rate: float, idle_seconds: float) -> None:
+        self.users = users
+        self.rate = rate
+        self.idle_seconds = idle_seconds
+
+    async def measure(self, service: h.Proc, seconds: float, *,
+                      until: asyncio.Event | None = None, warmup: float = 0.5,
+                      scrape_every: float | None = None) -> dict[str, Any]:
+        """One run of both streams; `scrape_every` adds a /metrics scrape at that period,
+        the same monitoring load a sync phase's job polling puts on the service."""
+        path = "/api/v1/garmin/session/status"
+        status = [h.raw_get(path, service.port, headers(u)) for u in self.users]
+        health = [h.raw_get("/healthz", service.port)]
+        lag0 = await lag_snapshot(service)
+        done = until or asyncio.Event()
+        scraper = (asyncio.ensure_future(scrape_until(service, scrape_every, done))
+                   if scrape_every else None)
+        try:
+            main, side = await asyncio.gather(
+                h.run_load(service.port, status, self.rate, seconds, self.connections,
+                           service.pid, warmup=warmup, until=until),
+                h.run_load(service.port, health, self.health_rps, seconds, 4,
+                           warmup=warmup, until=until))
+        finally:
+            done.set()
+            if scraper is not None:
+                await scraper
+        lag = lag_between(lag0, await lag_snapshot(service))
+        return {"status": main.summary(), "healthz": side.summary(), "lag": lag,
+                "lag_window_max_ms": (await lag_snapshot(service))["window_max"] * 1000,
+                "p999_ms": main.percentile(0.999) * 1000}
+
+
+async def scrape_until(service: h.Proc, period: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await metrics_text(service)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), period)
+
+
+async def figure_tail(root: Path, db: str, n_users: int, rate: float,
+                      quick: bool) -> dict[str, Any]:
+    env = Env(root, "tail", db)
+    users = [f"tail-{i}" for i in range(n_users)]
+    names = [username_of(u) for u in users]
+    try:
+        await empty_database(env.url)
+        sandbox = env.sandbox([{"username": n, "history_days": 7} for n in names],
+                              h.client_cpu())
+        await h.wait_ready(sandbox, "/_sandbox/requests")
+        login = await login_phase(env, sandbox, users)
+        await patch_accounts(sandbox, names, {"latency_ms": LATENCY_MS})
+        probe = StatusProbe(users, rate, 5.0 if quick else 10.0)
+        sync = await sync_phase(env, sandbox, n_users, probe)
+        idle, during = sync["probe"]["idle"], sync["probe"]["sync"]
+        return {"db": db, "users": n_users, "rate": rate,
+                "idle_p99_ms": idle["status"]["p99_ms"], "sync_p99_ms": during["status"]["p99_ms"],
+                "ratio": during["status"]["p99_ms"] / idle["status"]["p99_ms"],
+                "lag": during["lag"], "lag_idle": idle["lag"],
+                "sync": {k: v for k, v in sync.items() if k != "probe"},
+                "probe": sync["probe"], "login": login}
+    finally:
+        env.close()
+
+
+# --- figure 4: login isolation and cost --------------------------------------------------
+
+
+def executor_threads(env: dict[str, str]) -> int:
+    """garmin.executor_threads as the service started with `env` resolves it (the config
+    file, then the environment): the number of logins it can run at once."""
+    from service.config import load_config, resolve_config_path
+
+    return load_config(resolve_config_path(None, env), env).garmin.executor_threads
+
+
+async def sandbox_requests(sandbox: h.Proc) -> list[dict[str, Any]]:
+    """The sandbox's request record: per request the caller the service named in
+    X-Sandbox-Caller, the account it resolved to and the owner of the token it carried."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(sandbox.url + "/_sandbox/requests") as response:
+        records: list[dict[str, Any]] = await response.json()
+    return records
+
+
+def crossed_requests(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Requests about, or carrying a credential of, an account other than the caller's own
+    (as the replica tests check it); requests without a caller cannot be checked."""
+    checked = [r for r in records if r["caller"] is not None]
+    crossed = [r for r in checked
+               if any(r[name] is not None
+                      and r[name].casefold() != username_of(r["caller"]).casefold()
+                      for name in ("account", "token_account"))]
+    return {"checked": len(checked), "crossed": len(crossed),
+            "without_caller": len(records) - len(checked),
+            "with_token": sum(1 for r in checked if r["token_account"] is not None)}
+
+
+def login_calls(records: list[dict[str, Any]], users: list[str]) -> dict[str, Any]:
+    """What one login costs in sandbox requests. Only requests the sandbox attributes to an
+    account get its latency (the sign-in page and the embed page carry no username)."""
+    mine = set(users)
+    per_user = {u: 0 for u in users}
+    delayed = {u: 0 for u in users}
+    scopes: dict[str, int] = {}
+    for record in records:
+        if record["caller"] in mine:
+            per_user[record["caller"]] += 1
+            delayed[record["caller"]] += record["account"] is not None
+            scopes[record["scope"]] = scopes.get(record["scope"], 0) + 1
+    return {"calls_per_login": statistics.median(per_user.values()),
+            "delayed_calls_per_login": statistics.median(delayed.values()),
+            "calls_by_scope": scopes}
+
+
+async def figure_login(root: Path, db: str, logins: int, rate: float,
+                       quick: bool) -> dict[str, Any]:
+    env = Env(root, "login", db)
+    probe_users = [f"probe-{i}" for i in range(20)]
+    users = [f"login-{i}" for i in range(logins)]
+    try:
+        await empty_database(env.url)
+        sandbox = env.sandbox([{"username": username_of(u)} for u in probe_users + users],
+                              h.client_cpu())
+        await h.wait_ready(sandbox, "/_sandbox/requests")
+        # no scheduler: the figure is the logins, not the first syncs they make due
+        service_env = env.service_env(sandbox, LOGGING_LEVEL="WARNING", SYNC_ENABLED="false")
+        threads = executor_threads(service_env)
+        service = env.service("service", service_env, h.server_cpu())
+        await h.wait_ready(service, "/readyz")
+        await login_all(service.url, probe_users, 8)  # the probe's users, sandbox latency 0
+        await patch_accounts(sandbox, [username_of(u) for u in users],
+                             {"latency_ms": LATENCY_MS})
+        probe = StatusProbe(probe_users, rate, 3.0 if quick else 5.0)
+        idle = await probe.measure(service, probe.idle_seconds)
+        stop = asyncio.Event()
+        during = asyncio.ensure_future(probe.measure(service, 600, until=stop, warmup=0))
+        await asyncio.sleep(0.2)  # the probe's connections are open and its stream runs
+        cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
+        try:
+            latencies = sorted(await login_all(service.url, users, logins))
+        finally:
+            total = time.perf_counter() - started
+            cpu = h.cpu_seconds(service.pid) - cpu0
+            stop.set()
+        probed = await during
+        records = await sandbox_requests(sandbox)
+        calls = login_calls(records, users)
+        rounds = math.ceil(logins / threads)
+        floor = rounds * calls["delayed_calls_per_login"] * LATENCY_MS / 1000
+        probe_cpu = (idle["status"]["server_cpu"] or 0.0) * total
         return {
-            "db": db, "users": n_users, "jobs": statuses, "calls": calls,
-            "calls_per_user": calls / n_users, "floor_s": floor, "measured_s": measured,
-            "efficiency": floor / measured, "users_per_minute": n_users / measured * 60,
-            "cpu_s_per_user": cpu / n_users, "cpu_s_total": cpu,
-            "service_cpu_share": cpu / measured, "sandbox_cpu_s": sandbox_cpu,
-            "sandbox_cpu_share": sandbox_cpu / measured,
-            # the best efficiency possible if the busier process had a whole core to itself
-            "cpu_bound_ceiling": floor / max(cpu, sandbox_cpu),
-            "login": {"users": n_users, "concurrency": W, "wall_s": login_wall,
-                      "logins_per_s": n_users / login_wall, "cpu_s_per_login": login_cpu / n_users,
-                      "p50_ms": latencies[len(latencies) // 2] * 1000,
-                      "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000},
+            "db": db, "logins": logins, "executor_threads": threads, "total_s": total,
+            "floor_s": floor, "ratio": total / floor,
+            # the same formula counting every login request, delayed or not
+            "floor_all_calls_s": rounds * calls["calls_per_login"] * LATENCY_MS / 1000,
+            **calls, "isolation": crossed_requests(records),
+            "p50_ms": ranked(latencies, 0.5) * 1000, "p99_ms": ranked(latencies, 0.99) * 1000,
+            "service_cpu_s": cpu,
+            # minus what the status probe cost when idle (its CPU share times this span)
+            "cpu_s_per_login": max(0.0, cpu - probe_cpu) / logins,
+            "status_idle_p99_ms": idle["status"]["p99_ms"],
+            "status_p99_ms": probed["status"]["p99_ms"],
+            "probe": {"idle": idle, "logins": probed},
         }
     finally:
         env.close()
+
+
+# --- figure 7: scaling curve -------------------------------------------------------------
+
+SCALE_ACCOUNT = "scale@example.com"
+
+
+async def scale_point(root: Path, db: str, n_users: int) -> dict[str, Any]:
+    """One sync of `n_users` seeded users (figure 3's settings), in a fresh database.
+
+    The users are inserted directly, each with the session of one real sandbox login
+    sealed for them: logging 5,000 users in through the API would take longer than their
+    sync. The sandbox therefore attributes every request to that one account; it keeps no
+    per-account cache or lock, so each request costs it the same as with one account per
+    user, and the figure measures the service."""
+    env = Env(root, f"scale-{n_users}", db)
+    try:
+        await empty_database(env.url)
+        sandbox = env.sandbox([{"username": SCALE_ACCOUNT, "history_days": 7,
+                                "latency_ms": LATENCY_MS}], h.client_cpu())
+        await h.wait_ready(sandbox, "/_sandbox/requests")
+        session = await sandbox_session(sandbox, SCALE_ACCOUNT)
+        await seed_users(env.url, env.key, session, n_users,
+                         datetime.now(UTC) - timedelta(seconds=1), prefix="scale")
+        result = await sync_phase(env, sandbox, n_users)
+        async with aiohttp.ClientSession() as http, \
+                http.get(sandbox.url + "/_sandbox/accounts") as response:
+            accounts = await response.json()
+        result["sandbox_accounts_called"] = sum(1 for a in accounts if a["api_calls"])
+        return result
+    finally:
+        env.close()
+
+
+async def figure_scale(root: Path, db: str, sizes: list[int]) -> dict[str, Any]:
+    points = []
+    for n_users in sizes:
+        log(f"  scale ({db}): {n_users} users")
+        points.append(await scale_point(root, db, n_users))
+    wall = [p["wall_s_per_user"] for p in points]
+    cpu = [p["cpu_s_per_user"] for p in points]
+    return {"db": db, "sizes": sizes, "points": points,
+            "ratio": max(wall) / min(wall), "cpu_ratio": max(cpu) / min(cpu)}
 
 
 # --- figure 5: upsert rate ---------------------------------------------------------------
@@ -505,9 +829,10 @@ async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
 # --- figure 6: memory --------------------------------------------------------------------
 
 
-async def seed_users(url: str, key: str, session: str, count: int, due: datetime) -> None:
-    """`count` connected users: an auth row with the session sealed for each user (the
-    service's own Cipher) and both cursors due at `due`."""
+async def seed_users(url: str, key: str, session: str, count: int, due: datetime,
+                     prefix: str = "mem") -> None:
+    """`count` connected users `<prefix>-00000`...: an auth row with the session sealed for
+    each user (the service's own Cipher) and both cursors due at `due`."""
     from service import db as service_db
     from service.crypto import Cipher
     from service.models import GarminAuthenticationState, SessionStatus, SyncCursor, SyncKind
@@ -519,7 +844,7 @@ async def seed_users(url: str, key: str, session: str, count: int, due: datetime
     async def work() -> None:
         service_db.activate(ctx)
         now = datetime.now(UTC)
-        users = [f"mem-{i:05d}" for i in range(count)]
+        users = [f"{prefix}-{i:05d}" for i in range(count)]
         await GarminAuthenticationState.bulk_create([
             GarminAuthenticationState(
                 user_id=u, session_data=cipher.encrypt(session, user_id=u, purpose=SESSION),
@@ -535,6 +860,12 @@ async def seed_users(url: str, key: str, session: str, count: int, due: datetime
 
 
 async def set_all_due(url: str) -> None:
+    await set_cursors_due(url, datetime.now(UTC) - timedelta(seconds=1))
+
+
+async def set_cursors_due(url: str, at: datetime) -> None:
+    """Every sync cursor due at `at` (from another process: the scheduler reads the
+    cursors from the database on each tick)."""
     from service import db as service_db
     from service.models import SyncCursor
 
@@ -542,7 +873,7 @@ async def set_all_due(url: str) -> None:
 
     async def work() -> None:
         service_db.activate(ctx)
-        await SyncCursor.all().update(next_sync_at=datetime.now(UTC) - timedelta(seconds=1))
+        await SyncCursor.all().update(next_sync_at=at)
 
     try:
         await asyncio.get_running_loop().create_task(work(), context=contextvars.Context())
@@ -785,8 +1116,11 @@ async def run_child(args: argparse.Namespace) -> int:
     root = Path(args.root)
     work: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "status": lambda: figure_status(root, db, args.quick),
+        "tail": lambda: figure_tail(root, db, args.tail_users, args.probe_rps, args.quick),
         "sandbox": lambda: calibrate_sandbox(root, args.quick),
         "sync": lambda: figure_sync(root, db, args.users),
+        "login": lambda: figure_login(root, db, args.logins, args.probe_rps, args.quick),
+        "scale": lambda: figure_scale(root, db, sizes(args.scale_sizes)),
         "upsert": lambda: figure_upsert(root, db, args.quick),
         "memory": lambda: figure_memory(root, db, args.memory_users,
                                         10 if args.quick else 20),
@@ -802,7 +1136,9 @@ async def guarded(results: dict[str, Any], key: str, db: str, args: argparse.Nam
     started = time.perf_counter()
     command = [sys.executable, "-m", "tests.bench.run", "--child", f"{key}:{db}",
                "--root", str(root), "--users", str(args.users),
-               "--memory-users", str(args.memory_users), *(["--quick"] if args.quick else [])]
+               "--memory-users", str(args.memory_users), "--tail-users", str(args.tail_users),
+               "--probe-rps", str(args.probe_rps), "--logins", str(args.logins),
+               "--scale-sizes", args.scale_sizes, *(["--quick"] if args.quick else [])]
     done = await asyncio.to_thread(subprocess.run, command, cwd=REPO, capture_output=True,
                                    text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith(CHILD_RESULT)]
@@ -836,10 +1172,14 @@ async def main_async(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="garmin-sync-bench-"))
     started = time.perf_counter()
     plan = [("status", db) for db in dbs if 1 in figures]
-    plan += [("sandbox", "none")] if 3 in figures else []
+    # whether the sandbox can serve what the sync figures ask of it
+    plan += [("sandbox", "none")] if figures & {2, 3, 7} else []
+    plan += [("tail", db) for db in dbs if 2 in figures]
     plan += [("sync", db) for db in dbs if 3 in figures]
+    plan += [("login", db) for db in dbs if 4 in figures]
     plan += [("upsert", db) for db in dbs if 5 in figures]
     plan += [("memory", db) for db in dbs if 6 in figures]
+    plan += [("scale", db) for db in dbs if 7 in figures]
     try:
         for key, db in plan:
             await guarded(results, key, db, args, root)
@@ -847,12 +1187,6 @@ async def main_async(args: argparse.Namespace) -> int:
         shutil.rmtree(root, ignore_errors=True)
     info["load_average_at_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     elapsed = time.perf_counter() - started
-    results["not_measured"] += [
-        "2 tail latency of the API under sync load: not built in this round",
-        "4 login isolation (logins of one user slowing others) and cost beyond the login "
-        "rate/CPU of figure 3's setup: not built in this round",
-        "7 scaling curve (W or users vs. throughput): not built in this round",
-    ]
     print()
     print(render(results, info, args))
     print()
@@ -865,16 +1199,33 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run")
-    parser.add_argument("--figures", default="1,3,5,6")
+    parser.add_argument("--figures", default="1,2,3,4,5,6,7")
     parser.add_argument("--users", type=int, default=500,
                         help="users of figure 3 (1,000 takes ~4 more minutes per database)")
     parser.add_argument("--memory-users", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer rounds")
+    parser.add_argument("--tail-users", type=int,
+                        help="users synced under figure 2's probe (default 1,000; quick 300)")
+    parser.add_argument("--probe-rps", type=float, default=200.0,
+                        help="status requests/s of the probe of figures 2 and 4")
+    parser.add_argument("--logins", type=int, default=64, help="concurrent logins, figure 4")
+    parser.add_argument("--scale-sizes",
+                        help="users per sync of figure 7 (default 100,1000,5000; quick "
+                             "100,500,1000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter runs, fewer rounds, smaller figures 2 and 7")
     parser.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tail_users is None:
+        args.tail_users = 300 if args.quick else 1000
+    if args.scale_sizes is None:
+        args.scale_sizes = "100,500,1000" if args.quick else "100,1000,5000"
     sys.exit(asyncio.run(main_async(args)))
+
+
+def sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",")]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +136,38 @@ class Proc:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL if the process has not exited after `timeout` seconds."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.output()[-chars:]
+
+
+def spawn(name: str, args: Sequence[str], env: dict[str, str], workdir: Path,
+          preexec_fn: Callable[[], None] | None = None) -> Proc:
+    """`python <args> --port P` in its own session, output to `<workdir>/<name>.log`.
+
+    Its own session, so a signal sent to the test's process group never reaches it;
+    `preexec_fn` runs in the child before exec (the benchmarks pin it to a core there)."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(
+            [sys.executable, *args, "--port", str(port)], cwd=REPO, env=env, stdout=sink,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec_fn,
+        )
+    return Proc(name, popen, port, log)
+
 
 async def _exit_code(popen: subprocess.Popen[bytes]) -> tuple[int] | None:
     code = popen.poll()
@@ -181,15 +213,7 @@ class Cluster:
         return "\n".join(parts)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        port = free_port()
-        log = self.tmp_path / f"{name}.log"
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "service", *args, "--port", str(port)],
-                cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return Proc(name, popen, port, log)
+        return spawn(name, ["-m", "service", *args], env, self.tmp_path)
 
     async def _ready(self, proc: Proc, path: str) -> None:
         assert self.http is not None

@@ -5,6 +5,8 @@ Thin handlers: parse, call one `SessionService` method, shape the response.
 
 from __future__ import annotations
 
+import json
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +48,18 @@ def status_body(view: StatusView) -> dict[str, Any]:
     }
 
 
+# A cached answer is sent many times over: its JSON is rendered once per view. Views are
+# immutable; the memo holds them weakly, so it lives exactly as long as the status cache's.
+_RENDERED: weakref.WeakKeyDictionary[StatusView, bytes] = weakref.WeakKeyDictionary()
+
+
+def status_json(view: StatusView) -> bytes:
+    body = _RENDERED.get(view)
+    if body is None:
+        body = _RENDERED[view] = json.dumps(status_body(view)).encode()
+    return body
+
+
 @routes.post("/api/v1/garmin/session/login")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LOGIN_FIELDS)
@@ -72,7 +86,7 @@ async def submit_mfa(request: web.Request) -> web.Response:
 async def session_status(request: web.Request) -> web.Response:
     refresh = parse_bool_query(request, "refresh")
     view = await request.app[SESSIONS].status(request[USER_ID], refresh=refresh)
-    return web.json_response(status_body(view))
+    return web.Response(body=status_json(view), content_type="application/json")
 
 
 @routes.delete("/api/v1/garmin/session")

@@ -1,0 +1,179 @@
+"""The status answer cache: repeated polls cost no database read, writes show at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from service.config import Config
+from service.keys import SESSIONS
+from service.sessions import store
+from service.sessions.status_cache import StatusCache
+from tests.conftest import Api, Sandbox
+
+StartApi = Callable[[Config], Awaitable[Api]]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """User ids of every auth-row read the status path makes."""
+    seen: list[str] = []
+    original = store.load
+
+    async def counting(user_id: str) -> object:
+        seen.append(user_id)
+        return await original(user_id)
+
+    monkeypatch.setattr(store, "load", counting)
+    return seen
+
+
+async def _connected(api: Api, sandbox: Sandbox, user: str = "user-1") -> None:
+    sandbox.add("alice@example.com")
+    assert (await api.login(user, "alice@example.com")).status == 200
+
+
+async def _status(api: Api, user: str = "user-1") -> dict[str, object]:
+    response = await api.status(user)
+    assert response.status == 200
+    body: dict[str, object] = await response.json()
+    return body
+
+
+# --- through the API --------------------------------------------------------------------
+
+
+async def test_repeated_polls_read_the_database_once(
+    api: Api, sandbox: Sandbox, loads: list[str]
+) -> None:
+    await _connected(api, sandbox)
+    loads.clear()
+    first = await _status(api)
+    for _ in range(20):
+        assert await _status(api) == first
+    assert loads == ["user-1"]
+
+
+async def test_polls_waiting_on_an_empty_entry_share_one_read(
+    api: Api, sandbox: Sandbox, loads: list[str]
+) -> None:
+    await _connected(api, sandbox)
+    loads.clear()
+    bodies = await asyncio.gather(*(_status(api) for _ in range(16)))
+    assert all(body["status"] == "VALID" for body in bodies)
+    assert loads == ["user-1"]
+
+
+async def test_a_disconnect_on_this_replica_shows_at_once(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    assert (await _status(api))["status"] == "VALID"
+    assert (await api.delete("user-1")).status == 204
+    assert (await _status(api))["status"] == "MISSING"
+
+
+async def test_a_login_on_this_replica_shows_at_once(api: Api, sandbox: Sandbox) -> None:
+    assert (await _status(api))["status"] == "MISSING"
+    await _connected(api, sandbox)
+    assert (await _status(api))["status"] == "VALID"
+
+
+async def test_refresh_true_is_never_answered_from_the_cache(
+    api: Api, sandbox: Sandbox
+) -> None:
+    await _connected(api, sandbox)
+    assert (await _status(api))["checked"] == "cached"
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["checked"] == "live"
+
+
+async def test_another_replica_s_write_shows_once_the_entry_runs_out(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    one = await start_api(make_config(status={"cache_seconds": 5}))
+    other = await start_api(make_config())
+    clock = FakeClock()
+    one.app[SESSIONS].status_cache = StatusCache(5, 100, clock=clock)
+    await _connected(one, sandbox)
+    assert (await _status(one))["status"] == "VALID"
+    assert (await other.delete("user-1")).status == 204
+    clock.now += 4.9
+    assert (await _status(one))["status"] == "VALID"  # within cache_seconds: may lag
+    clock.now += 0.2
+    assert (await _status(one))["status"] == "MISSING"
+
+
+async def test_cache_seconds_zero_reads_every_poll(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi,
+    loads: list[str],
+) -> None:
+    api = await start_api(make_config(status={"cache_seconds": 0}))
+    await _connected(api, sandbox)
+    loads.clear()
+    for _ in range(3):
+        await _status(api)
+    assert loads == ["user-1"] * 3
+
+
+async def test_the_entry_never_outlives_the_validation_it_reports(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    """A cached VALID turns into a live check when the validation TTL ends, not later."""
+    api = await start_api(make_config(status={"cache_seconds": 3600,
+                                              "validation_ttl_seconds": 1}))
+    await _connected(api, sandbox)
+    assert (await _status(api))["checked"] == "cached"
+    await asyncio.sleep(1.1)
+    assert (await _status(api))["checked"] == "live"
+
+
+# --- the cache itself -------------------------------------------------------------------
+
+
+def test_an_entry_lives_cache_seconds() -> None:
+    clock = FakeClock()
+    cache: StatusCache[str] = StatusCache(2, 10, clock=clock)
+    cache.put("u", "answer", cache.ticket())
+    clock.now += 1.9
+    assert cache.get("u") == "answer"
+    clock.now += 0.2
+    assert cache.get("u") is None
+
+
+def test_a_shorter_validity_wins() -> None:
+    clock = FakeClock()
+    cache: StatusCache[str] = StatusCache(10, 10, clock=clock)
+    cache.put("u", "answer", cache.ticket(), valid_for=0.5)
+    clock.now += 0.6
+    assert cache.get("u") is None
+
+
+def test_an_answer_read_before_a_write_is_not_kept() -> None:
+    cache: StatusCache[str] = StatusCache(10, 10, clock=FakeClock())
+    ticket = cache.ticket()
+    cache.forget("u")  # a write lands while the read is in flight
+    cache.put("u", "old answer", ticket)
+    assert cache.get("u") is None
+
+
+def test_a_full_cache_drops_its_oldest_entry() -> None:
+    cache: StatusCache[str] = StatusCache(10, 2, clock=FakeClock())
+    for user in ("a", "b", "c"):
+        cache.put(user, user, cache.ticket())
+    assert len(cache) == 2
+    assert cache.get("a") is None and cache.get("c") == "c"
+
+
+def test_zero_seconds_keeps_nothing() -> None:
+    cache: StatusCache[str] = StatusCache(0, 10, clock=FakeClock())
+    cache.put("u", "answer", cache.ticket())
+    assert cache.get("u") is None and len(cache) == 0
