@@ -71,7 +71,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
                 f"the database is missing migrations ({', '.join(missing)}); "
                 "run `garmin-sync migrate`"
             )
-    ctx = await db.open_context(url, config.database.statement_timeout_seconds)
+    ctx = await db.open_context(url, config.database.statement_timeout_seconds,
+                                config.database.pool_max_size)
     app[DB_CONTEXT] = ctx
     yield
     await db.close_context(ctx)

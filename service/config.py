@@ -34,6 +34,7 @@ class DatabaseConfig:
     url: str
     auto_migrate: bool
     statement_timeout_seconds: float
+    pool_max_size: int
 
     @property
     def is_sqlite(self) -> bool:
@@ -248,6 +249,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "url": (_database_url, "sqlite://./data/garmin-sync.sqlite3"),
         "auto_migrate": (_as_bool, True),
         "statement_timeout_seconds": (_at_least(_as_float, 0), 5.0),
+        "pool_max_size": (_at_least(_as_int, 1), 10),
     },
     "http": {
         "host": (_as_str, "127.0.0.1"),

@@ -33,21 +33,27 @@ class SchemaError(Exception):
 
 
 def tortoise_config(
-    url: str, *, with_aerich: bool = False, statement_timeout_seconds: float = 0
+    url: str, *, with_aerich: bool = False, statement_timeout_seconds: float = 0,
+    pool_max_size: int | None = None,
 ) -> dict[str, Any]:
     """Tortoise's config for one database URL; Aerich's own model joins only for migrating.
 
     On PostgreSQL a positive `statement_timeout_seconds` becomes the server's
     `statement_timeout` for every pooled connection: a query stuck behind a lock is
     cancelled (503) instead of holding its request and its pool connection forever.
+    `pool_max_size` bounds the connection pool (a `maxsize` in the URL wins).
     """
     modules = [*MODEL_MODULES, "aerich.models"] if with_aerich else list(MODEL_MODULES)
     connection: str | dict[str, Any] = url
-    if statement_timeout_seconds > 0 and not url.startswith("sqlite://"):
+    if not url.startswith("sqlite://") and (statement_timeout_seconds > 0 or pool_max_size):
         connection = expand_db_url(url)
-        settings = dict(connection["credentials"].get("server_settings") or {})
-        settings["statement_timeout"] = str(int(statement_timeout_seconds * 1000))
-        connection["credentials"]["server_settings"] = settings
+        credentials = connection["credentials"]
+        if statement_timeout_seconds > 0:
+            settings = dict(credentials.get("server_settings") or {})
+            settings["statement_timeout"] = str(int(statement_timeout_seconds * 1000))
+            credentials["server_settings"] = settings
+        if pool_max_size and "maxsize" not in credentials:
+            credentials["maxsize"] = pool_max_size
     return {
         "connections": {"default": connection},
         "apps": {APP_LABEL: {"models": modules, "default_connection": "default"}},
@@ -151,11 +157,13 @@ async def _within(ctx: TortoiseContext, work: Callable[[], Awaitable[None]]) -> 
     await asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
 
 
-async def open_context(url: str, statement_timeout_seconds: float = 0) -> TortoiseContext:
+async def open_context(url: str, statement_timeout_seconds: float = 0,
+                       pool_max_size: int | None = None) -> TortoiseContext:
     """A connected Tortoise context of our own for one app instance."""
     prepare_sqlite_path(url)
     ctx = TortoiseContext()
-    config = tortoise_config(url, statement_timeout_seconds=statement_timeout_seconds)
+    config = tortoise_config(url, statement_timeout_seconds=statement_timeout_seconds,
+                             pool_max_size=pool_max_size)
     await _within(ctx, lambda: ctx.init(config=config))
     return ctx
 

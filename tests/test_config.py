@@ -204,3 +204,24 @@ def test_config_path_defaults_to_the_shipped_file() -> None:
     assert resolve_config_path(None, {}) == DEFAULT_CONFIG_PATH
     assert resolve_config_path(None, {"GARMIN_SYNC_CONFIG": ""}) == DEFAULT_CONFIG_PATH
     assert DEFAULT_CONFIG_PATH.is_file()
+
+
+def test_postgres_pool_size_comes_from_the_config() -> None:
+    from service.db import tortoise_config
+
+    config = tortoise_config("postgres://u@db:5432/app", pool_max_size=24)
+    assert config["connections"]["default"]["credentials"]["maxsize"] == 24
+
+
+def test_a_maxsize_in_the_url_wins_over_the_config() -> None:
+    from service.db import tortoise_config
+
+    config = tortoise_config("postgres://u@db:5432/app?maxsize=3", pool_max_size=24)
+    assert int(config["connections"]["default"]["credentials"]["maxsize"]) == 3
+
+
+def test_sqlite_has_no_pool_settings() -> None:
+    from service.db import tortoise_config
+
+    config = tortoise_config("sqlite://./x.sqlite3", pool_max_size=24)
+    assert config["connections"]["default"] == "sqlite://./x.sqlite3"
