@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -96,6 +97,7 @@ class SessionService:
         self._clock = clock
         self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
         self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
+        self._throttled_until: dict[str, float] = {}  # user -> monotonic end of a Garmin 429
         self.status_cache: StatusCache[StatusView] = StatusCache(
             config.status.cache_seconds, config.status.cache_max_users)
 
@@ -330,12 +332,30 @@ class SessionService:
         fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
         if fresh and not refresh:
             return self._view(row, "cached")
+        if self._throttled(user_id):
+            return self._view(row, "unavailable")
         pending = self._live_checks.get(user_id)
         if pending is None:
             pending = asyncio.ensure_future(self._live_check(row))
             self._live_checks[user_id] = pending
             pending.add_done_callback(lambda _f: self._live_check_done(user_id))
         return await asyncio.shield(pending)
+
+    def _throttled(self, user_id: str) -> bool:
+        until = self._throttled_until.get(user_id)
+        if until is not None and until <= time.monotonic():
+            del self._throttled_until[user_id]
+            return False
+        return until is not None
+
+    def _throttle(self, user_id: str, retry_after: int | None) -> None:
+        """After a Garmin 429 no live check for this user until Garmin's Retry-After (or
+        `login.cooldown_seconds` when it gives none): asking again extends the block."""
+        now = time.monotonic()
+        if len(self._throttled_until) >= 10_000:
+            self._throttled_until = {u: t for u, t in self._throttled_until.items() if t > now}
+        wait = retry_after if retry_after else self._config.login.cooldown_seconds
+        self._throttled_until[user_id] = now + wait
 
     def _live_check_done(self, user_id: str) -> None:
         self._live_checks.pop(user_id, None)
@@ -358,6 +378,8 @@ class SessionService:
             return await self._expire(row, exc.detail)
         except GarminError as exc:
             log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
+            if isinstance(exc, RateLimited):
+                self._throttle(user_id, exc.retry_after)
             if exc.refreshed_session:
                 await self._vault.write_back(row, exc.refreshed_session)
             return self._view(row, "unavailable")

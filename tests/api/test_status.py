@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from service.config import Config
@@ -83,8 +84,9 @@ async def test_dropped_access_token_is_refreshed_once_before_expiring(
 async def test_transient_failures_keep_the_session(api: Api, sandbox: Sandbox) -> None:
     await _connected(api, sandbox)
     before = await raw_rows(api)
-    for fault in (Fault(status=500), Fault(status=429, retry_after=60), Fault(hang_seconds=4),
-                  Fault(reset=True), Fault(truncated=True)):
+    # the 429 last: after it the service stops asking Garmin for a while
+    for fault in (Fault(status=500), Fault(hang_seconds=4), Fault(reset=True),
+                  Fault(truncated=True), Fault(status=429, retry_after=60)):
         sandbox.state.set_fault("alice@example.com", "api", fault)
         body = await (await api.status("user-1", refresh=True)).json()
         assert body["status"] == "VALID", fault
@@ -120,3 +122,25 @@ async def test_ciphertext_copied_from_another_user_is_not_used(api: Api, sandbox
     assert body["status"] == "EXPIRED"
     assert "log in again" in body["reason"]
 
+
+
+async def test_after_a_429_live_checks_wait_for_retry_after(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    sandbox.state.set_fault("alice@example.com", "api", Fault(status=429, retry_after=60))
+    body = await (await api.status("user-1", refresh=True)).json()
+    assert body["checked"] == "unavailable"
+    calls = sandbox.state.get_account("alice@example.com").api_calls
+    sandbox.state.clear_fault("alice@example.com", "api")
+    for _ in range(3):
+        body = await (await api.status("user-1", refresh=True)).json()
+        assert body["checked"] == "unavailable" and body["status"] == "VALID"
+    assert sandbox.state.get_account("alice@example.com").api_calls == calls
+
+
+async def test_live_checks_resume_once_retry_after_has_passed(api: Api, sandbox: Sandbox) -> None:
+    await _connected(api, sandbox)
+    sandbox.state.set_fault("alice@example.com", "api", Fault(status=429, retry_after=1))
+    assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "unavailable"
+    sandbox.state.clear_fault("alice@example.com", "api")
+    await asyncio.sleep(1.1)
+    assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "live"
