@@ -16,7 +16,8 @@ Figures (see BENCHMARKS.md for what each one means):
 
 PostgreSQL figures run when GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied,
 as the test suite does). Options: --figures 1,2,3,4,5,6,7  --users N  --tail-users N
---probe-rps R  --logins N  --scale-sizes A,B,C  --quick (smaller sizes)  --no-write.
+--probe-rps R  --logins N  --scale-sizes A,B,C  --quick (smaller sizes)  --no-write
+--raw FILE.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import contextvars
+import itertools
 import json
 import math
 import os
@@ -49,6 +51,7 @@ API_KEY = "bench-api-key-0123456789abcdef"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
 LATENCY_MS = 50
 W = 32
+PROBE_POLL = 0.5  # s between /metrics scrapes while a probe measures (idle and sync alike)
 MIB = 1024 * 1024
 NOTES_MARKER = "<!-- notes below this line are kept when make bench rewrites the file -->"
 
@@ -411,24 +414,14 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
     (2 jobs each); what it cost, from the job rows, the sandbox counters and /proc.
 
     Without a probe the users' cursors are due already, so the sync starts with the first
-    tick. With one, the cursors are held a day ahead while the service starts; they are
-    then set due a moment after the probe's idle run ends, so the idle run sees the same
-    process with its scheduler ticking over nothing due, and the sync starts by itself
-    (the load generator's process does no database work while it measures)."""
+    tick. With one, see `idle_then_due`; the probe then runs again for the whole sync."""
     before = await sandbox_totals(sandbox)
-    settings = {**SYNC_SETTINGS, "LOGGING_LEVEL": "WARNING"}
-    idle: dict[str, Any] | None = None
     if probe is not None:
         await set_cursors_due(env.url, datetime.now(UTC) + timedelta(days=1))
-    service = env.service("sync", env.service_env(sandbox, **settings), h.server_cpu())
+    service = env.service("sync", env.service_env(sandbox, LOGGING_LEVEL="WARNING",
+                                                  **SYNC_SETTINGS), h.server_cpu())
     await h.wait_ready(service, "/readyz" if probe else "/healthz")
-    idle_end: datetime | None = None
-    if probe is not None:
-        due = datetime.now(UTC) + timedelta(seconds=probe.idle_seconds + 5)
-        await set_cursors_due(env.url, due)
-        idle = await probe.measure(service, probe.idle_seconds, scrape_every=1.0)
-        idle_end = datetime.now(UTC)
-        await asyncio.sleep(max(0.0, (due - idle_end).total_seconds() - 0.2))
+    idle = await idle_then_due(env, service, probe) if probe is not None else None
     cpu0, sandbox_cpu0 = h.cpu_seconds(service.pid), h.cpu_seconds(sandbox.pid)
     stop = asyncio.Event()
     during = None
@@ -436,7 +429,7 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
         during = asyncio.ensure_future(probe.measure(service, 3600, until=stop, warmup=0))
     try:
         await wait_jobs(service, 2 * n_users, timeout=60 + n_users * 0.5,
-                        poll=1.0 if probe else 0.25)
+                        poll=PROBE_POLL if probe else 0.25)
     finally:
         stop.set()
     probed = await during if during is not None else None
@@ -444,21 +437,44 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
     sandbox_cpu = h.cpu_seconds(sandbox.pid) - sandbox_cpu0
     after = await sandbox_totals(sandbox)
     service.stop()
+    calls = sum(after[k] - before[k] for k in ("api_calls", "exchanges"))
     rows = await job_rows(env.url)
+    result = sync_summary(env.db, rows, n_users, calls, cpu, sandbox_cpu)
+    if idle is not None:
+        if result["first_job_started"] < idle["ended_at"]:
+            raise RuntimeError("the sync started before the idle probe run ended")
+        result["probe"] = {"idle": idle, "sync": probed}
+    return result
+
+
+async def idle_then_due(env: Env, service: h.Proc, probe: StatusProbe) -> dict[str, Any]:
+    """The probe's idle run on a service whose scheduler ticks over nothing due, then every
+    cursor due a moment later, so the sync starts by itself.
+
+    The due time is written before the idle run: the load generator's process does no
+    database work while it measures (opening Tortoise there would stall it)."""
+    due = datetime.now(UTC) + timedelta(seconds=probe.idle_seconds + 5)
+    await set_cursors_due(env.url, due)
+    idle = await probe.measure(service, probe.idle_seconds, scrape_every=PROBE_POLL)
+    idle["ended_at"] = datetime.now(UTC)
+    await asyncio.sleep(max(0.0, (due - idle["ended_at"]).total_seconds() - 0.2))
+    return idle
+
+
+def sync_summary(db: str, rows: list[dict[str, Any]], n_users: int, calls: int, cpu: float,
+                 sandbox_cpu: float) -> dict[str, Any]:
+    """A sync's figures: wall time from its job rows against the floor its calls set."""
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     first = min(row["started_at"] for row in rows if row["started_at"])
     last = max(row["finished_at"] for row in rows if row["finished_at"])
     measured = (last - first).total_seconds()
-    if idle_end is not None and first < idle_end:
-        raise RuntimeError(f"the sync started at {first}, before the idle probe ended")
-    calls = (after["api_calls"] - before["api_calls"]) + (after["exchanges"]
-                                                          - before["exchanges"])
     floor = calls * LATENCY_MS / 1000 / W
     return {
-        "db": env.db, "users": n_users, "jobs": statuses, "calls": calls,
+        "db": db, "users": n_users, "jobs": statuses, "calls": calls,
         "calls_per_user": calls / n_users, "floor_s": floor, "measured_s": measured,
+        "first_job_started": first,
         "efficiency": floor / measured, "users_per_minute": n_users / measured * 60,
         "wall_s_per_user": measured / n_users,
         "cpu_s_per_user": cpu / n_users, "cpu_s_total": cpu,
@@ -466,7 +482,6 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
         "sandbox_cpu_share": sandbox_cpu / measured,
         # the best efficiency possible if the busier process had a whole core to itself
         "cpu_bound_ceiling": floor / max(cpu, sandbox_cpu),
-        **({"probe": {"idle": idle, "sync": probed}} if probe is not None else {}),
     }
 
 
@@ -513,7 +528,7 @@ class StatusProbe:
         status = [h.raw_get(path, service.port, headers(u)) for u in self.users]
         health = [h.raw_get("/healthz", service.port)]
         lag0 = await lag_snapshot(service)
-        done = until or asyncio.Event()
+        done = asyncio.Event()
         scraper = (asyncio.ensure_future(scrape_until(service, scrape_every, done))
                    if scrape_every else None)
         try:
@@ -526,9 +541,9 @@ class StatusProbe:
             done.set()
             if scraper is not None:
                 await scraper
-        lag = lag_between(lag0, await lag_snapshot(service))
-        return {"status": main.summary(), "healthz": side.summary(), "lag": lag,
-                "lag_window_max_ms": (await lag_snapshot(service))["window_max"] * 1000,
+        lag1 = await lag_snapshot(service)
+        return {"status": main.summary(), "healthz": side.summary(),
+                "lag": lag_between(lag0, lag1), "lag_window_max_ms": lag1["window_max"] * 1000,
                 "p999_ms": main.percentile(0.999) * 1000}
 
 
@@ -541,6 +556,8 @@ async def scrape_until(service: h.Proc, period: float, stop: asyncio.Event) -> N
 
 async def figure_tail(root: Path, db: str, n_users: int, rate: float,
                       quick: bool) -> dict[str, Any]:
+    """Figure 2: does a sync hurt the API's tail? The same process, the same probe, idle
+    and then while it syncs `n_users` (figure 3's setup), so only the sync differs."""
     env = Env(root, "tail", db)
     users = [f"tail-{i}" for i in range(n_users)]
     names = [username_of(u) for u in users]
@@ -616,6 +633,9 @@ def login_calls(records: list[dict[str, Any]], users: list[str]) -> dict[str, An
 
 async def figure_login(root: Path, db: str, logins: int, rate: float,
                        quick: bool) -> dict[str, Any]:
+    """Figure 4: a burst of logins against the floor the sandbox latency and the thread
+    pool set, under the status probe, and whether any request carried another user's
+    credentials (the sandbox's record of every request says)."""
     env = Env(root, "login", db)
     probe_users = [f"probe-{i}" for i in range(20)]
     users = [f"login-{i}" for i in range(logins)]
@@ -634,38 +654,44 @@ async def figure_login(root: Path, db: str, logins: int, rate: float,
                              {"latency_ms": LATENCY_MS})
         probe = StatusProbe(probe_users, rate, 3.0 if quick else 5.0)
         idle = await probe.measure(service, probe.idle_seconds)
-        stop = asyncio.Event()
-        during = asyncio.ensure_future(probe.measure(service, 600, until=stop, warmup=0))
-        await asyncio.sleep(0.2)  # the probe's connections are open and its stream runs
-        cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
-        try:
-            latencies = sorted(await login_all(service.url, users, logins))
-        finally:
-            total = time.perf_counter() - started
-            cpu = h.cpu_seconds(service.pid) - cpu0
-            stop.set()
-        probed = await during
+        run = await logins_under_probe(service, users, probe)
         records = await sandbox_requests(sandbox)
         calls = login_calls(records, users)
         rounds = math.ceil(logins / threads)
         floor = rounds * calls["delayed_calls_per_login"] * LATENCY_MS / 1000
-        probe_cpu = (idle["status"]["server_cpu"] or 0.0) * total
+        probe_cpu = (idle["status"]["server_cpu"] or 0.0) * run["total_s"]
         return {
-            "db": db, "logins": logins, "executor_threads": threads, "total_s": total,
-            "floor_s": floor, "ratio": total / floor,
+            "db": db, "logins": logins, "executor_threads": threads, **run,
+            "floor_s": floor, "ratio": run["total_s"] / floor,
             # the same formula counting every login request, delayed or not
             "floor_all_calls_s": rounds * calls["calls_per_login"] * LATENCY_MS / 1000,
             **calls, "isolation": crossed_requests(records),
-            "p50_ms": ranked(latencies, 0.5) * 1000, "p99_ms": ranked(latencies, 0.99) * 1000,
-            "service_cpu_s": cpu,
             # minus what the status probe cost when idle (its CPU share times this span)
-            "cpu_s_per_login": max(0.0, cpu - probe_cpu) / logins,
+            "cpu_s_per_login": max(0.0, run["service_cpu_s"] - probe_cpu) / logins,
             "status_idle_p99_ms": idle["status"]["p99_ms"],
-            "status_p99_ms": probed["status"]["p99_ms"],
-            "probe": {"idle": idle, "logins": probed},
+            "status_p99_ms": run["probe"]["status"]["p99_ms"],
+            "probe_idle": idle,
         }
     finally:
         env.close()
+
+
+async def logins_under_probe(service: h.Proc, users: list[str],
+                             probe: StatusProbe) -> dict[str, Any]:
+    """All `users` log in at once while the probe runs; the span from the first request
+    to the last answer, the service's CPU over it, the login latencies and the probe."""
+    stop = asyncio.Event()
+    during = asyncio.ensure_future(probe.measure(service, 600, until=stop, warmup=0))
+    await asyncio.sleep(0.2)  # the probe's connections are open and its stream runs
+    cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
+    try:
+        latencies = sorted(await login_all(service.url, users, len(users)))
+    finally:
+        total = time.perf_counter() - started
+        cpu = h.cpu_seconds(service.pid) - cpu0
+        stop.set()
+    return {"total_s": total, "service_cpu_s": cpu, "p50_ms": ranked(latencies, 0.5) * 1000,
+            "p99_ms": ranked(latencies, 0.99) * 1000, "probe": await during}
 
 
 # --- figure 7: scaling curve -------------------------------------------------------------
@@ -701,13 +727,20 @@ async def scale_point(root: Path, db: str, n_users: int) -> dict[str, Any]:
 
 
 async def figure_scale(root: Path, db: str, sizes: list[int]) -> dict[str, Any]:
+    """Figure 7: per-user sync cost at growing user counts; it should stay flat (nothing in
+    a tick or a job should grow with the number of users)."""
     points = []
     for n_users in sizes:
         log(f"  scale ({db}): {n_users} users")
         points.append(await scale_point(root, db, n_users))
     wall = [p["wall_s_per_user"] for p in points]
     cpu = [p["cpu_s_per_user"] for p in points]
-    return {"db": db, "sizes": sizes, "points": points,
+    # wall time each added user cost between consecutive sizes: a sync's fixed ramp and
+    # tail (first tick, the last users' sequential calls) cancel out of these
+    marginal = [{"from": a["users"], "to": b["users"],
+                 "ms_per_user": (b["measured_s"] - a["measured_s"]) / (b["users"] - a["users"])
+                 * 1000} for a, b in itertools.pairwise(points)]
+    return {"db": db, "sizes": sizes, "points": points, "marginal": marginal,
             "ratio": max(wall) / min(wall), "cpu_ratio": max(cpu) / min(cpu)}
 
 
@@ -951,9 +984,12 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
-def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+Row = tuple[str, str, str, str, str]
+
+
+def table(results: dict[str, Any]) -> list[Row]:
     """(figure, measured, ratio, target, verdict) rows."""
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[Row] = []
     for item in results.get("status", []):
         if "error" in item:
             rows.append((f"1 status rps ({item['db']})", "error", "-", ">= 0.6", item["error"]))
@@ -974,6 +1010,8 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         rows.append(("sandbox max rate (calibration)", f"{fmt(cal['max_rps'], 0)} req/s",
                      fmt(cal["max_rps"] / cal["needed_rps"]), ">= 1 (vs W/50ms)",
                      "OK" if cal["max_rps"] >= cal["needed_rps"] else "SANDBOX-BOUND"))
+    for item in results.get("tail", []):
+        rows += tail_rows(item)
     for item in results.get("sync", []):
         if "error" in item:
             rows.append((f"3 sync efficiency ({item['db']})", "error", "-", ">= 0.8",
@@ -992,9 +1030,11 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         rows.append((f"3 CPU s per user sync ({item['db']})",
                      fmt(item["cpu_s_per_user"], 4), "-", "-", ""))
         login = item["login"]
-        rows.append((f"4 login cost ({item['db']})",
+        rows.append((f"3 setup logins ({item['db']}, latency 0, {login['concurrency']} at once)",
                      f"{fmt(login['cpu_s_per_login'], 4)} CPU s/login, "
-                     f"{fmt(login['logins_per_s'], 1)} logins/s", "-", "-", "(partial)"))
+                     f"{fmt(login['logins_per_s'], 1)} logins/s", "-", "(context)", ""))
+    for item in results.get("login", []):
+        rows += login_rows(item)
     for item in results.get("upsert", []):
         if "error" in item:
             rows.append((f"5 upsert ({item['db']})", "error", "-", ">= 0.5", item["error"]))
@@ -1018,6 +1058,104 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"{fmt(item['after_status_sweep_hwm'] / MIB, 0)} / syncing peak "
                      f"{fmt(item['sync']['VmHWM'] / MIB, 0)} MiB",
                      "-", "< 300 MiB", ok))
+    for item in results.get("scale", []):
+        rows += scale_rows(item)
+    return rows
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def bucket_verdict(bucket: list[float], target_ms: float) -> str:
+    """PASS/MISS when the bucket lies on one side of the target, else UNDECIDED."""
+    low, high = bucket
+    if high <= target_ms:
+        return "PASS"
+    return "MISS" if low >= target_ms else "UNDECIDED"
+
+
+def bucket_text(bucket: list[float]) -> str:
+    return f"({fmt(bucket[0], 1)}, {fmt(bucket[1], 1)}] ms"
+
+
+def tail_rows(item: dict[str, Any]) -> list[Row]:
+    """Figure 2: status p99 under sync / idle, and the loop lag during the sync."""
+    db = item["db"]
+    if "error" in item:
+        return [(f"2 status p99 sync / idle ({db})", "error", "-", "<= 1.5", item["error"])]
+    lag, probe, sync = item["lag"], item["probe"], item["sync"]
+    return [
+        (f"2 status p99 during {item['users']:,}-user sync / idle ({db}, "
+         f"{fmt(item['rate'], 0)} req/s)",
+         f"idle {fmt(item['idle_p99_ms'])} ms / sync {fmt(item['sync_p99_ms'])} ms",
+         fmt(item["ratio"]), "<= 1.5", verdict(item["ratio"] <= 1.5)),
+        (f"2 event-loop lag p99 during sync ({db})",
+         f"in {bucket_text(lag['p99_bucket_ms'])} (histogram bucket, {lag['samples']} samples)",
+         "-", "<= 5 ms", bucket_verdict(lag["p99_bucket_ms"], 5)),
+        (f"2 event-loop lag max during sync ({db})",
+         f"in {bucket_text(lag['max_bucket_ms'])}; max gauge of the last 60 s at the end: "
+         f"{fmt(probe['sync']['lag_window_max_ms'], 1)} ms",
+         "-", "< 50 ms", bucket_verdict(lag["max_bucket_ms"], 50)),
+        (f"2 /healthz p99, outside view of lag ({db})",
+         f"idle {fmt(probe['idle']['healthz']['p99_ms'])} ms / sync "
+         f"{fmt(probe['sync']['healthz']['p99_ms'])} ms", "-", "(context)", ""),
+        (f"2 the sync under the probe ({db})",
+         f"{fmt(sync['measured_s'], 1)} s, efficiency {fmt(sync['efficiency'])}, "
+         f"{fmt(sync['cpu_s_per_user'], 4)} CPU s/user (probe included)", "-", "(context)", ""),
+    ]
+
+
+def login_rows(item: dict[str, Any]) -> list[Row]:
+    """Figure 4: concurrent logins against their floor, and the token isolation check."""
+    db = item["db"]
+    if "error" in item:
+        return [(f"4 logins / floor ({db})", "error", "-", "<= 1.2", item["error"])]
+    iso, n = item["isolation"], item["logins"]
+    delayed, calls = item["delayed_calls_per_login"], item["calls_per_login"]
+    return [
+        (f"4 {n} concurrent logins / floor ({db})",
+         f"{fmt(item['total_s'])} s / floor {fmt(item['floor_s'])} s = ceil({n}/"
+         f"{item['executor_threads']}) x {fmt(delayed, 0)} delayed calls x {LATENCY_MS} ms",
+         fmt(item["ratio"]), "<= 1.2", verdict(item["ratio"] <= 1.2)),
+        (f"4 requests naming another user's account or token ({db})",
+         f"{iso['crossed']} of {iso['checked']} checked ({iso['with_token']} with a token, "
+         f"{iso['without_caller']} without caller)", "-", "0",
+         verdict(iso["crossed"] == 0 and iso["without_caller"] == 0 and iso["checked"] > 0)),
+        (f"4 login cost ({db})",
+         f"{fmt(calls, 0)} requests ({fmt(delayed, 0)} delayed), "
+         f"{fmt(item['cpu_s_per_login'], 4)} CPU s per login; p50 {fmt(item['p50_ms'], 0)} ms",
+         "-", "(context)", ""),
+        (f"4 total / floor counting all {fmt(calls, 0)} requests as delayed ({db})",
+         f"floor {fmt(item['floor_all_calls_s'])} s",
+         fmt(item["total_s"] / item["floor_all_calls_s"]), "(context)", ""),
+        (f"4 status p99 during the logins / idle ({db})",
+         f"idle {fmt(item['status_idle_p99_ms'])} ms / logins {fmt(item['status_p99_ms'])} ms",
+         fmt(item["status_p99_ms"] / item["status_idle_p99_ms"]), "(context)", ""),
+    ]
+
+
+def scale_rows(item: dict[str, Any]) -> list[Row]:
+    """Figure 7: per-user sync cost at each size, and how flat it stays."""
+    db = item["db"]
+    if "error" in item:
+        return [(f"7 scaling ({db})", "error", "-", "<= 1.2", item["error"])]
+    rows: list[Row] = []
+    for point in item["points"]:
+        rows.append((f"7 sync of {point['users']:,} users ({db})",
+                     f"{fmt(point['measured_s'], 1)} s: {fmt(point['wall_s_per_user'] * 1000)} "
+                     f"ms/user wall, {fmt(point['cpu_s_per_user'] * 1000)} ms/user CPU",
+                     "-", "-", ""))
+    wall = [p["wall_s_per_user"] * 1000 for p in item["points"]]
+    rows.append((f"7 per-user wall cost max/min ({db})",
+                 f"{fmt(min(wall))} to {fmt(max(wall))} ms/user", fmt(item["ratio"]), "<= 1.2",
+                 verdict(item["ratio"] <= 1.2)))
+    rows.append((f"7 per-user CPU max/min ({db})", "service CPU s / users",
+                 fmt(item["cpu_ratio"]), "(context)", ""))
+    if item["marginal"]:
+        rows.append((f"7 wall cost of each added user ({db})",
+                     ", ".join(f"{m['from']:,} to {m['to']:,}: {fmt(m['ms_per_user'])} ms"
+                               for m in item["marginal"]), "-", "(context)", ""))
     return rows
 
 
@@ -1068,6 +1206,28 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "- 1 status: `GET /api/v1/garmin/session/status` with a fresh validation (answered from",
         "  the database: the auth row and the sync cursors) for 20 logged-in users, versus the",
         "  bare app answering the identical body bytes.",
+        "- 2 tail latency: figure 3's setup with `--tail-users` users (1,000; quick 300): they",
+        "  log in through a service without scheduler, then a service with it starts while",
+        "  their cursors are held a day ahead. On that process, once ready and ticking over",
+        "  nothing due, the probe runs idle for 10 s (quick 5 s): `GET /api/v1/garmin/session/",
+        "  status` open loop at `--probe-rps` (200 req/s), round-robin over all the users (each",
+        "  polled less often than status.cache_seconds, 1 s by default, so mostly not answered",
+        "  from that cache), `GET /healthz` at 20 req/s beside it, a /metrics scrape every",
+        f"  {PROBE_POLL:g} s. The cursors were set due (from this process, before the idle run)",
+        "  a moment after it ends, so the sync starts by itself; the same probe then runs from",
+        f"  0.2 s before that moment until the job counter, scraped every {PROBE_POLL:g} s, shows",
+        "  every job done. Ratio = status p99 during the sync / idle p99. Event-loop lag: the",
+        "  service exports a histogram (`garmin_sync_event_loop_lag_seconds`, one sample per",
+        "  0.1 s sleep, buckets 1, 2.5, 5, 10, 25, 50, 100 ms...) and a gauge of the largest",
+        "  lag of the last 60 s. The",
+        "  histogram's difference between the scrapes before and after the sync only places",
+        "  the p99 and the max in a bucket, reported as (lower, upper]; a verdict is exact",
+        "  because 5 and 50 ms are bucket bounds. The gauge, scraped at the end, covers the",
+        "  last 60 s, which for a sync shorter than that includes part of the idle run.",
+        "  `/healthz` does no I/O, so its latency (from the scheduled time, load generator",
+        "  included) is an outside view of how long a request waits for the loop.",
+        "  Outstanding requests at the end of a run are counted as `unfinished` in the raw",
+        "  data (with the age of the oldest), since their latency is not in the percentiles.",
         f"- 3 sync: N users each with their own sandbox account and login; sandbox latency"
         f" {LATENCY_MS} ms",
         f"  per call; sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
@@ -1075,7 +1235,22 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  the sandbox (api_calls + exchanges during the sync phase); floor = calls x 50 ms / W;",
         "  measured = last job finished - first job started (from sync_job). CPU = utime+stime",
         "  of the service process from ready to the last job (PostgreSQL's CPU not included).",
-        "- 4 (partial): the logins of figure 3's users (sandbox latency 0, concurrency 32).",
+        "  'setup logins' are the logins of figure 3's users (sandbox latency 0, 32 at once).",
+        "- 4 logins: `--logins` (64) users log in at once through the API (sandbox latency",
+        f"  {LATENCY_MS} ms per call on their accounts) while figure 2's probe runs on 20 users",
+        "  logged in before (latency 0; an idle probe run of 5 s, quick 3 s, precedes the",
+        "  logins); scheduler off. Total = first request sent to last answer. The sandbox's",
+        "  request record (`GET /_sandbox/requests`) gives what one login costs in requests",
+        "  (garth: sign-in page, login, embed page, preauthorized, exchange); only those the",
+        "  sandbox attributes to an account get its latency (not the sign-in and embed pages,",
+        "  which carry no username). Floor = ceil(logins / garmin.executor_threads) x delayed",
+        f"  requests per login x {LATENCY_MS} ms, the thread count resolved from the service's",
+        "  own configuration (file, then environment). The same formula counting every",
+        "  request is listed as context (it would flatter the ratio). Isolation: every",
+        "  recorded request, the probe users' logins included, is checked: the account it",
+        "  resolved to and the owner of the token it carried (when any) must be the caller's",
+        "  own account (X-Sandbox-Caller, the user id the service sent it for). CPU per login",
+        "  subtracts the probe's idle CPU share over the same span.",
         "- 5 upsert: 10,000 sandbox-generated activities, 5,000 already present;",
         "  `service.sync.store.upsert_activities` inside one transaction versus the driver's",
         "  own `executemany` of the identical INSERT ... ON CONFLICT DO UPDATE (tuples built",
@@ -1084,6 +1259,18 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  login, sealed per user with the service's Cipher; both cursors not due), RSS after",
         "  startup and ticks, after one cached status call per user, and VmHWM while the",
         "  scheduler syncs (all cursors due, W = 32, sandbox latency 50 ms).",
+        "- 7 scaling: figure 3's sync settings at `--scale-sizes` users (100, 1,000, 5,000;",
+        "  quick 100, 500, 1,000), each in a fresh database and sandbox. Users are inserted",
+        "  directly, as in figure 6 (one real sandbox login's session sealed for each user,",
+        "  both cursors due), because logging 5,000 users in through the API takes longer than",
+        "  syncing them. So the sandbox attributes every request to one account; it keeps no",
+        "  per-account cache or lock, each request costs it the same either way, and the",
+        "  figure measures the service (the raw data lists calls per user). Per-user wall =",
+        "  (last job finished - first job started) / users; CPU as in figure 3. Ratio = the",
+        "  largest per-user wall cost over the smallest; the fixed ramp of a sync (first tick,",
+        "  the last users' sequential calls) weighs most on the smallest size. As context, the",
+        "  wall time each added user cost between consecutive sizes (the difference of the",
+        "  wall times over the difference of the user counts), from which that ramp cancels.",
         "",
         "## Not measured",
         "",
@@ -1191,6 +1378,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(render(results, info, args))
     print()
     print(h.dumps({key: value for key, value in info.items()}))
+    if args.raw:
+        Path(args.raw).write_text(h.dumps({"machine": info, "results": results}))
     if not args.no_write:
         write_markdown(REPO / "BENCHMARKS.md", results, info, args, elapsed)
         log(f"wrote {REPO / 'BENCHMARKS.md'}")
@@ -1214,6 +1403,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="shorter runs, fewer rounds, smaller figures 2 and 7")
     parser.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--raw", help="also write the raw results as JSON to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
