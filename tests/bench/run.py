@@ -409,24 +409,34 @@ async def login_phase(env: Env, sandbox: h.Proc, users: list[str]) -> dict[str, 
 
 
 async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
-                     probe: StatusProbe | None = None) -> dict[str, Any]:
+                     probe: StatusProbe | None = None, api_apart: bool = False
+                     ) -> dict[str, Any]:
     """Start a service with the scheduler on and let it sync every connected user once
     (2 jobs each); what it cost, from the job rows, the sandbox counters and /proc.
 
     Without a probe the users' cursors are due already, so the sync starts with the first
-    tick. With one, see `idle_then_due`; the probe then runs again for the whole sync."""
+    tick. With one, see `idle_then_due`; the probe then runs again for the whole sync.
+    With `api_apart` the probe asks a second `serve` process with the scheduler off, on the
+    same core as the syncing one (an API replica beside a sync worker)."""
     before = await sandbox_totals(sandbox)
     if probe is not None:
         await set_cursors_due(env.url, datetime.now(UTC) + timedelta(days=1))
     service = env.service("sync", env.service_env(sandbox, LOGGING_LEVEL="WARNING",
                                                   **SYNC_SETTINGS), h.server_cpu())
     await h.wait_ready(service, "/readyz" if probe else "/healthz")
-    idle = await idle_then_due(env, service, probe) if probe is not None else None
+    probed_service = service
+    if api_apart:
+        api_env = env.service_env(sandbox, LOGGING_LEVEL="WARNING",
+                                  **{**SYNC_SETTINGS, "SYNC_ENABLED": "false"})
+        probed_service = env.service("api", api_env, h.server_cpu())
+        await h.wait_ready(probed_service, "/readyz")
+    idle = (await idle_then_due(env, probed_service, probe) if probe is not None else None)
     cpu0, sandbox_cpu0 = h.cpu_seconds(service.pid), h.cpu_seconds(sandbox.pid)
     stop = asyncio.Event()
     during = None
     if probe is not None:  # no warm-up: the service is warm, the sync's first tick counts
-        during = asyncio.ensure_future(probe.measure(service, 3600, until=stop, warmup=0))
+        during = asyncio.ensure_future(probe.measure(probed_service, 3600, until=stop,
+                                                     warmup=0))
     try:
         await wait_jobs(service, 2 * n_users, timeout=60 + n_users * 0.5,
                         poll=PROBE_POLL if probe else 0.25)
@@ -555,10 +565,11 @@ async def scrape_until(service: h.Proc, period: float, stop: asyncio.Event) -> N
 
 
 async def figure_tail(root: Path, db: str, n_users: int, rate: float,
-                      quick: bool) -> dict[str, Any]:
+                      quick: bool, api_apart: bool = False) -> dict[str, Any]:
     """Figure 2: does a sync hurt the API's tail? The same process, the same probe, idle
-    and then while it syncs `n_users` (figure 3's setup), so only the sync differs."""
-    env = Env(root, "tail", db)
+    and then while it syncs `n_users` (figure 3's setup), so only the sync differs.
+    `api_apart`: the probe asks an API process beside the syncing one, on the same core."""
+    env = Env(root, "tail-apart" if api_apart else "tail", db)
     users = [f"tail-{i}" for i in range(n_users)]
     names = [username_of(u) for u in users]
     try:
@@ -569,9 +580,9 @@ async def figure_tail(root: Path, db: str, n_users: int, rate: float,
         login = await login_phase(env, sandbox, users)
         await patch_accounts(sandbox, names, {"latency_ms": LATENCY_MS})
         probe = StatusProbe(users, rate, 5.0 if quick else 10.0)
-        sync = await sync_phase(env, sandbox, n_users, probe)
+        sync = await sync_phase(env, sandbox, n_users, probe, api_apart)
         idle, during = sync["probe"]["idle"], sync["probe"]["sync"]
-        return {"db": db, "users": n_users, "rate": rate,
+        return {"db": db, "users": n_users, "rate": rate, "api_apart": api_apart,
                 "idle_p99_ms": idle["status"]["p99_ms"], "sync_p99_ms": during["status"]["p99_ms"],
                 "ratio": during["status"]["p99_ms"] / idle["status"]["p99_ms"],
                 "lag": during["lag"], "lag_idle": idle["lag"],
@@ -1010,7 +1021,7 @@ def table(results: dict[str, Any]) -> list[Row]:
         rows.append(("sandbox max rate (calibration)", f"{fmt(cal['max_rps'], 0)} req/s",
                      fmt(cal["max_rps"] / cal["needed_rps"]), ">= 1 (vs W/50ms)",
                      "OK" if cal["max_rps"] >= cal["needed_rps"] else "SANDBOX-BOUND"))
-    for item in results.get("tail", []):
+    for item in results.get("tail", []) + results.get("tail-apart", []):
         rows += tail_rows(item)
     for item in results.get("sync", []):
         if "error" in item:
@@ -1085,6 +1096,8 @@ def tail_rows(item: dict[str, Any]) -> list[Row]:
     if "error" in item:
         return [(f"2 status p99 sync / idle ({db})", "error", "-", "<= 1.5", item["error"])]
     lag, probe, sync = item["lag"], item["probe"], item["sync"]
+    if item.get("api_apart"):
+        db = f"{db}, API process apart"
     return [
         (f"2 status p99 during {item['users']:,}-user sync / idle ({db}, "
          f"{fmt(item['rate'], 0)} req/s)",
@@ -1228,6 +1241,9 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  included) is an outside view of how long a request waits for the loop.",
         "  Outstanding requests at the end of a run are counted as `unfinished` in the raw",
         "  data (with the age of the oldest), since their latency is not in the percentiles.",
+        "  'API process apart': the same, but the probe asks a second `serve` process with",
+        "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
+        "  (a sync worker): the deployment for callers who need a flat tail during syncs.",
         f"- 3 sync: N users each with their own sandbox account and login; sandbox latency"
         f" {LATENCY_MS} ms",
         f"  per call; sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
@@ -1304,6 +1320,8 @@ async def run_child(args: argparse.Namespace) -> int:
     work: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "status": lambda: figure_status(root, db, args.quick),
         "tail": lambda: figure_tail(root, db, args.tail_users, args.probe_rps, args.quick),
+        "tail-apart": lambda: figure_tail(root, db, args.tail_users, args.probe_rps,
+                                          args.quick, api_apart=True),
         "sandbox": lambda: calibrate_sandbox(root, args.quick),
         "sync": lambda: figure_sync(root, db, args.users),
         "login": lambda: figure_login(root, db, args.logins, args.probe_rps, args.quick),
@@ -1362,6 +1380,7 @@ async def main_async(args: argparse.Namespace) -> int:
     # whether the sandbox can serve what the sync figures ask of it
     plan += [("sandbox", "none")] if figures & {2, 3, 7} else []
     plan += [("tail", db) for db in dbs if 2 in figures]
+    plan += [("tail-apart", db) for db in dbs if 2 in figures]
     plan += [("sync", db) for db in dbs if 3 in figures]
     plan += [("login", db) for db in dbs if 4 in figures]
     plan += [("upsert", db) for db in dbs if 5 in figures]
