@@ -108,6 +108,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, metrics=app[METRICS])
     scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT])
     app[METRICS].watch_sync_jobs(lambda: scheduler.active_jobs)
+    runner.on_user_changed = app[SESSIONS].status_cache.forget
     app[RUNNER] = runner
     app[SCHEDULER] = scheduler
     app[SYNC] = SyncService(scheduler, leases)

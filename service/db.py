@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 
@@ -24,6 +25,10 @@ from service.config import ConfigError
 log = logging.getLogger(__name__)
 
 APP_LABEL = "models"
+# SQLite only: a second connection for the status read path. Tortoise serialises every
+# query of one SQLite connection behind its lock, which a sync job's transaction holds to
+# its end; in WAL mode a second connection reads while the first one writes.
+READS = "reads"
 MODEL_MODULES = ["service.models"]
 MIGRATIONS_ENV = "GARMIN_SYNC_MIGRATIONS_DIR"
 
@@ -54,8 +59,11 @@ def tortoise_config(
             credentials["server_settings"] = settings
         if pool_max_size and "maxsize" not in credentials:
             credentials["maxsize"] = pool_max_size
+    connections: dict[str, Any] = {"default": connection}
+    if url.startswith("sqlite://") and ":memory:" not in url and not with_aerich:
+        connections[READS] = url
     return {
-        "connections": {"default": connection},
+        "connections": connections,
         "apps": {APP_LABEL: {"models": modules, "default_connection": "default"}},
         "use_tz": True,
         "timezone": "UTC",
@@ -170,6 +178,14 @@ async def open_context(url: str, statement_timeout_seconds: float = 0,
 
 async def close_context(ctx: TortoiseContext) -> None:
     await _within(ctx, ctx.close_connections)
+
+
+def reads() -> BaseDBAsyncClient | None:
+    """The active context's read connection, where it has one (SQLite files)."""
+    ctx = _current_context.get()
+    if ctx is None or READS not in ctx.connections.db_config:
+        return None
+    return ctx.connections.get(READS)
 
 
 def activate(ctx: TortoiseContext) -> None:

@@ -13,10 +13,19 @@ rewriting this file. What this module guards against:
 - Errors arrive as `GarthHTTPError`, `GarthException`, raw `requests.HTTPError` (the OAuth1
   steps are not wrapped) and raw connection/timeout errors: `classify` maps them all.
 - A client whose refresh failed may hold cleared or half-updated tokens: it is never dumped.
+
+Cost per job matters (a sync job builds a client and makes a handful of calls), so a client
+is built without garth's per-instance extras (a pydantic-settings telemetry object, two
+retry adapters with their own connection pools), and the gateway's clients share one
+`Transport`: a urllib3 connection pool and nothing else. Credentials never live in it: each
+client keeps its own requests session (cookies, tokens), every request carries its own
+fresh headers, and a pooled socket carries no state from one request to the next. The
+environment's proxy settings are read once per host instead of on every request.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,7 +33,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 for _variable in ("GARTH_HOME", "GARTH_TOKEN"):
     os.environ.pop(_variable, None)
@@ -32,10 +41,13 @@ for _variable in ("GARTH_HOME", "GARTH_TOKEN"):
 import garth  # noqa: E402
 import garth.sso  # noqa: E402
 import requests  # noqa: E402
+from garth.auth_tokens import OAuth2Token  # noqa: E402
 from garth.exc import GarthException, GarthHTTPError  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
-from requests.adapters import HTTPAdapter  # noqa: E402
+from requests.adapters import BaseAdapter, HTTPAdapter  # noqa: E402
 from requests.cookies import create_cookie  # noqa: E402
+from requests.hooks import default_hooks  # noqa: E402
+from requests.utils import get_environ_proxies, get_netrc_auth, requote_uri  # noqa: E402
 from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: E402
 from urllib3.util.retry import Retry  # noqa: E402
 
@@ -97,58 +109,163 @@ def _retry_policy(retries: int) -> Retry:
     )
 
 
-class _RoutingAdapter(HTTPAdapter):
-    """Sends `https://<sub>.<domain><path>` to `<base_url>/<sub><path>` (the sandbox).
+class Transport:
+    """Connection pools shared by many clients: sockets to Garmin, never credentials.
 
-    Mounted on each client's session, so garth's OAuth1 sessions (which reuse the parent's
-    adapter) are routed too. The caller header lets the sandbox prove that no request
-    carried another user's token.
+    One per gateway (sized to its thread pool, so no thread waits for or discards a
+    connection). A job then reuses a warm connection instead of opening one; cookies and
+    tokens stay in each client's own session, and each request carries its own headers.
     """
 
-    def __init__(self, base_url: str, domain: str, caller: str, retries: int) -> None:
-        super().__init__(max_retries=_retry_policy(retries))
+    def __init__(self, retries: int, pool_size: int = 10) -> None:
+        self.adapter = HTTPAdapter(pool_connections=10, pool_maxsize=max(pool_size, 1),
+                                   max_retries=_retry_policy(retries))
+
+    def close(self) -> None:
+        self.adapter.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _host_pattern(domain: str) -> re.Pattern[str]:
+    return re.compile(rf"^https://([a-z0-9.-]+)\.{re.escape(domain)}(?::443)?(/.*)?$")
+
+
+class _ClientAdapter(BaseAdapter):
+    """One client's adapter: routes (sandbox), tags the caller, sends over a transport.
+
+    With `base_url` set, `https://<sub>.<domain><path>` goes to `<base_url>/<sub><path>` (the
+    sandbox) and the caller header lets the sandbox prove that no request carried another
+    user's token. Mounted on the client's session, so garth's OAuth1 sessions (which reuse
+    the parent's adapter) are routed too. Closing it leaves a shared transport open.
+    """
+
+    def __init__(self, transport: Transport, owned: bool, base_url: str, domain: str,
+                 caller: str) -> None:
+        super().__init__()
+        self._transport = transport
+        self._owned = owned
         self._base_url = base_url.rstrip("/")
-        self._host = re.compile(rf"^https://([a-z0-9.-]+)\.{re.escape(domain)}(?::443)?(/.*)?$")
+        self._host = _host_pattern(domain) if base_url else None
         self._caller = caller
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        match = self._host.match(request.url or "")
-        if match is None:
-            raise requests.ConnectionError(f"refusing to route {urlsplit(str(request.url)).netloc}")
-        routed = request.copy()
-        routed.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
-        routed.headers[SANDBOX_CALLER_HEADER] = self._caller
-        return super().send(routed, *args, **kwargs)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: bool | str = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        if self._host is not None:
+            match = self._host.match(request.url or "")
+            if match is None:
+                raise requests.ConnectionError(
+                    f"refusing to route {urlsplit(str(request.url)).netloc}")
+            request = request.copy()
+            request.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
+            request.headers[SANDBOX_CALLER_HEADER] = self._caller
+        return self._transport.adapter.send(request, stream=stream, timeout=timeout,
+                                            verify=verify, cert=cert, proxies=proxies)
+
+    def close(self) -> None:
+        if self._owned:
+            self._transport.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _environment_proxies(origin: str) -> tuple[tuple[str, str], ...]:
+    """`HTTPS_PROXY`/`NO_PROXY` & co. for one scheme://host, read once per process."""
+    return tuple(get_environ_proxies(origin).items())
+
+
+def _ca_bundle() -> str | None:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
+class _Session(requests.Session):
+    """A requests session that reads the environment's proxies once per host.
+
+    With `trust_env` on, requests scans the whole environment for proxy settings on every
+    request. It is off here, and what it did is done below instead: the proxies (cached
+    per scheme and host), the CA bundle, and `~/.netrc` credentials, as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if request.auth is None and self.auth is None:
+            request.auth = get_netrc_auth(request.url)
+        return super().prepare_request(request)
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,
+                                   verify: Any, cert: Any) -> Any:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        if proxies is not None:
+            no_proxy = proxies.get("no_proxy")
+            if no_proxy is None:
+                parts = urlsplit(text)
+                found = _environment_proxies(f"{parts.scheme}://{parts.netloc}")
+            else:
+                found = tuple(get_environ_proxies(text, no_proxy=no_proxy).items())
+            for key, value in found:
+                proxies.setdefault(key, value)
+        if verify is True or verify is None:
+            verify = _ca_bundle() or verify
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 class _Client(garth.Client):
-    """A garth client for one user and one operation; never shared, never module-level."""
+    """A garth client for one user and one operation; never shared, never module-level.
 
-    def __init__(self, settings: GarminSettings, caller: str) -> None:
+    Built without `garth.Client.__init__`: its telemetry object (a pydantic-settings read
+    of the environment, always disabled here) and retry adapters cost more than the calls
+    of a short job, and the adapter is ours anyway.
+    """
+
+    def __init__(self, settings: GarminSettings, caller: str,
+                 transport: Transport | None = None) -> None:
         self._settings = settings
         self._caller = caller
+        self._owned = transport is None
+        self._transport = transport or Transport(settings.retries)
         self.refreshes = 0
         self.refresh_failed = False
         self.timeout = settings.timeout_seconds  # type: ignore[assignment]
         self.retries = settings.retries
-        super().__init__(domain=settings.domain, telemetry_enabled=False)
+        self.domain = settings.domain
         self._garth_home = None
+        self._api_settings: tuple[str, dict[str, Any]] | None = None
+        self.sess = _Session()
+        self.sess.headers.update(garth.http.USER_AGENT)
+        self._mount()
+
+    def _mount(self) -> None:
+        adapter = _ClientAdapter(self._transport, self._owned, self._settings.base_url,
+                                 self.domain, self._caller)
+        self.sess.mount("https://", adapter)
+        self.sess.mount("http://", adapter)
 
     def _auto_resume(self) -> None:
         """Disabled: sessions come from our database only, never from GARTH_HOME/TOKEN."""
 
-    def configure(self, /, **kwargs: Any) -> None:  # type: ignore[override]
-        """garth re-mounts its own adapter on every configure (loads() too): mount ours after."""
-        super().configure(**kwargs)
-        settings = self._settings
-        adapter: HTTPAdapter
-        if settings.base_url:
-            adapter = _RoutingAdapter(
-                settings.base_url, self.domain, self._caller, settings.retries
-            )
-        else:
-            adapter = HTTPAdapter(max_retries=_retry_policy(settings.retries))
-        self.sess.mount("https://", adapter)
+    def configure(  # type: ignore[override]
+        self,
+        /,
+        oauth1_token: garth.auth_tokens.OAuth1Token | None = None,
+        oauth2_token: garth.auth_tokens.OAuth2Token | None = None,
+        domain: str | None = None,
+        **unsupported: Any,
+    ) -> None:
+        """The part of garth's `configure` that garth itself calls (loads(), logins).
+
+        Transport settings come from `GarminSettings` only, and telemetry stays off.
+        """
+        if unsupported:
+            raise TypeError(f"unsupported client settings: {sorted(unsupported)}")
+        if oauth1_token is not None:
+            self.oauth1_token = oauth1_token
+        if oauth2_token is not None:
+            self.oauth2_token = oauth2_token
+        if domain and domain != self.domain:
+            self.domain = domain
+            self._mount()
 
     def request(
         self,
@@ -166,6 +283,59 @@ class _Client(garth.Client):
             method, subdomain, path, api=api, referrer=referrer,
             headers=dict(headers or {}), **kwargs,
         )
+
+    def api_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """garth's `connectapi(path, params=...)` GET, without requests' session layer.
+
+        A sync job's calls are all authenticated GETs, and requests' per-request session
+        work (merging settings, preparing, hooks, redirect handling) cost more CPU than
+        the rest of the call. This builds the same request garth would (its headers, a
+        fresh Authorization header, the same URL and timeout) and hands it to the
+        session's adapter, so routing, retries, proxies, errors and the response are
+        requests' own; only `~/.netrc` is not consulted (its credentials would replace the
+        bearer token). A redirect, which a data call never gets, is redone the garth way.
+        """
+        assert self.oauth1_token, "OAuth1 token is required for API requests"
+        if not isinstance(self.oauth2_token, OAuth2Token) or self.oauth2_token.expired:
+            self.refresh_oauth2()
+        url = f"https://connectapi.{self.domain}{path}"
+        if params:
+            url = f"{url}&{urlencode(params)}" if "?" in url else f"{url}?{urlencode(params)}"
+        url = requote_uri(url)
+        request = requests.PreparedRequest()
+        request.method = "GET"
+        request.url = url
+        request.prepare_headers({**self.sess.headers, "Authorization": str(self.oauth2_token)})
+        request.body = None
+        request.hooks = default_hooks()
+        if self.sess.cookies:
+            request.prepare_cookies(self.sess.cookies)
+        settings = self._settings_for_api()
+        verify = settings["verify"]
+        response = self.sess.get_adapter(url).send(
+            request, timeout=self.timeout, verify=True if verify is None else verify,
+            cert=settings["cert"], proxies=settings["proxies"])
+        response.content  # noqa: B018 - read it all, which returns the connection to the pool
+        if response.cookies:
+            self.sess.cookies.update(response.cookies)
+        if response.is_redirect:
+            return self.connectapi(path, params=params)
+        self.last_resp = response
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as exc:
+            raise GarthHTTPError(msg="Error in request", error=exc) from exc
+        if response.status_code == 204:
+            return None
+        return response.json()
+
+    def _settings_for_api(self) -> dict[str, Any]:
+        """Proxies, CA bundle and certificate for connectapi, merged once per client."""
+        if self._api_settings is None or self._api_settings[0] != self.domain:
+            merged = self.sess.merge_environment_settings(
+                f"https://connectapi.{self.domain}/", {}, None, None, None)
+            self._api_settings = (self.domain, dict(merged))
+        return self._api_settings[1]
 
     def refresh_oauth2(self) -> None:
         """Count refreshes, and remember a failed one: such a client must not be persisted."""
@@ -287,8 +457,9 @@ def classify(exc: BaseException) -> GarminError:
 # --- sessions ---------------------------------------------------------------------------
 
 
-def _load(settings: GarminSettings, caller: str, session: str) -> _Client:
-    client = _Client(settings, caller)
+def _load(settings: GarminSettings, caller: str, session: str,
+          transport: Transport | None = None) -> _Client:
+    client = _Client(settings, caller, transport)
     try:
         client.loads(session)
     except (ValueError, TypeError, KeyError, ValidationError):
@@ -331,25 +502,25 @@ class GarminApi:
         if self._cancelled is not None and self._cancelled.is_set():
             raise GarminUnavailable("the job was cancelled")
         try:
-            return self._client.connectapi(path, params=params)
+            return self._client.api_get(path, params)
         except GarthHTTPError as exc:
             response = exc.error.response
             if response is None or response.status_code != 401 or self._client.refreshes:
                 raise
         self._client.refresh_oauth2()
-        return self._client.connectapi(path, params=params)
+        return self._client.api_get(path, params)
 
 
 def use_session(
     settings: GarminSettings, caller: str, session: str, work: Callable[[GarminApi], T],
-    cancelled: threading.Event | None = None,
+    cancelled: threading.Event | None = None, transport: Transport | None = None,
 ) -> Usage[T]:
     """Load-Use: run `work` on a fresh client loaded from `session`.
 
     On failure the classified error carries the refreshed session when a refresh succeeded
     before the failure, so the caller can still write it back.
     """
-    client = _load(settings, caller, session)
+    client = _load(settings, caller, session, transport)
     try:
         value = work(GarminApi(client, cancelled))
     except Exception as exc:
@@ -361,7 +532,8 @@ def use_session(
     return Usage(value, _session_to_persist(client, session))
 
 
-def validate(settings: GarminSettings, caller: str, session: str) -> Usage[dict[str, Any]]:
+def validate(settings: GarminSettings, caller: str, session: str,
+             transport: Transport | None = None) -> Usage[dict[str, Any]]:
     """A cheap authenticated call (the social profile) proving the session still works."""
 
     def fetch_profile(api: GarminApi) -> dict[str, Any]:
@@ -370,7 +542,7 @@ def validate(settings: GarminSettings, caller: str, session: str) -> Usage[dict[
             raise GarminProtocolError("Garmin sent a profile of an unexpected shape")
         return profile
 
-    return use_session(settings, caller, session, fetch_profile)
+    return use_session(settings, caller, session, fetch_profile, transport=transport)
 
 
 # --- login ------------------------------------------------------------------------------
@@ -412,18 +584,20 @@ def _dump_mfa_state(client: _Client, login_params: dict[str, Any], method: str) 
     )
 
 
-def _restore_mfa_client(settings: GarminSettings, caller: str, state: dict[str, Any]) -> _Client:
+def _restore_mfa_client(settings: GarminSettings, caller: str, state: dict[str, Any],
+                        transport: Transport | None = None) -> _Client:
     if state.get("v") != MFA_STATE_VERSION or state.get("domain") != settings.domain:
         raise MfaChallengeLost("the pending MFA challenge is from another configuration")
-    client = _Client(settings, caller)
+    client = _Client(settings, caller, transport)
     for cookie in state["cookies"]:
         client.sess.cookies.set_cookie(create_cookie(**cookie))  # type: ignore[no-untyped-call]
     return client
 
 
-def login(settings: GarminSettings, caller: str, username: str, password: str) -> LoginResult:
+def login(settings: GarminSettings, caller: str, username: str, password: str,
+          transport: Transport | None = None) -> LoginResult:
     """Garmin SSO sign-in on a fresh client: a session, or a resumable MFA challenge."""
-    client = _Client(settings, caller)
+    client = _Client(settings, caller, transport)
     try:
         result = client.login(  # type: ignore[no-untyped-call]
             username, password, return_on_mfa=True
@@ -440,7 +614,8 @@ def login(settings: GarminSettings, caller: str, username: str, password: str) -
         raise classify(exc) from None
 
 
-def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str) -> str:
+def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str,
+               transport: Transport | None = None) -> str:
     """Finish a login with the MFA code; returns the session.
 
     A wrong code raises `MfaCodeInvalid` carrying the (possibly updated) challenge, so the
@@ -450,7 +625,7 @@ def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str)
         state = json.loads(mfa_state)
     except ValueError:
         raise MfaChallengeLost("the pending MFA challenge cannot be read") from None
-    client = _restore_mfa_client(settings, caller, state)
+    client = _restore_mfa_client(settings, caller, state, transport)
     client_state = {
         "client": client,
         "login_params": state["login_params"],

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.garmin import client as garth_adapter
-from service.garmin.client import GarminApi, GarminSettings, LoginResult, Usage
+from service.garmin.client import GarminApi, GarminSettings, LoginResult, Transport, Usage
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
@@ -35,6 +35,9 @@ class GarminGateway:
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="garmin")
+        # one connection pool for every client of this gateway: a job reuses a warm
+        # connection instead of opening its own (sockets only; credentials stay per client)
+        self._transport = Transport(settings.retries, pool_size=threads)
         self._metrics = metrics
         self._lock = threading.Lock()
         self._busy = 0
@@ -75,7 +78,7 @@ class GarminGateway:
                 self._queued -= 1
 
     async def _run(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
-        call = functools.partial(fn, *args)
+        call = functools.partial(fn, *args, transport=self._transport)
         with self._lock:
             self._queued += 1
         try:
@@ -116,8 +119,12 @@ class GarminGateway:
             raise
 
     def close(self) -> None:
-        """Stop taking work; threads finish their current Garmin call in the background."""
+        """Stop taking work; threads finish their current Garmin call in the background.
+
+        Idle pooled connections close now; one still in use closes when its call returns.
+        """
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._transport.close()
 
 
 def configure_consumer(key: str, secret: str) -> None:

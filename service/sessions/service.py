@@ -296,8 +296,8 @@ class SessionService:
 
     async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
         ticket = self.status_cache.ticket()
-        view = await self._session_status(user_id, refresh)
-        cursors = await sync_store.cursors_of(user_id)
+        row, cursors = await store.load_for_status(user_id)
+        view = await self._session_status(row, refresh)
         view = replace(view, sync={cursor.kind.value: {
             "last_success_at": cursor.last_success_at,
             "next_sync_at": cursor.next_sync_at,
@@ -319,15 +319,16 @@ class SessionService:
             ends.append(view.mfa_expires_at)
         return min((end - now).total_seconds() for end in ends) if ends else None
 
-    async def _session_status(self, user_id: str, refresh: bool) -> StatusView:
+    async def _session_status(self, row: GarminAuthenticationState | None,
+                              refresh: bool) -> StatusView:
         """Answer from the database while the last validation is fresh; else check Garmin.
 
         Health probes call this, so concurrent live checks of one user share one Garmin
         call instead of stampeding it when the cache runs out.
         """
-        row = await store.load(user_id)
         if row is None or not row.session_data:
             return self._view(row, "none")
+        user_id = row.user_id
         ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
         fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
         if fresh and not refresh:

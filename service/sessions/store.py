@@ -13,7 +13,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from service.models import GarminAuthenticationState
+from service import db
+from service.models import GarminAuthenticationState, SyncCursor, sql
+
+LOAD = sql.Sql("SELECT * FROM garmin_authentication_state WHERE user_id = ?")
 
 
 def utcnow() -> datetime:
@@ -21,7 +24,9 @@ def utcnow() -> datetime:
 
 
 async def load(user_id: str) -> GarminAuthenticationState | None:
-    return await GarminAuthenticationState.get_or_none(user_id=user_id)
+    """The user's row (every sync job and status check starts here: hand-written SQL)."""
+    rows = await sql.fetch(LOAD, [user_id], sql.connection_of(GarminAuthenticationState))
+    return sql.model(GarminAuthenticationState, rows[0]) if rows else None
 
 
 async def load_or_create(user_id: str) -> GarminAuthenticationState:
@@ -64,3 +69,21 @@ async def force_update(user_id: str, **changes: Any) -> None:
 
 async def delete(user_id: str) -> int:
     return await GarminAuthenticationState.filter(user_id=user_id).delete()
+
+
+STATUS_CURSORS = sql.Sql("SELECT * FROM sync_cursor WHERE user_id = ?")
+
+
+async def load_for_status(
+    user_id: str,
+) -> tuple[GarminAuthenticationState | None, list[SyncCursor]]:
+    """What a status answer shows: the auth row and the user's sync cursors.
+
+    On SQLite both reads go through the read connection (`db.reads`), so a probe never
+    waits behind a sync job's transaction on the write connection.
+    """
+    connection = db.reads() or sql.connection_of(GarminAuthenticationState)
+    rows = await sql.fetch(LOAD, [user_id], connection)
+    cursors = await sql.fetch(STATUS_CURSORS, [user_id], connection)
+    row = sql.model(GarminAuthenticationState, rows[0]) if rows else None
+    return row, [sql.model(SyncCursor, cursor) for cursor in cursors]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+INT_MAX = 2**31 - 1  # the columns' INT and BIGINT ranges: the upserts bind values as they are
+BIGINT_MAX = 2**63 - 1
+
 
 class MalformedItem(ValueError):
     """An item Garmin sent that lacks what we need; the job skips it and goes on."""
@@ -20,7 +23,11 @@ def _number(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     number = _number(value)
-    return int(number) if number is not None else None
+    if number is None:
+        return None
+    if not -INT_MAX - 1 <= number <= INT_MAX:
+        raise MalformedItem("a number is out of range")
+    return int(number)
 
 
 def _garmin_time(value: Any) -> datetime:
@@ -39,6 +46,8 @@ def activity_fields(raw: Any) -> dict[str, Any]:
     activity_id = raw.get("activityId")
     if isinstance(activity_id, bool) or not isinstance(activity_id, int) or activity_id <= 0:
         raise MalformedItem("activityId missing")
+    if activity_id > BIGINT_MAX:
+        raise MalformedItem("activityId out of range")
     start_utc = _garmin_time(raw.get("startTimeGMT"))
     local = raw.get("startTimeLocal")
     kind = raw.get("activityType")

@@ -4,6 +4,14 @@ Load the encrypted session and its `version`; Use it on a fresh per-user garth c
 thread pool for every Garmin call of the job; Update: write a refreshed session back with
 compare-and-set (a login that happened meanwhile wins and the job's stale copy is dropped),
 then upsert the data and move the cursor inside one transaction fenced by the user's lease.
+
+A user's jobs run one after another under one lease, and share what the lease makes
+stable: the user's cursors are read once, after the lease is claimed (every writer of a
+cursor's progress holds the lease). The session is loaded again by every job, since a
+status check may write a refreshed one without the lease. A job's fenced write proves the
+lease, so the same transaction also marks the next job RUNNING (or, after the last job,
+releases the lease); after any other ending, the lease is renewed (and checked) before the
+next job starts, and released at the end.
 """
 
 from __future__ import annotations
@@ -17,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-from tortoise.transactions import in_transaction
 
 from service import logs
 from service.config import SyncConfig
@@ -39,6 +45,7 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
+    sql,
 )
 from service.sessions import store as session_store
 from service.sessions.vault import SESSION, SessionVault
@@ -75,6 +82,32 @@ class Plan:
         return [self.first_day + timedelta(days=offset) for offset in range(span + 1)]
 
 
+@dataclass
+class _Run:
+    """One user's run of jobs under one lease."""
+
+    lease: Lease
+    cursors: _UserCursors
+    proven: bool = True  # the lease was just claimed, or proven by the last job's write
+    started: SyncJob | None = None  # the next job, marked RUNNING by the last job's write
+    released: bool = False  # the last job's write released the lease
+
+
+class _UserCursors:
+    """A user's cursors, read once per run of their jobs (under the lease) when the first
+    job needs one."""
+
+    def __init__(self, user_id: str) -> None:
+        self._user_id = user_id
+        self._by_kind: dict[SyncKind, SyncCursor] | None = None
+
+    async def get(self, kind: SyncKind) -> SyncCursor | None:
+        if self._by_kind is None:
+            self._by_kind = {cursor.kind: cursor
+                             for cursor in await store.cursors_of(self._user_id)}
+        return self._by_kind.get(kind)
+
+
 class SyncRunner:
     """Runs jobs for one worker; shared by the scheduler and the manual-sync API."""
 
@@ -94,6 +127,8 @@ class SyncRunner:
         self._clock = clock
         self.stats = RunnerStats()
         self.metrics = metrics
+        # told the user id after their jobs ran (the status cache drops its entry)
+        self.on_user_changed: Callable[[str], None] | None = None
 
     # --- scheduling helpers -------------------------------------------------------------
 
@@ -144,25 +179,33 @@ class SyncRunner:
                 await self._finish(job, JobStatus.SKIPPED, "another job, login or MFA is running")
             return
         keep_alive = asyncio.ensure_future(self._keep_alive(lease))
+        run = _Run(lease, _UserCursors(lease.user_id))
         try:
             for index, job in enumerate(jobs):
-                if index and not await self._leases.renew(lease):
+                if not run.proven and not await self._leases.renew(lease):
                     log.warning("lease of user %s lost; %d queued job(s) not started",
                                 lease.user_id, len(jobs) - index)
                     for rest in jobs[index:]:
                         await self._finish(rest, JobStatus.FAILED, "lease lost; not started")
                     break
-                await self._run_one(job, lease)
+                run.proven = False
+                await self._run_one(job, run, jobs[index + 1] if index + 1 < len(jobs) else None)
         finally:
             keep_alive.cancel()
-            await asyncio.shield(self._leases.release(lease))
+            if run.released:
+                self._leases.forget(lease)
+            else:
+                await asyncio.shield(self._leases.release(lease))
+            if self.on_user_changed is not None:
+                self.on_user_changed(lease.user_id)
 
-    async def _run_one(self, job: SyncJob, lease: Lease) -> None:
+    async def _run_one(self, job: SyncJob, run: _Run, following: SyncJob | None) -> None:
+        """Run one job to a final status (`following` is the user's next job, if any)."""
         logs.user_id.set(job.user_id)
         logs.job_id.set(job.id)
         started = time.perf_counter()
         try:
-            await self._run_leased(job, lease)
+            await self._run_leased(job, run, following)
         except asyncio.CancelledError:
             await asyncio.shield(self._finish(job, JobStatus.FAILED, "cancelled at shutdown"))
             raise
@@ -178,6 +221,15 @@ class SyncRunner:
 
     async def release(self, lease: Lease) -> None:
         await self._leases.release(lease)
+
+    async def lease_users(self, user_ids: list[str]) -> dict[str, Lease]:
+        """The leases of a claim pass's users, in one statement; where that fails, each run
+        claims its own lease."""
+        try:
+            return await self._leases.acquire_many(user_ids, "sync")
+        except Exception:
+            log.exception("leases of %d user(s) could not be claimed together", len(user_ids))
+            return {}
 
     async def _keep_alive(self, lease: Lease) -> None:
         period = max(self._leases_ttl() / 3, 0.05)
@@ -199,12 +251,10 @@ class SyncRunner:
         if self.metrics is not None:
             self.metrics.sync_job(job.kind.value, status.value)
 
-    async def _run_leased(self, job: SyncJob, lease: Lease) -> None:
-        job.status = JobStatus.RUNNING
-        job.started_at = self._clock()
-        job.worker = self._leases.worker_id
-        job.lease_token = lease.token
-        await job.save(update_fields=["status", "started_at", "worker", "lease_token"])
+    async def _run_leased(self, job: SyncJob, run: _Run, following: SyncJob | None) -> None:
+        lease = run.lease
+        if run.started is not job:
+            await store.start_job(job, self._clock(), self._leases.worker_id, lease.token)
         row = await session_store.load(job.user_id)
         if row is None or not row.session_data:
             expired = row is not None and row.status == SessionStatus.EXPIRED
@@ -218,7 +268,7 @@ class SyncRunner:
             await store.pause_cursors(job.user_id, "session cannot be decrypted")
             await self._finish(job, JobStatus.AUTH_EXPIRED, "stored session cannot be decrypted")
             return
-        cursor = await self._cursor(job.user_id, job.kind)
+        cursor = await run.cursors.get(job.kind) or await self._cursor(job.user_id, job.kind)
         plan = self.plan(cursor, self._clock().date())
         try:
             usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan))
@@ -233,7 +283,7 @@ class SyncRunner:
             await self._failed(job, cursor, exc)
             return
         await self._write_back(row, usage.refreshed_session)
-        await self._store_results(job, lease, cursor, plan, usage.value)
+        await self._store_results(job, run, cursor, plan, usage.value, following)
 
     def _work(self, kind: SyncKind, plan: Plan) -> Callable[[GarminApi], Any]:
         if kind == SyncKind.ACTIVITIES:
@@ -242,6 +292,7 @@ class SyncRunner:
         return functools.partial(_fetch_days, plan=plan)
 
     async def _cursor(self, user_id: str, kind: SyncKind) -> SyncCursor:
+        """The cursor of a kind the user had none of yet (created here)."""
         cursor = await store.cursor_of(user_id, kind)
         if cursor is None:
             await SyncCursor.bulk_create([SyncCursor(user_id=user_id, kind=kind)],
@@ -266,28 +317,36 @@ class SyncRunner:
         failures = cursor.consecutive_failures + 1
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
         until = self._clock() + self.backoff(failures, retry_after)
-        await SyncCursor.filter(id=cursor.id).update(
-            consecutive_failures=failures, backoff_until=until, last_error=error.detail[:200])
+        await store.cursor_failed(cursor, failures, until, error.detail)
         status = JobStatus.RATE_LIMITED if isinstance(error, RateLimited) else JobStatus.FAILED
         log.warning("job %s (%s) for user %s: %s; backing off until %s", job.id,
                     job.kind.value, job.user_id, error.detail, until.isoformat())
         await self._finish(job, status, error.detail)
 
-    async def _store_results(self, job: SyncJob, lease: Lease, cursor: SyncCursor,
-                             plan: Plan, raw: Any) -> None:
+    async def _store_results(self, job: SyncJob, run: _Run, cursor: SyncCursor, plan: Plan,
+                             raw: Any, following: SyncJob | None) -> None:
+        """Upsert, move the cursor and finish the job in one transaction fenced by the lease;
+        the same transaction starts the user's next job, or releases the lease after the
+        last one (fewer statements and commits on every user's critical path)."""
         rows, skipped = _parse(job.kind, raw)
         now = self._clock()
         job.items_fetched = len(rows) + skipped
         job.items_skipped = skipped
-        async with in_transaction() as connection:
-            await self._leases.fence(lease, connection)
-            upsert = (store.upsert_activities if job.kind == SyncKind.ACTIVITIES
-                      else store.upsert_days)
-            job.items_upserted = await upsert(job.user_id, rows, now, connection)
-            await SyncCursor.filter(id=cursor.id).using_db(connection).update(
-                last_synced_date=plan.last_day, last_success_at=now, backoff_until=None,
-                consecutive_failures=0, last_error=None)
+        upsert = store.upsert_of(job.kind, job.user_id, rows, now)
+        lease, worker = run.lease, self._leases.worker_id
+        async with sql.transaction(SyncJob) as connection:
+            await self._leases.fence(lease, connection, release=following is None)
+            job.items_upserted = await upsert.run(connection)
+            await store.cursor_succeeded(cursor, plan.last_day, now, connection)
             await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
+            if following is not None:
+                await store.start_job(following, now, worker, lease.token, connection)
+        run.proven = True
+        if following is None:
+            run.released = True
+        else:
+            store.started(following, now, worker, lease.token)
+            run.started = following
         self._count(job, JobStatus.SUCCESS)
         if self.metrics is not None:
             self.metrics.items_upserted(job.kind.value, job.items_upserted)

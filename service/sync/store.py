@@ -1,18 +1,24 @@
 """Persistence for sync: idempotent upserts, cursors, jobs.
 
-Upserts use one `INSERT ... ON CONFLICT (natural key) DO UPDATE` per batch, on SQLite and
-PostgreSQL alike, so running the same sync twice changes no row count.
+Upserts use one `INSERT ... ON CONFLICT (natural key) DO UPDATE` statement, run for all the
+rows of a job at once (`executemany`), on SQLite and PostgreSQL alike, so running the same
+sync twice changes no row count.
+
+What every job and every scheduler pass runs is hand-written SQL (`service.models.sql`):
+with Tortoise building each query, the bookkeeping cost more CPU than the job's own work.
+The rarer paths (pausing, resuming, listing) stay on Tortoise's query API.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
 
 from service.models import (
     Activity,
@@ -22,44 +28,83 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
-    UserLease,
+    sql,
 )
 
-BATCH = 500
+ACTIVITY_KEY = ["user_id", "garmin_activity_id"]
 ACTIVITY_UPDATE = [
     "activity_type", "name", "start_time_utc", "start_time_local", "duration_seconds",
     "distance_meters", "calories", "average_hr", "max_hr", "elevation_gain", "raw_json",
     "updated_at",
 ]
+DAY_KEY = ["user_id", "calendar_date"]
 DAY_UPDATE = [
     "steps", "resting_hr", "sleep_seconds", "sleep_score", "average_stress",
     "body_battery_high", "body_battery_low", "hrv_last_night", "raw_json", "updated_at",
 ]
 
 
+def _upsert_sql(table: str, key: list[str], update: list[str]) -> tuple[sql.Sql, list[str]]:
+    """`INSERT ... ON CONFLICT (key) DO UPDATE` of every column; `first_seen` is kept."""
+    columns = [*key, *(name for name in update if name != "updated_at"), "first_seen",
+               "updated_at"]
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = ", ".join("?" for _ in columns)
+    conflict = ", ".join(f'"{name}"' for name in key)
+    changes = ", ".join(f'"{name}" = excluded."{name}"' for name in update)
+    # built from the constant column lists above; values only ever go in as parameters
+    return sql.Sql(f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '  # noqa: S608
+                   f"ON CONFLICT ({conflict}) DO UPDATE SET {changes}"), columns
+
+
+UPSERT_ACTIVITY, ACTIVITY_COLUMNS = _upsert_sql("activity", ACTIVITY_KEY, ACTIVITY_UPDATE)
+UPSERT_DAY, DAY_COLUMNS = _upsert_sql("daily_health", DAY_KEY, DAY_UPDATE)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """An upsert's statement and parameter rows, built before its transaction begins."""
+
+    statement: sql.Sql
+    values: list[list[Any]]
+
+    async def run(self, connection: BaseDBAsyncClient) -> int:
+        if self.values:
+            await sql.execute_many(self.statement, self.values, connection)
+        return len(self.values)
+
+
+def _upsert(statement: sql.Sql, columns: list[str], json_field: Any, user_id: str,
+            rows: Iterable[dict[str, Any]], now: datetime) -> Upsert:
+    """Rows as `service.sync.parsing` makes them; the raw JSON is encoded as Tortoise does."""
+    values = []
+    for row in rows:
+        fields = {**row, "user_id": user_id, "first_seen": now, "updated_at": now,
+                  "raw_json": json_field.to_db_value(row["raw_json"], json_field.model)}
+        values.append([fields[name] for name in columns])
+    return Upsert(statement, values)
+
+
+def upsert_of(kind: SyncKind, user_id: str, rows: Iterable[dict[str, Any]],
+              now: datetime) -> Upsert:
+    """The activities or days of one job, ready to run inside its transaction."""
+    if kind == SyncKind.ACTIVITIES:
+        return _upsert(UPSERT_ACTIVITY, ACTIVITY_COLUMNS, Activity._meta.fields_map["raw_json"],
+                       user_id, rows, now)
+    return _upsert(UPSERT_DAY, DAY_COLUMNS, DailyHealth._meta.fields_map["raw_json"], user_id,
+                   rows, now)
+
+
 async def upsert_activities(
     user_id: str, rows: Iterable[dict[str, Any]], now: datetime, connection: BaseDBAsyncClient
 ) -> int:
-    objects = [Activity(user_id=user_id, first_seen=now, updated_at=now, **row) for row in rows]
-    for start in range(0, len(objects), BATCH):
-        await Activity.bulk_create(
-            objects[start:start + BATCH], on_conflict=["user_id", "garmin_activity_id"],
-            update_fields=ACTIVITY_UPDATE, using_db=connection,
-        )
-    return len(objects)
+    return await upsert_of(SyncKind.ACTIVITIES, user_id, rows, now).run(connection)
 
 
 async def upsert_days(
     user_id: str, rows: Iterable[dict[str, Any]], now: datetime, connection: BaseDBAsyncClient
 ) -> int:
-    objects = [DailyHealth(user_id=user_id, first_seen=now, updated_at=now, **row)
-               for row in rows]
-    for start in range(0, len(objects), BATCH):
-        await DailyHealth.bulk_create(
-            objects[start:start + BATCH], on_conflict=["user_id", "calendar_date"],
-            update_fields=DAY_UPDATE, using_db=connection,
-        )
-    return len(objects)
+    return await upsert_of(SyncKind.HEALTH, user_id, rows, now).run(connection)
 
 
 # --- cursors ----------------------------------------------------------------------------
@@ -89,18 +134,66 @@ async def pause_cursors(user_id: str, reason: str) -> None:
     await SyncCursor.filter(user_id=user_id).update(next_sync_at=None, last_error=reason[:200])
 
 
-async def due_cursors(now: datetime, limit: int) -> list[SyncCursor]:
-    return await SyncCursor.filter(
-        Q(next_sync_at__lte=now) & (Q(backoff_until__isnull=True) | Q(backoff_until__lte=now))
-    ).order_by("next_sync_at").limit(limit)
+@dataclass(frozen=True)
+class DueCursor:
+    """A due cursor as a scheduler pass sees it; `next_sync_at` is the stored value, kept
+    as the database returned it so the claim compares it exactly."""
+
+    id: int
+    user_id: str
+    kind: SyncKind
+    next_sync_at: Any
 
 
-async def claim_cursor(cursor: SyncCursor, next_at: datetime) -> bool:
-    """Compare-and-set on `next_sync_at`: of several replicas seeing the same due cursor,
-    exactly one moves it forward and runs the job for this interval."""
-    return bool(await SyncCursor.filter(
-        id=cursor.id, next_sync_at=cursor.next_sync_at
-    ).update(next_sync_at=next_at))
+DUE = sql.Sql("""
+    SELECT id, user_id, kind, next_sync_at FROM sync_cursor
+    WHERE next_sync_at <= ? AND (backoff_until IS NULL OR backoff_until <= ?)
+    ORDER BY next_sync_at LIMIT ?
+""")
+
+
+async def due_cursors(now: datetime, limit: int) -> list[DueCursor]:
+    rows = await sql.fetch(DUE, [now, now, limit], sql.connection_of(SyncCursor))
+    return [DueCursor(row["id"], row["user_id"], SyncKind(row["kind"]), row["next_sync_at"])
+            for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _claim_sql(count: int) -> sql.Sql:
+    cases = " ".join("WHEN ? THEN ?::timestamptz" for _ in range(count))
+    matches = " OR ".join("(id = ? AND next_sync_at = ?)" for _ in range(count))
+    # placeholders only: the values go in as parameters
+    return sql.Sql(f"UPDATE sync_cursor SET next_sync_at = CASE id {cases} END "  # noqa: S608
+                   f"WHERE {matches} RETURNING id")
+
+
+async def claim_cursors(cursors: Sequence[DueCursor],
+                        next_at: Sequence[datetime]) -> list[DueCursor]:
+    """Compare-and-set on `next_sync_at`, one statement for a whole scheduler pass: of
+    several replicas seeing the same due cursor, exactly one moves it forward (to its
+    `next_at`) and runs the job for this interval. Returns the cursors claimed here."""
+    if not cursors:
+        return []
+    values: list[Any] = []
+    for cursor, at in zip(cursors, next_at, strict=True):
+        values += [cursor.id, at]
+    for cursor in cursors:
+        values += [cursor.id, cursor.next_sync_at]
+    rows = await sql.fetch(_claim_sql(len(cursors)), values, sql.connection_of(SyncCursor))
+    claimed = {row["id"] for row in rows}
+    return [cursor for cursor in cursors if cursor.id in claimed]
+
+
+CURSORS_OF = sql.Sql("SELECT * FROM sync_cursor WHERE user_id = ?")
+CURSOR_SUCCEEDED = sql.Sql("""
+    UPDATE sync_cursor SET last_synced_date = ?, last_success_at = ?, backoff_until = NULL,
+        consecutive_failures = 0, last_error = NULL
+    WHERE id = ?
+""")
+CURSOR_FAILED = sql.Sql("""
+    UPDATE sync_cursor SET consecutive_failures = ?, backoff_until = ?, last_error = ?
+    WHERE id = ?
+""")
 
 
 async def cursor_of(user_id: str, kind: SyncKind) -> SyncCursor | None:
@@ -108,7 +201,22 @@ async def cursor_of(user_id: str, kind: SyncKind) -> SyncCursor | None:
 
 
 async def cursors_of(user_id: str) -> list[SyncCursor]:
-    return await SyncCursor.filter(user_id=user_id)
+    rows = await sql.fetch(CURSORS_OF, [user_id], sql.connection_of(SyncCursor))
+    return [sql.model(SyncCursor, row) for row in rows]
+
+
+async def cursor_succeeded(cursor: SyncCursor, synced: date, now: datetime,
+                           connection: BaseDBAsyncClient) -> None:
+    await sql.execute(CURSOR_SUCCEEDED, [synced, now, cursor.id], connection)
+    cursor.last_synced_date, cursor.last_success_at = synced, now
+    cursor.backoff_until, cursor.consecutive_failures, cursor.last_error = None, 0, None
+
+
+async def cursor_failed(cursor: SyncCursor, failures: int, until: datetime, error: str) -> None:
+    await sql.execute(CURSOR_FAILED, [failures, until, error[:200], cursor.id],
+                      sql.connection_of(SyncCursor))
+    cursor.consecutive_failures, cursor.backoff_until = failures, until
+    cursor.last_error = error[:200]
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -121,35 +229,95 @@ async def create_job(user_id: str, kind: SyncKind, trigger: JobTrigger,
                                 error=error, worker=worker)
 
 
+@lru_cache(maxsize=64)
+def _create_jobs_sql(count: int) -> sql.Sql:
+    rows = ", ".join("(?, ?, ?, ?, ?, 0, 0, 0)" for _ in range(count))
+    # placeholders only: the values go in as parameters
+    return sql.Sql('INSERT INTO sync_job (user_id, kind, "trigger", status, created_at, '  # noqa: S608
+                   "items_fetched, items_upserted, items_skipped) "
+                   f"VALUES {rows} RETURNING id, user_id, kind")
+
+
+async def create_jobs(specs: Sequence[tuple[str, SyncKind]], trigger: JobTrigger,
+                      now: datetime) -> list[SyncJob]:
+    """PENDING jobs for (user, kind) pairs, one statement for a whole scheduler pass."""
+    if not specs:
+        return []
+    values: list[Any] = []
+    for user_id, kind in specs:
+        values += [user_id, kind.value, trigger.value, JobStatus.PENDING.value, now]
+    rows = await sql.fetch(_create_jobs_sql(len(specs)), values, sql.connection_of(SyncJob))
+    ids = {(row["user_id"], SyncKind(row["kind"])): row["id"] for row in rows}
+    return [sql.model(SyncJob, {
+        "id": ids[(user_id, kind)], "user_id": user_id, "kind": kind, "trigger": trigger,
+        "status": JobStatus.PENDING, "created_at": now, "started_at": None,
+        "finished_at": None, "items_fetched": 0, "items_upserted": 0, "items_skipped": 0,
+        "error": None, "worker": None, "lease_token": None,
+    }) for user_id, kind in specs]
+
+
+START_JOB = sql.Sql(
+    "UPDATE sync_job SET status = ?, started_at = ?, worker = ?, lease_token = ? WHERE id = ?")
+FINISH_JOB = sql.Sql("""
+    UPDATE sync_job SET status = ?, finished_at = ?, error = ?, items_fetched = ?,
+        items_upserted = ?, items_skipped = ?
+    WHERE id = ?
+""")
+
+
+async def start_job(job: SyncJob, now: datetime, worker: str, lease_token: int,
+                    connection: BaseDBAsyncClient | None = None) -> None:
+    """Mark the job RUNNING. Inside a transaction (`connection`), the caller applies the
+    change to the in-memory job with `started` once the transaction committed."""
+    await sql.execute(START_JOB, [JobStatus.RUNNING.value, now, worker, lease_token, job.id],
+                      connection or sql.connection_of(SyncJob))
+    if connection is None:
+        started(job, now, worker, lease_token)
+
+
+def started(job: SyncJob, now: datetime, worker: str, lease_token: int) -> None:
+    job.status, job.started_at, job.worker, job.lease_token = (
+        JobStatus.RUNNING, now, worker, lease_token)
+
+
 async def finish_job(job: SyncJob, status: JobStatus, now: datetime, error: str | None = None,
                      connection: BaseDBAsyncClient | None = None) -> None:
     job.status = status
     job.finished_at = now
     job.error = error[:200] if error else None
-    await job.save(using_db=connection, update_fields=[
-        "status", "finished_at", "error", "items_fetched", "items_upserted", "items_skipped",
-    ])
+    await sql.execute(FINISH_JOB, [
+        status.value, now, job.error, job.items_fetched, job.items_upserted,
+        job.items_skipped, job.id,
+    ], connection or sql.connection_of(SyncJob))
+
+
+RECOVER_RUNNING = sql.Sql("""
+    UPDATE sync_job SET status = ?, finished_at = ?, error = ?
+    WHERE status = ? AND NOT EXISTS (
+        SELECT 1 FROM user_lease
+        WHERE user_lease.user_id = sync_job.user_id AND user_lease.owner IS NOT NULL
+            AND user_lease.token = sync_job.lease_token AND user_lease.expires_at > ?)
+""")
+RECOVER_PENDING = sql.Sql(
+    "UPDATE sync_job SET status = ?, finished_at = ?, error = ? "
+    "WHERE status = ? AND created_at < ?")
 
 
 async def recover_stale_jobs(now: datetime, pending_timeout: timedelta) -> int:
     """Jobs left RUNNING by a worker that lost its lease (it died or stalled), and jobs
     PENDING for longer than any start could take, become FAILED: none stays RUNNING forever.
+
+    A RUNNING job is stale unless its user's lease is held, unexpired, under the very
+    token the job started with. Two statements, however many jobs run.
     """
-    stale = 0
-    running = await SyncJob.filter(status=JobStatus.RUNNING)
-    leases = {lease.user_id: lease for lease in
-              await UserLease.filter(user_id__in=[job.user_id for job in running])}
-    for job in running:
-        lease = leases.get(job.user_id)
-        if (lease is not None and lease.owner is not None and lease.token == job.lease_token
-                and lease.expires_at is not None and lease.expires_at > now):
-            continue
-        stale += await SyncJob.filter(id=job.id, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED, finished_at=now,
-            error="worker stopped before the job finished")
-    stale += await SyncJob.filter(
-        status=JobStatus.PENDING, created_at__lt=now - pending_timeout
-    ).update(status=JobStatus.FAILED, finished_at=now, error="job never started")
+    connection = sql.connection_of(SyncJob)
+    failed = JobStatus.FAILED.value
+    stale = await sql.execute(RECOVER_RUNNING, [
+        failed, now, "worker stopped before the job finished", JobStatus.RUNNING.value, now,
+    ], connection)
+    stale += await sql.execute(RECOVER_PENDING, [
+        failed, now, "job never started", JobStatus.PENDING.value, now - pending_timeout,
+    ], connection)
     return stale
 
 

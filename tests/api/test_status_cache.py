@@ -28,13 +28,13 @@ class FakeClock:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """User ids of every auth-row read the status path makes."""
     seen: list[str] = []
-    original = store.load
+    original = store.load_for_status
 
     async def counting(user_id: str) -> object:
         seen.append(user_id)
         return await original(user_id)
 
-    monkeypatch.setattr(store, "load", counting)
+    monkeypatch.setattr(store, "load_for_status", counting)
     return seen
 
 
@@ -177,3 +177,46 @@ def test_zero_seconds_keeps_nothing() -> None:
     cache: StatusCache[str] = StatusCache(0, 10, clock=FakeClock())
     cache.put("u", "answer", cache.ticket())
     assert cache.get("u") is None and len(cache) == 0
+
+
+async def test_on_sqlite_status_reads_do_not_wait_for_a_write_transaction(
+    api: Api, sandbox: Sandbox
+) -> None:
+    """A sync job's transaction holds the write connection; a status read still answers."""
+    from service import db
+    from service.keys import DB_CONTEXT
+
+    await _connected(api, sandbox)
+    db.activate(api.app[DB_CONTEXT])
+    if db.reads() is None:
+        pytest.skip("PostgreSQL: reads come from the pool, no write lock to wait for")
+    from tortoise.transactions import in_transaction
+
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def long_transaction() -> None:
+        async with in_transaction("default"):
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.ensure_future(long_transaction())
+    await entered.wait()
+    try:
+        body = await asyncio.wait_for(_status(api), timeout=5)
+        assert body["status"] == "VALID"
+    finally:
+        release.set()
+        await holder
+
+
+async def test_a_sync_finished_on_this_replica_shows_at_once(api: Api, sandbox: Sandbox) -> None:
+    from tests.sync.conftest import connect, sync_now
+
+    await connect(api, sandbox, "user-1", "alice@example.com")
+    before = await _status(api)
+    assert before["sync"]["activities"]["last_success_at"] is None  # type: ignore[index]
+    jobs = await sync_now(api, "user-1", "activities")
+    assert [job["status"] for job in jobs] == ["SUCCESS"]
+    after = await _status(api)
+    assert after["sync"]["activities"]["last_success_at"] is not None  # type: ignore[index]

@@ -180,11 +180,19 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
     await start(cluster, [{"username": username_of(user), "latency_ms": 500} for user in users],
                 ["w1", "w2"], ACTIVITIES_INTERVAL_MINUTES="0.05",
                 HEALTH_INTERVAL_MINUTES="0.075")
-    await asyncio.gather(*(cluster.connect(("w1", "w2")[n % 2], user)
-                           for n, user in enumerate(users)))
-
-    victim = await eventually(lambda: running_job(cluster, "w1", kind="health"), 40,
-                              "a health job RUNNING on w1", alive=cluster.check_alive)
+    # Users who connect together come due together, and the first worker to tick claims
+    # them all; without jitter, that worker's ticks then keep reaching each next due time
+    # first, so it can go on claiming every health sync for good. Which worker that is
+    # depends on how their tick phases fall, so w1 might never run a health job. w2 is
+    # paused while the users connect and w1 starts their first syncs, and resumes (to take
+    # over) just before w1 is killed.
+    cluster.workers["w2"].send(signal.SIGSTOP)
+    try:
+        await asyncio.gather(*(cluster.connect("w1", user) for user in users))
+        victim = await eventually(lambda: running_job(cluster, "w1", kind="health"), 40,
+                                  "a health job RUNNING on w1", alive=cluster.check_alive)
+    finally:
+        cluster.workers["w2"].send(signal.SIGCONT)
     cluster.workers["w1"].send(signal.SIGKILL)
     killed_at = now()
     assert await cluster.workers["w1"].wait_exit(10) == -signal.SIGKILL
