@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import schemathesis
+
+# Imported here, in the main thread: `from_url` would otherwise import it lazily inside the
+# worker thread, where pytest's assertion rewriting of it can hit CPython 3.11's
+# "AST constructor recursion depth mismatch" (ast.parse racing another thread).
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
