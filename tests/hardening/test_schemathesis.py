@@ -19,7 +19,7 @@ import schemathesis
 # Imported here, in the main thread: `from_url` would otherwise import it lazily inside the
 # worker thread, where pytest's assertion rewriting of it can hit CPython 3.11's
 # "AST constructor recursion depth mismatch" (ast.parse racing another thread).
-import schemathesis.specs.openapi.schemas  # noqa: F401
+import schemathesis.specs.openapi.schemas
 from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
