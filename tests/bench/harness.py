@@ -37,8 +37,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+# The cores this process may use, read once at import: a figure's process pins itself to
+# the load generator's core later, and the server must still get the other one.
+_CPUS = sorted(os.sched_getaffinity(0))
+
+
 def cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+    return list(_CPUS)
 
 
 def server_cpu() -> int:
