@@ -835,7 +835,7 @@ async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
     async def service_upsert() -> None:
         from tortoise.transactions import in_transaction
 
-        async with in_transaction() as connection:
+        async with in_transaction("default") as connection:
             await store.upsert_activities(user, rows, datetime.now(UTC), connection)
 
     async def work() -> dict[str, Any]:
