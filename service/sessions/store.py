@@ -15,6 +15,7 @@ from tortoise.expressions import F
 
 from service import db
 from service.models import GarminAuthenticationState, SyncCursor, sql
+from service.sync import store as sync_store
 
 LOAD = sql.Sql("SELECT * FROM garmin_authentication_state WHERE user_id = ?")
 
@@ -71,9 +72,6 @@ async def delete(user_id: str) -> int:
     return await GarminAuthenticationState.filter(user_id=user_id).delete()
 
 
-STATUS_CURSORS = sql.Sql("SELECT * FROM sync_cursor WHERE user_id = ?")
-
-
 async def load_for_status(
     user_id: str,
 ) -> tuple[GarminAuthenticationState | None, list[SyncCursor]]:
@@ -84,6 +82,5 @@ async def load_for_status(
     """
     connection = db.reads() or sql.connection_of(GarminAuthenticationState)
     rows = await sql.fetch(LOAD, [user_id], connection)
-    cursors = await sql.fetch(STATUS_CURSORS, [user_id], connection)
     row = sql.model(GarminAuthenticationState, rows[0]) if rows else None
-    return row, [sql.model(SyncCursor, cursor) for cursor in cursors]
+    return row, await sync_store.cursors_of(user_id, connection)
