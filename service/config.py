@@ -94,6 +94,7 @@ class SyncConfig:
     worker_id: str
     tick_seconds: float
     max_concurrent_users: int
+    calls_per_user: int
     claim_batch: int
     activities_interval_minutes: float
     health_interval_minutes: float
@@ -285,6 +286,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "worker_id": (_as_str, ""),
         "tick_seconds": (_at_least(_as_float, 0.05), 30.0),
         "max_concurrent_users": (_at_least(_as_int, 1), 8),
+        "calls_per_user": (_at_least(_as_int, 1), 4),
         "claim_batch": (_at_least(_as_int, 1), 200),
         "activities_interval_minutes": (_at_least(_as_float, 0.01), 15.0),
         "health_interval_minutes": (_at_least(_as_float, 0.01), 60.0),

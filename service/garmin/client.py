@@ -65,7 +65,6 @@ from service.garmin.errors import (  # noqa: E402
 T = TypeVar("T")
 
 SANDBOX_CALLER_HEADER = "X-Sandbox-Caller"
-PROFILE_PATH = "/userprofile-service/socialProfile"
 MFA_STATE_VERSION = 1
 
 
@@ -284,7 +283,8 @@ class _Client(garth.Client):
             headers=dict(headers or {}), **kwargs,
         )
 
-    def api_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def api_get(self, path: str, params: dict[str, Any] | None = None,
+                token: OAuth2Token | None = None) -> Any:
         """garth's `connectapi(path, params=...)` GET, without requests' session layer.
 
         A sync job's calls are all authenticated GETs, and requests' per-request session
@@ -294,10 +294,13 @@ class _Client(garth.Client):
         session's adapter, so routing, retries, proxies, errors and the response are
         requests' own; only `~/.netrc` is not consulted (its credentials would replace the
         bearer token). A redirect, which a data call never gets, is redone the garth way.
+        `token` is one the caller made sure is valid (parallel calls refresh only once).
         """
         assert self.oauth1_token, "OAuth1 token is required for API requests"
-        if not isinstance(self.oauth2_token, OAuth2Token) or self.oauth2_token.expired:
-            self.refresh_oauth2()
+        if token is None:
+            if not isinstance(self.oauth2_token, OAuth2Token) or self.oauth2_token.expired:
+                self.refresh_oauth2()
+            token = self.valid_token()
         url = f"https://connectapi.{self.domain}{path}"
         if params:
             url = f"{url}&{urlencode(params)}" if "?" in url else f"{url}?{urlencode(params)}"
@@ -305,7 +308,7 @@ class _Client(garth.Client):
         request = requests.PreparedRequest()
         request.method = "GET"
         request.url = url
-        request.prepare_headers({**self.sess.headers, "Authorization": str(self.oauth2_token)})
+        request.prepare_headers({**self.sess.headers, "Authorization": str(token)})
         request.body = None
         request.hooks = default_hooks()
         if self.sess.cookies:
@@ -328,6 +331,13 @@ class _Client(garth.Client):
         if response.status_code == 204:
             return None
         return response.json()
+
+    def valid_token(self) -> OAuth2Token:
+        """The OAuth2 token after a refresh (garth types it loosely)."""
+        token = self.oauth2_token
+        if not isinstance(token, OAuth2Token):
+            raise GarminProtocolError("Garmin's token exchange gave no OAuth2 token")
+        return token
 
     def _settings_for_api(self) -> dict[str, Any]:
         """Proxies, CA bundle and certificate for connectapi, merged once per client."""
@@ -486,63 +496,68 @@ def _session_to_persist(client: _Client, before: str) -> str | None:
 
 
 class GarminApi:
-    """What a job may do with a loaded session: authenticated Garmin Connect calls."""
+    """One user's stored session in use: authenticated Garmin Connect GETs that several pool
+    threads may make at once (a job fans a user's calls out).
 
-    def __init__(self, client: _Client, cancelled: threading.Event | None = None) -> None:
-        self._client = client
-        self._cancelled = cancelled
+    The client is loaded on the first call, inside the pool, so garth never runs on the event
+    loop. Token refreshes are serialised: a call whose token was already replaced by another
+    call's refresh retries with the new token instead of refreshing again, and nothing
+    refreshes after a failed refresh (such a client is never persisted either).
+    """
+
+    def __init__(self, settings: GarminSettings, caller: str, session: str,
+                 transport: Transport | None = None) -> None:
+        self._settings = settings
+        self._caller = caller
+        self._session = session
+        self._transport = transport
+        self._client: _Client | None = None
+        self._lock = threading.Lock()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a connectapi path; a 401 is retried once after a forced refresh.
-
-        Garmin can drop an access token before its stated expiry; only a 401 after a
-        successful refresh (or a rejected refresh) means the session is really gone.
-        No new call starts once the job was cancelled (nobody waits for its result).
-        """
-        if self._cancelled is not None and self._cancelled.is_set():
-            raise GarminUnavailable("the job was cancelled")
+        """GET a connectapi path; every failure arrives classified as a `GarminError`."""
         try:
-            return self._client.api_get(path, params)
+            return self._get(path, params)
+        except Exception as exc:
+            raise classify(exc) from None
+
+    def refreshed_session(self) -> str | None:
+        """The session to write back: only after a successful refresh, never after a failed one."""
+        with self._lock:
+            return None if self._client is None else _session_to_persist(self._client,
+                                                                          self._session)
+
+    def _get(self, path: str, params: dict[str, Any] | None) -> Any:
+        """A 401 is retried once after a forced refresh: Garmin can drop an access token
+        before its stated expiry; only a 401 after a successful refresh (or a rejected
+        refresh) means the session is really gone."""
+        client, token = self._token()
+        try:
+            return client.api_get(path, params, token)
         except GarthHTTPError as exc:
             response = exc.error.response
-            if response is None or response.status_code != 401 or self._client.refreshes:
+            if response is None or response.status_code != 401:
                 raise
-        self._client.refresh_oauth2()
-        return self._client.api_get(path, params)
+            with self._lock:
+                if client.oauth2_token is token:  # nobody refreshed since this call began
+                    if client.refreshes or client.refresh_failed:
+                        raise
+                    client.refresh_oauth2()
+                token = client.valid_token()
+        return client.api_get(path, params, token)
 
-
-def use_session(
-    settings: GarminSettings, caller: str, session: str, work: Callable[[GarminApi], T],
-    cancelled: threading.Event | None = None, transport: Transport | None = None,
-) -> Usage[T]:
-    """Load-Use: run `work` on a fresh client loaded from `session`.
-
-    On failure the classified error carries the refreshed session when a refresh succeeded
-    before the failure, so the caller can still write it back.
-    """
-    client = _load(settings, caller, session, transport)
-    try:
-        value = work(GarminApi(client, cancelled))
-    except Exception as exc:
-        error = classify(exc)
-        error.refreshed_session = _session_to_persist(client, session)
-        if isinstance(error, AuthRejected):
-            error.refreshed_session = None
-        raise error from None
-    return Usage(value, _session_to_persist(client, session))
-
-
-def validate(settings: GarminSettings, caller: str, session: str,
-             transport: Transport | None = None) -> Usage[dict[str, Any]]:
-    """A cheap authenticated call (the social profile) proving the session still works."""
-
-    def fetch_profile(api: GarminApi) -> dict[str, Any]:
-        profile = api.get(PROFILE_PATH)
-        if not isinstance(profile, dict):
-            raise GarminProtocolError("Garmin sent a profile of an unexpected shape")
-        return profile
-
-    return use_session(settings, caller, session, fetch_profile, transport=transport)
+    def _token(self) -> tuple[_Client, OAuth2Token]:
+        """The loaded client and a token valid now (refreshed here when expired)."""
+        with self._lock:
+            if self._client is None:
+                self._client = _load(self._settings, self._caller, self._session,
+                                     self._transport)
+            client = self._client
+            if client.refresh_failed:
+                raise GarminUnavailable("the session's refresh failed in a parallel call")
+            if not isinstance(client.oauth2_token, OAuth2Token) or client.oauth2_token.expired:
+                client.refresh_oauth2()
+            return client, client.valid_token()
 
 
 # --- login ------------------------------------------------------------------------------

@@ -14,12 +14,14 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.garmin import client as garth_adapter
 from service.garmin.client import GarminApi, GarminSettings, LoginResult, Transport, Usage
+from service.garmin.connect import profile
+from service.garmin.errors import AuthRejected, GarminError
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
@@ -28,7 +30,10 @@ T = TypeVar("T")
 
 
 class GarminGateway:
-    """Login, MFA and session use for one app instance, on its own thread pool."""
+    """Login, MFA and session use for one app instance, on its own thread pool.
+
+    Metrics count every Garmin call by operation: `login`, `resume_mfa`, `validate` (a live
+    status check) and `use` (each call of a sync job)."""
 
     def __init__(
         self, settings: GarminSettings, threads: int, metrics: Metrics | None = None
@@ -38,6 +43,7 @@ class GarminGateway:
         # one connection pool for every client of this gateway: a job reuses a warm
         # connection instead of opening its own (sockets only; credentials stay per client)
         self._transport = Transport(settings.retries, pool_size=threads)
+        self._background = asyncio.Semaphore(threads)
         self._metrics = metrics
         self._lock = threading.Lock()
         self._busy = 0
@@ -77,8 +83,10 @@ class GarminGateway:
             with self._lock:
                 self._queued -= 1
 
-    async def _run(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
-        call = functools.partial(fn, *args, transport=self._transport)
+    async def _run(self, operation: str, fn: Callable[..., T], *args: Any,
+                   with_transport: bool = True) -> T:
+        call = (functools.partial(fn, *args, transport=self._transport) if with_transport
+                else functools.partial(fn, *args))
         with self._lock:
             self._queued += 1
         try:
@@ -99,24 +107,33 @@ class GarminGateway:
                                mfa_state, code)
 
     async def validate(self, user_id: str, session: str) -> Usage[dict[str, Any]]:
-        return await self._run("validate", garth_adapter.validate, self.settings, user_id,
-                               session)
+        """A cheap authenticated call (the social profile) proving the session still works."""
+        return await self.use(user_id, session, profile, operation="validate")
 
     async def use(
-        self, user_id: str, session: str, work: Callable[[GarminApi], T]
+        self, user_id: str, session: str, work: Callable[[SessionCalls], Awaitable[T]],
+        *, parallel: int = 1, background: bool = False, operation: str = "use",
     ) -> Usage[T]:
-        """Run `work` (synchronous, in the pool) with the user's loaded session.
+        """Load-Use: run `work` with the user's stored session; at most `parallel` of its
+        Garmin calls at once, each in a thread of the pool.
 
-        Cancelling the awaiting task cannot stop the thread, so the thread is told to start
-        no further Garmin call: a job cancelled at shutdown ends within one call's timeout.
+        Only calls hold a thread: a job waiting between calls, or cancelled, holds none (a
+        cancelled job's queued calls never start; its running call ends within its
+        timeout). `background` work (sync jobs) has at most one call per thread submitted at
+        any time, so a login or a live check never queues behind a whole tick of sync calls.
+        On a `GarminError` the error carries the session garth refreshed before failing, if
+        any (never after a definitive rejection), so the caller can still write it back.
         """
-        cancelled = threading.Event()
+        api = GarminApi(self.settings, user_id, session, self._transport)
+        calls = SessionCalls(api, parallel, self._background if background else None,
+                             functools.partial(self._run, operation, with_transport=False))
         try:
-            return await self._run("use", garth_adapter.use_session, self.settings, user_id,
-                                   session, work, cancelled)
-        except asyncio.CancelledError:
-            cancelled.set()
+            value = await work(calls)
+        except GarminError as error:
+            if not isinstance(error, AuthRejected):
+                error.refreshed_session = api.refreshed_session()
             raise
+        return Usage(value, api.refreshed_session())
 
     def close(self) -> None:
         """Stop taking work; threads finish their current Garmin call in the background.
@@ -125,6 +142,25 @@ class GarminGateway:
         """
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._transport.close()
+
+
+class SessionCalls:
+    """What a job may do with a loaded session: the user's authenticated Garmin Connect GETs,
+    awaited on the event loop and run in the gateway's pool, at most `parallel` at once."""
+
+    def __init__(self, api: GarminApi, parallel: int, background: asyncio.Semaphore | None,
+                 run: Callable[..., Awaitable[Any]]) -> None:
+        self._api = api
+        self._parallel = asyncio.Semaphore(max(parallel, 1))
+        self._background = background
+        self._run = run
+
+    async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        async with self._parallel:
+            if self._background is None:
+                return await self._run(self._api.get, path, params)
+            async with self._background:
+                return await self._run(self._api.get, path, params)
 
 
 def configure_consumer(key: str, secret: str) -> None:

@@ -1,9 +1,10 @@
 """One sync job on the Load-Use-Update cycle.
 
-Load the encrypted session and its `version`; Use it on a fresh per-user garth client in the
-thread pool for every Garmin call of the job; Update: write a refreshed session back with
-compare-and-set (a login that happened meanwhile wins and the job's stale copy is dropped),
-then upsert the data and move the cursor inside one transaction fenced by the user's lease.
+Load the encrypted session and its `version`; Use it on a fresh per-user garth client, each
+Garmin call of the job in the thread pool (up to `sync.calls_per_user` of them at once);
+Update: write a refreshed session back with compare-and-set (a login that happened meanwhile
+wins and the job's stale copy is dropped), then upsert the data and move the cursor inside
+one transaction fenced by the user's lease.
 
 A user's jobs run one after another under one lease, and share what the lease makes
 stable: the user's cursors are read once, after the lease is claimed (every writer of a
@@ -21,7 +22,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,12 +32,12 @@ from service.config import SyncConfig
 from service.crypto import Cipher, DecryptionError
 from service.garmin import (
     AuthRejected,
-    GarminApi,
     GarminError,
     GarminGateway,
     RateLimited,
 )
-from service.garmin.connect import display_name, fetch_activities, fetch_day
+from service.garmin.connect import fetch_activities, fetch_days
+from service.garmin.gateway import SessionCalls
 from service.leases import Lease, LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
@@ -271,7 +272,9 @@ class SyncRunner:
         cursor = await run.cursors.get(job.kind) or await self._cursor(job.user_id, job.kind)
         plan = self.plan(cursor, self._clock().date())
         try:
-            usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan))
+            usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan),
+                                            parallel=self._config.calls_per_user,
+                                            background=True)
         except AuthRejected as exc:
             if not await self._leases.renew(lease):
                 raise LeaseLost(f"lease of user {job.user_id} was lost") from None
@@ -285,7 +288,7 @@ class SyncRunner:
         await self._write_back(row, usage.refreshed_session)
         await self._store_results(job, run, cursor, plan, usage.value, following)
 
-    def _work(self, kind: SyncKind, plan: Plan) -> Callable[[GarminApi], Any]:
+    def _work(self, kind: SyncKind, plan: Plan) -> Callable[[SessionCalls], Awaitable[Any]]:
         if kind == SyncKind.ACTIVITIES:
             return functools.partial(_fetch_activities, plan=plan,
                                      page_size=self._config.page_size)
@@ -355,14 +358,14 @@ class SyncRunner:
                         job.user_id, skipped)
 
 
-def _fetch_activities(api: GarminApi, plan: Plan, page_size: int) -> list[Any]:
+async def _fetch_activities(api: SessionCalls, plan: Plan, page_size: int) -> list[Any]:
     # Garmin filters by local date: one day past today covers users ahead of UTC.
-    return fetch_activities(api, plan.first_day, plan.last_day + timedelta(days=1), page_size)
+    return await fetch_activities(api, plan.first_day, plan.last_day + timedelta(days=1),
+                                  page_size)
 
 
-def _fetch_days(api: GarminApi, plan: Plan) -> dict[date, dict[str, Any]]:
-    name = display_name(api)
-    return {day: fetch_day(api, name, day) for day in plan.days()}
+async def _fetch_days(api: SessionCalls, plan: Plan) -> dict[date, dict[str, Any]]:
+    return await fetch_days(api, plan.days())
 
 
 def _parse(kind: SyncKind, raw: Any) -> tuple[list[dict[str, Any]], int]:
