@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -56,11 +57,24 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+async def freeze_startup_heap(app: web.Application) -> None:
+    """Take what startup left alive (modules, routes, pools: about 100,000 objects, which live
+    as long as the process) out of the garbage collector's reach.
+
+    A full collection walks every tracked object on the event loop's thread; a sync allocates
+    enough to trigger one now and then, and each walk of the startup heap stalled every
+    request for tens of milliseconds. Objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     config = _load(args)
     app = create_app(config)
+    app.on_startup.append(freeze_startup_heap)
     host = args.host or config.http.host
     port = args.port if args.port is not None else config.http.port
     log.info("starting garmin-sync on http://%s:%s (database: %s)", host, port,

@@ -344,3 +344,19 @@ async def test_rotate_keys_with_an_unknown_key_fails_and_leaves_rows(
     assert "Traceback" not in result.stderr
     assert table_rows(db_path) == k1_rows
     assert K1 not in result.stderr + result.stdout
+
+
+async def test_serving_freezes_the_startup_heap_out_of_the_collectors_reach() -> None:
+    import gc
+
+    from aiohttp import web
+
+    from service.cli import freeze_startup_heap
+
+    before = gc.get_freeze_count()
+    try:
+        await freeze_startup_heap(web.Application())
+        assert gc.get_freeze_count() > before
+        assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
