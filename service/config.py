@@ -105,6 +105,7 @@ class SyncConfig:
     page_size: int
     lease_seconds: int
     shutdown_grace_seconds: float
+    nice: int
     backoff_base_seconds: int
     backoff_max_seconds: int
 
@@ -231,6 +232,13 @@ def _fraction(value: Any) -> float:
     return parsed
 
 
+def _nice(value: Any) -> int:
+    parsed = _as_int(value)
+    if not 0 <= parsed <= 19:
+        raise ValueError("must be a niceness from 0 to 19")
+    return parsed
+
+
 def _page_size(value: Any) -> int:
     parsed = _as_int(value)
     if not 1 <= parsed <= 100:
@@ -297,6 +305,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "page_size": (_page_size, 100),
         "lease_seconds": (_at_least(_as_int, 5), 300),
         "shutdown_grace_seconds": (_at_least(_as_float, 0), 20.0),
+        "nice": (_nice, 0),
         "backoff_base_seconds": (_at_least(_as_int, 1), 60),
         "backoff_max_seconds": (_at_least(_as_int, 1), 21600),
     },

@@ -360,3 +360,19 @@ async def test_serving_freezes_the_startup_heap_out_of_the_collectors_reach() ->
         assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
     finally:
         gc.unfreeze()
+
+
+def _priority_after(nice: int) -> int:
+    code = ("import os; from service.cli import lower_cpu_priority; "
+            f"lower_cpu_priority({nice}); print(os.getpriority(os.PRIO_PROCESS, 0))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return int(done.stdout.strip())
+
+
+def test_a_sync_worker_lowers_its_cpu_priority_to_the_configured_nice() -> None:
+    assert _priority_after(7) == max(7, os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def test_a_nice_of_zero_leaves_the_cpu_priority_as_it_was() -> None:
+    assert _priority_after(0) == os.getpriority(os.PRIO_PROCESS, 0)

@@ -98,6 +98,12 @@ def test_env_bad_bool_names_the_variable() -> None:
     assert "GARMIN_SYNC_DATABASE_AUTO_MIGRATE" in str(info.value)
 
 
+def test_a_nice_outside_0_to_19_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(DEFAULT_CONFIG_PATH, env={"GARMIN_SYNC_SYNC_NICE": "20"})
+    assert info.value.key == "GARMIN_SYNC_SYNC_NICE"
+
+
 def test_env_non_int_port_names_the_variable() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(DEFAULT_CONFIG_PATH, env={"GARMIN_SYNC_HTTP_PORT": "abc"})
