@@ -383,6 +383,8 @@ async def job_rows(url: str) -> list[dict[str, Any]]:
         await db.close_context(ctx)
 
 
+# the sync worker's CPU priority when an API process runs beside it (README: sync.nice)
+APART_NICE = int(os.environ.get("BENCH_APART_NICE", "10"))
 SYNC_SETTINGS = {
     "SYNC_ENABLED": "true", "SYNC_TICK_SECONDS": "0.2", "SYNC_MAX_CONCURRENT_USERS": str(W),
     "GARMIN_EXECUTOR_THREADS": str(W), "SYNC_CLAIM_BATCH": "200",
@@ -421,8 +423,9 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
     before = await sandbox_totals(sandbox)
     if probe is not None:
         await set_cursors_due(env.url, datetime.now(UTC) + timedelta(days=1))
+    worker_settings = {**SYNC_SETTINGS, **({"SYNC_NICE": str(APART_NICE)} if api_apart else {})}
     service = env.service("sync", env.service_env(sandbox, LOGGING_LEVEL="WARNING",
-                                                  **SYNC_SETTINGS), h.server_cpu())
+                                                  **worker_settings), h.server_cpu())
     await h.wait_ready(service, "/readyz" if probe else "/healthz")
     probed_service = service
     if api_apart:
@@ -1243,7 +1246,8 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  data (with the age of the oldest), since their latency is not in the percentiles.",
         "  'API process apart': the same, but the probe asks a second `serve` process with",
         "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
-        "  (a sync worker): the deployment for callers who need a flat tail during syncs.",
+        f"  (a sync worker, `sync.nice: {APART_NICE}`): the deployment for callers who need a",
+        "  flat tail during syncs.",
         f"- 3 sync: N users each with their own sandbox account and login; sandbox latency"
         f" {LATENCY_MS} ms",
         f"  per call; sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
