@@ -315,3 +315,30 @@ def test_an_activity_id_beyond_bigint_makes_the_activity_malformed() -> None:
     with pytest.raises(MalformedItem):
         activity_fields(item)
     assert activity_fields({**item, "activityId": 2**63 - 1})["garmin_activity_id"] == 2**63 - 1
+
+
+# --- the status read ------------------------------------------------------------------------
+
+
+async def test_the_status_read_returns_the_row_and_every_cursor_in_one_query(
+    db_api: Api, sandbox: Sandbox
+) -> None:
+    await connect(db_api, sandbox, "user-1", "alice@example.com")
+    row, cursors = await session_store.load_for_status("user-1")
+    assert row is not None and row.user_id == "user-1" and row.session_data
+    assert sorted(cursor.kind for cursor in cursors) == [SyncKind.ACTIVITIES, SyncKind.HEALTH]
+    assert all(cursor.user_id == "user-1" and cursor.next_sync_at for cursor in cursors)
+    stored = await GarminAuthenticationState.get(user_id="user-1")
+    assert (row.id, row.version, row.connected_at) == (
+        stored.id, stored.version, stored.connected_at)
+
+
+async def test_the_status_read_of_an_unknown_user_is_empty(db_api: Api) -> None:
+    assert await session_store.load_for_status("nobody") == (None, [])
+
+
+async def test_the_status_read_returns_cursors_of_a_user_without_a_row(db_api: Api) -> None:
+    await SyncCursor.create(user_id="user-2", kind=SyncKind.HEALTH)
+    row, cursors = await session_store.load_for_status("user-2")
+    assert row is None
+    assert [(cursor.user_id, cursor.kind) for cursor in cursors] == [("user-2", SyncKind.HEALTH)]
