@@ -200,9 +200,8 @@ async def cursor_of(user_id: str, kind: SyncKind) -> SyncCursor | None:
     return await SyncCursor.get_or_none(user_id=user_id, kind=kind)
 
 
-async def cursors_of(user_id: str,
-                     connection: BaseDBAsyncClient | None = None) -> list[SyncCursor]:
-    rows = await sql.fetch(CURSORS_OF, [user_id], connection or sql.connection_of(SyncCursor))
+async def cursors_of(user_id: str) -> list[SyncCursor]:
+    rows = await sql.fetch(CURSORS_OF, [user_id], sql.connection_of(SyncCursor))
     return [sql.model(SyncCursor, row) for row in rows]
 
 
