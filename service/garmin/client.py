@@ -20,12 +20,18 @@ retry adapters with their own connection pools), and the gateway's clients share
 `Transport`: a urllib3 connection pool and nothing else. Credentials never live in it: each
 client keeps its own requests session (cookies, tokens), every request carries its own
 fresh headers, and a pooled socket carries no state from one request to the next. The
-environment's proxy settings are read once per host instead of on every request.
+environment's proxy settings are read once per host instead of on every request. A login
+runs garth's SSO steps on `_LoginClient`, which prepares each request once and signs the
+OAuth1 steps itself instead of going through requests' session layer.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -33,7 +39,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 for _variable in ("GARTH_HOME", "GARTH_TOKEN"):
     os.environ.pop(_variable, None)
@@ -43,10 +49,27 @@ import garth.sso  # noqa: E402
 import requests  # noqa: E402
 from garth.auth_tokens import OAuth2Token  # noqa: E402
 from garth.exc import GarthException, GarthHTTPError  # noqa: E402
+from oauthlib.common import (  # type: ignore[import-untyped]  # noqa: E402
+    generate_nonce,
+    generate_timestamp,
+    urldecode,
+)
+from oauthlib.oauth1.rfc5849 import (  # type: ignore[import-untyped]  # noqa: E402
+    signature as oauth_signature,
+)
+from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]  # noqa: E402
+    escape as oauth_escape,
+)
+from oauthlib.oauth1.rfc5849.utils import unescape as oauth_unescape  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from requests.adapters import BaseAdapter, HTTPAdapter  # noqa: E402
-from requests.cookies import create_cookie  # noqa: E402
+from requests.cookies import (  # noqa: E402
+    create_cookie,
+    extract_cookies_to_jar,
+    get_cookie_header,
+)
 from requests.hooks import default_hooks  # noqa: E402
+from requests.structures import CaseInsensitiveDict  # noqa: E402
 from requests.utils import get_environ_proxies, get_netrc_auth, requote_uri  # noqa: E402
 from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: E402
 from urllib3.util.retry import Retry  # noqa: E402
@@ -572,6 +595,268 @@ class LoginResult:
     mfa_method: str | None = None
 
 
+class _LoginClient(_Client):
+    """A client for one login or MFA step: garth's SSO requests without requests' session
+    layer.
+
+    Through `requests.Session.request` each of a login's five requests paid for merging
+    settings, copying the cookie jar twice, hooks and netrc, and the two OAuth1 steps each
+    built a session of their own that scanned the environment for proxies on every
+    request. Here a request is prepared once, as requests would prepare it (the same URL,
+    headers, body, cookies of this client only, fresh headers every time), and handed to
+    the client's adapter: routing, the shared transport, errors and the response are
+    requests' own. Proxies, CA bundle and `~/.netrc` are read once per host per login. A
+    redirect, which the SSO flow does not get, is followed by requests itself.
+    """
+
+    def __init__(self, settings: GarminSettings, caller: str,
+                 transport: Transport | None = None) -> None:
+        super().__init__(settings, caller, transport)
+        self._environments: dict[str, dict[str, Any]] = {}
+        self._netrc: dict[str, Any] = {}
+
+    def request(
+        self,
+        method: str,
+        subdomain: str,
+        path: str,
+        /,
+        api: bool = False,
+        referrer: str | bool = False,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """garth's `Client.request` for the SSO steps (sign-in, login, MFA, embed)."""
+        if api or not set(kwargs) <= {"params", "json"}:
+            return super().request(method, subdomain, path, api=api, referrer=referrer,
+                                   headers=headers, **kwargs)
+        fresh = dict(headers or {})
+        if referrer is True and self.last_resp:
+            fresh["referer"] = self.last_resp.url
+        url = urljoin(f"https://{subdomain}.{self.domain}", path)
+        request = self._prepare(method, url, fresh, params=kwargs.get("params"),
+                                json_body=kwargs.get("json"))
+        self.last_resp = self._send(request, url, keep_cookies=True)
+        try:
+            self.last_resp.raise_for_status()
+        except requests.HTTPError as exc:
+            raise GarthHTTPError(msg="Error in request", error=exc) from exc
+        return self.last_resp
+
+    def _environment(self, url: str) -> dict[str, Any]:
+        """Proxies, CA bundle and certificate for one origin, merged once per login."""
+        origin = _origin(url)
+        found = self._environments.get(origin)
+        if found is None:
+            merged = self.sess.merge_environment_settings(url, {}, None, None, None)
+            found = self._environments[origin] = dict(merged)
+        return found
+
+    def _netrc_auth(self, url: str) -> Any:
+        """`~/.netrc` credentials for one origin, looked up once per login."""
+        origin = _origin(url)
+        if origin not in self._netrc:
+            self._netrc[origin] = get_netrc_auth(url)
+        return self._netrc[origin]
+
+    def _prepare(self, method: str, url: str, headers: dict[str, str], *,
+                 params: dict[str, Any] | None = None, json_body: Any = None,
+                 form: dict[str, str] | None = None,
+                 oauth1: _OAuth1Credentials | None = None) -> requests.PreparedRequest:
+        """The request `Session.prepare_request` would build, without its merges.
+
+        Without `oauth1` it is garth's SSO step: `~/.netrc` applies, as it did. The
+        OAuth1 steps are signed instead (OAuth1Session never consulted `~/.netrc`).
+        """
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
+        request = requests.PreparedRequest()
+        request.prepare_method(method)
+        request.url = requote_uri(url)
+        merged = CaseInsensitiveDict(self.sess.headers)
+        merged.update(headers)
+        request.prepare_headers({k: v for k, v in merged.items() if v is not None})
+        form_body = urlencode(form) if form else None
+        request.prepare_body(form_body, None, json_body)
+        cookie = get_cookie_header(self.sess.cookies, request)  # type: ignore[no-untyped-call]
+        if cookie is not None:
+            request.headers["Cookie"] = cookie
+        request.hooks = default_hooks()
+        if oauth1 is not None:
+            if form_body is not None:  # requests_oauthlib hands the form body on as bytes
+                request.body = form_body.encode()
+            request.headers["Authorization"] = _oauth1_authorization(
+                request.method or method, request.url, form_body, oauth1)
+        else:
+            netrc = self._netrc_auth(url)
+            if netrc is not None:
+                request.prepare_auth(netrc)
+        return request
+
+    def _send(self, request: requests.PreparedRequest, url: str, *, keep_cookies: bool,
+              redirects: Callable[[], requests.Session] | None = None) -> requests.Response:
+        """`Session.send` for one prepared request: the adapter, cookies, redirects, body.
+
+        `keep_cookies` False is an OAuth1 step: its session was a copy, so what Garmin
+        set there never reached the client's cookies. `redirects` is that session.
+        """
+        settings = self._environment(url)
+        verify = settings["verify"]
+        options: dict[str, Any] = {
+            "timeout": self.timeout, "verify": True if verify is None else verify,
+            "cert": settings["cert"], "proxies": settings["proxies"]}
+        response = self.sess.get_adapter(request.url or url).send(request, stream=False,
+                                                                   **options)
+        if keep_cookies:
+            extract_cookies_to_jar(  # type: ignore[no-untyped-call]
+                self.sess.cookies, request, response.raw)
+        if response.is_redirect:
+            session = self.sess if redirects is None else redirects()
+            if not keep_cookies:
+                extract_cookies_to_jar(  # type: ignore[no-untyped-call]
+                    session.cookies, request, response.raw)
+            # the jar `prepare_request` leaves on a request, which redirects start from
+            request._cookies = session.cookies.copy()  # type: ignore[attr-defined]
+            history = [response, *session.resolve_redirects(response, request, stream=False,
+                                                             **options)]
+            response = history.pop()
+            response.history = history
+        response.content  # noqa: B018 - read it all, which returns the connection to the pool
+        return response
+
+    def _oauth1(self, method: str, url: str, headers: dict[str, str], token: str | None,
+                secret: str | None, form: dict[str, str] | None = None) -> requests.Response:
+        """A request signed with garth's consumer (and `token`), as its OAuth1 session did."""
+        consumer = self._consumer()
+        credentials = _OAuth1Credentials(consumer["consumer_key"], consumer["consumer_secret"],
+                                         token, secret)
+        request = self._prepare(method, url, headers, form=form, oauth1=credentials)
+
+        def session() -> requests.Session:
+            return garth.sso.GarminOAuth1Session(
+                resource_owner_key=token, resource_owner_secret=secret, parent=self.sess)
+
+        response = self._send(request, url, keep_cookies=False, redirects=session)
+        response.raise_for_status()
+        return response
+
+    def _consumer(self) -> dict[str, str]:
+        """garth's OAuth consumer; garth itself fetches it when none is configured."""
+        if not garth.sso.OAUTH_CONSUMER:
+            garth.sso.GarminOAuth1Session(parent=self.sess)
+        return garth.sso.OAUTH_CONSUMER
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True)
+class _OAuth1Credentials:
+    consumer_key: str
+    consumer_secret: str
+    token: str | None
+    token_secret: str | None
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"_OAuth1Credentials(consumer_key={self.consumer_key!r}, token=...)"
+
+
+def _oauth1_authorization(method: str, url: str, form_body: str | None,
+                          credentials: _OAuth1Credentials, nonce: str | None = None,
+                          timestamp: str | None = None) -> str:
+    """The `Authorization: OAuth ...` header requests_oauthlib's `OAuth1` puts on a request
+    (HMAC-SHA1, in the header, RFC 5849 section 3.4), computed directly.
+
+    oauthlib renders the header, parses it back to collect the parameters and escapes each
+    one several times; this builds the same parameters once, in the same order, with the
+    same nonce and timestamp and oauthlib's own escaping and base string.
+    """
+    oauth = [
+        ("oauth_nonce", nonce or generate_nonce()),
+        ("oauth_timestamp", timestamp or generate_timestamp()),
+        ("oauth_version", "1.0"),
+        ("oauth_signature_method", "HMAC-SHA1"),
+        ("oauth_consumer_key", credentials.consumer_key),
+    ]
+    if credentials.token:
+        oauth.append(("oauth_token", credentials.token))
+    # the query's and the form body's parameters, as oauthlib collects them
+    query = urlsplit(url).query
+    carried = [
+        (key, oauth_unescape(value) if key.startswith("oauth_") else value)
+        for key, value in [*(urldecode(query) if query else []),
+                           *(urldecode(form_body) if form_body else [])]
+        if key != "oauth_signature"
+    ]
+    pairs = sorted((oauth_escape(key), oauth_escape(value)) for key, value in [*carried, *oauth])
+    base = oauth_signature.signature_base_string(
+        method.upper(), oauth_signature.base_string_uri(url),
+        "&".join(f"{key}={value}" for key, value in pairs))
+    key = (f"{oauth_escape(credentials.consumer_secret or '')}&"
+           f"{oauth_escape(credentials.token_secret or '')}")
+    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
+    oauth.append(("oauth_signature", base64.b64encode(digest).decode()))
+    return "OAuth " + ", ".join(f'{oauth_escape(k)}="{oauth_escape(v)}"' for k, v in oauth)
+
+
+def _sso_login(client: _LoginClient, username: str, password: str) -> tuple[Any, Any]:
+    """garth 0.8.0's `sso.login(..., return_on_mfa=True)`, step for step.
+
+    Returns the OAuth1 and OAuth2 tokens, or ("needs_mfa", {"login_params", "mfa_method"}).
+    """
+    sso = garth.sso
+    login_params = {
+        "clientId": sso.CLIENT_ID,
+        "locale": "en-US",
+        "service": f"https://mobile.integration.{client.domain}/gcm/android",
+    }
+    client.get("sso", "/mobile/sso/en/sign-in", params={"clientId": sso.CLIENT_ID},
+               headers={**sso.SSO_PAGE_HEADERS, "Sec-Fetch-Site": "none"})
+    client.post("sso", "/mobile/api/login", params=login_params,
+                headers=dict(sso.SSO_PAGE_HEADERS),
+                json={"username": username, "password": password, "rememberMe": False,
+                      "captchaToken": ""})
+    answer = client.last_resp.json()
+    kind = answer.get("responseStatus", {}).get("type")
+    if kind == sso.SSO_SUCCESSFUL:
+        return _complete_login(client, answer["serviceTicketId"])
+    if kind == sso.SSO_MFA_REQUIRED:
+        mfa_info = answer.get("customerMfaInfo") or {}
+        return "needs_mfa", {"login_params": login_params,
+                             "mfa_method": mfa_info.get("mfaLastMethodUsed") or "email"}
+    sso._parse_sso_response(answer, sso.SSO_SUCCESSFUL)
+    raise GarthException(msg="Unexpected SSO response")
+
+
+def _complete_login(client: _LoginClient, ticket: str) -> tuple[Any, Any]:
+    """garth 0.8.0's `sso._complete_login`: the embed page, then the two OAuth1 steps."""
+    sso = garth.sso
+    # a load-balancer cookie, best effort: garth ignores Garmin's error answers here
+    with contextlib.suppress(GarthException):
+        client.get("sso", "/portal/sso/embed",
+                   headers={**sso.SSO_PAGE_HEADERS, "Sec-Fetch-Site": "same-origin"},
+                   referrer=True)
+    base_url = f"https://connectapi.{client.domain}/oauth-service/oauth/"
+    login_url = f"https://mobile.integration.{client.domain}/gcm/android"
+    response = client._oauth1(
+        "GET", f"{base_url}preauthorized?ticket={ticket}&login-url={login_url}"
+               "&accepts-mfa-tokens=true",
+        dict(sso.OAUTH_USER_AGENT), None, None)
+    fields: dict[str, Any] = {key: values[0] for key, values in parse_qs(response.text).items()}
+    oauth1 = garth.auth_tokens.OAuth1Token(domain=client.domain, **fields)
+    form = {"audience": "GARMIN_CONNECT_MOBILE_ANDROID_DI"}
+    if oauth1.mfa_token:
+        form["mfa_token"] = oauth1.mfa_token
+    response = client._oauth1(
+        "POST", f"{base_url}exchange/user/2.0",
+        {**sso.OAUTH_USER_AGENT, "Content-Type": "application/x-www-form-urlencoded"},
+        oauth1.oauth_token, oauth1.oauth_token_secret, form=form)
+    oauth2 = OAuth2Token(**sso.set_expirations(response.json()))
+    return oauth1, oauth2
+
+
 def _dump_cookies(client: _Client) -> list[dict[str, Any]]:
     return [
         {
@@ -600,10 +885,10 @@ def _dump_mfa_state(client: _Client, login_params: dict[str, Any], method: str) 
 
 
 def _restore_mfa_client(settings: GarminSettings, caller: str, state: dict[str, Any],
-                        transport: Transport | None = None) -> _Client:
+                        transport: Transport | None = None) -> _LoginClient:
     if state.get("v") != MFA_STATE_VERSION or state.get("domain") != settings.domain:
         raise MfaChallengeLost("the pending MFA challenge is from another configuration")
-    client = _Client(settings, caller, transport)
+    client = _LoginClient(settings, caller, transport)
     for cookie in state["cookies"]:
         client.sess.cookies.set_cookie(create_cookie(**cookie))  # type: ignore[no-untyped-call]
     return client
@@ -612,11 +897,9 @@ def _restore_mfa_client(settings: GarminSettings, caller: str, state: dict[str, 
 def login(settings: GarminSettings, caller: str, username: str, password: str,
           transport: Transport | None = None) -> LoginResult:
     """Garmin SSO sign-in on a fresh client: a session, or a resumable MFA challenge."""
-    client = _Client(settings, caller, transport)
+    client = _LoginClient(settings, caller, transport)
     try:
-        result = client.login(  # type: ignore[no-untyped-call]
-            username, password, return_on_mfa=True
-        )
+        result = _sso_login(client, username, password)
         if result[0] == "needs_mfa":
             details = result[1]
             method = str(details.get("mfa_method") or "email")
@@ -624,6 +907,7 @@ def login(settings: GarminSettings, caller: str, username: str, password: str,
                 mfa_state=_dump_mfa_state(client, details["login_params"], method),
                 mfa_method=method,
             )
+        client.configure(oauth1_token=result[0], oauth2_token=result[1])
         return LoginResult(session=client.dumps())
     except Exception as exc:
         raise classify(exc) from None
@@ -641,13 +925,10 @@ def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str,
     except ValueError:
         raise MfaChallengeLost("the pending MFA challenge cannot be read") from None
     client = _restore_mfa_client(settings, caller, state, transport)
-    client_state = {
-        "client": client,
-        "login_params": state["login_params"],
-        "mfa_method": state["mfa_method"],
-    }
     try:
-        oauth1, oauth2 = garth.sso.resume_login(client_state, code)
+        ticket = garth.sso.handle_mfa(client, state["login_params"], lambda: code,
+                                      mfa_method=state["mfa_method"])
+        oauth1, oauth2 = _complete_login(client, ticket)
     except Exception as exc:
         error = classify(exc)
         if isinstance(error, MfaCodeInvalid):
