@@ -110,16 +110,22 @@ async def upsert_days(
 # --- cursors ----------------------------------------------------------------------------
 
 
+# every kind's cursor created or reset in one statement (a login's share of the event loop)
+RESUME = sql.Sql(f"""
+    INSERT INTO sync_cursor (user_id, kind, next_sync_at, consecutive_failures)
+    VALUES {", ".join("(?, ?, ?, 0)" for _ in SyncKind)}
+    ON CONFLICT (user_id, kind) DO UPDATE SET next_sync_at = excluded.next_sync_at,
+        backoff_until = NULL, consecutive_failures = 0, last_error = NULL
+""")  # noqa: S608 - only placeholders are formatted in
+
+
 async def resume_cursors(user_id: str, now: datetime, spread_seconds: float) -> None:
     """After a login: make sure both kinds have a cursor and are due soon (spread out)."""
-    await SyncCursor.bulk_create(
-        [SyncCursor(user_id=user_id, kind=kind) for kind in SyncKind], ignore_conflicts=True
-    )
+    values: list[Any] = []
     for kind in SyncKind:
         due = now + timedelta(seconds=random.uniform(0, spread_seconds))  # noqa: S311
-        await SyncCursor.filter(user_id=user_id, kind=kind).update(
-            next_sync_at=due, backoff_until=None, consecutive_failures=0, last_error=None
-        )
+        values += [user_id, kind.value, due]
+    await sql.execute(RESUME, values, sql.connection_of(SyncCursor))
 
 
 async def resume_cursors_if_missing(user_id: str) -> None:

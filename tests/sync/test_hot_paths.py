@@ -342,3 +342,19 @@ async def test_the_status_read_returns_cursors_of_a_user_without_a_row(db_api: A
     row, cursors = await session_store.load_for_status("user-2")
     assert row is None
     assert [(cursor.user_id, cursor.kind) for cursor in cursors] == [("user-2", SyncKind.HEALTH)]
+
+
+async def test_a_login_resumes_a_backed_off_cursor_and_creates_the_missing_one(
+    db_api: Api,
+) -> None:
+    now = datetime.now(UTC)
+    await SyncCursor.create(user_id="user-3", kind=SyncKind.ACTIVITIES, next_sync_at=None,
+                            backoff_until=now + timedelta(hours=1), consecutive_failures=4,
+                            last_error="Garmin answered 429", last_synced_date=now.date())
+    await store.resume_cursors("user-3", now, 0)
+    cursors = {cursor.kind: cursor for cursor in await SyncCursor.filter(user_id="user-3")}
+    assert set(cursors) == set(SyncKind)
+    for cursor in cursors.values():
+        assert cursor.next_sync_at == now and cursor.backoff_until is None
+        assert (cursor.consecutive_failures, cursor.last_error) == (0, None)
+    assert cursors[SyncKind.ACTIVITIES].last_synced_date == now.date()  # progress is kept
