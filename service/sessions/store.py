@@ -7,6 +7,7 @@ overwriting a newer login.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,15 +53,29 @@ async def load_or_create(user_id: str) -> GarminAuthenticationState:
         return row
 
 
+@functools.lru_cache(maxsize=64)
+def _compare_and_set_sql(names: tuple[str, ...]) -> sql.Sql:
+    """The versioned UPDATE of these fields (hand-written: logins and refreshes run it)."""
+    columns = GarminAuthenticationState._meta.fields_db_projection
+    sets = ", ".join(f"{columns[name]} = ?" for name in names)
+    return sql.Sql(f"UPDATE garmin_authentication_state SET version = ?, {sets} "  # noqa: S608
+                   "WHERE user_id = ? AND version = ?")
+
+
 async def compare_and_set(row: GarminAuthenticationState, **changes: Any) -> bool:
     """Write `changes` only if the row still has the version we read; bump the version.
 
     On success the in-memory row reflects the write, so callers can answer from it.
     """
     changes["updated_at"] = utcnow()
-    updated = await GarminAuthenticationState.filter(
-        user_id=row.user_id, version=row.version
-    ).update(version=row.version + 1, **changes)
+    names = tuple(changes)
+    fields = GarminAuthenticationState._meta.fields_map
+    # converted as Tortoise's own UPDATE does (no instance: auto_now stays ours to set)
+    converted = [fields[name].to_db_value(changes[name], None)  # type: ignore[arg-type]
+                 for name in names]
+    values = [row.version + 1, *converted, row.user_id, row.version]
+    updated = await sql.execute(_compare_and_set_sql(names), values,
+                                sql.connection_of(GarminAuthenticationState))
     if not updated:
         return False
     for name, value in changes.items():
