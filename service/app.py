@@ -19,12 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from service import db
 from service.api import probes, v1
-from service.api.middleware import (
-    METRICS_PATH,
-    auth_middleware,
-    database_middleware,
-    request_id_middleware,
-)
+from service.api.middleware import METRICS_PATH, edge_middleware
 from service.api.parsing import MAX_BODY_BYTES
 from service.config import Config
 from service.crypto import build_cipher
@@ -42,8 +37,7 @@ from service.keys import (
     SYNC,
 )
 from service.leases import UserLeases
-from service.metrics import Metrics, http_middleware, loop_lag_ctx
-from service.problems import problem_middleware
+from service.metrics import Metrics, loop_lag_ctx
 from service.sessions.service import SessionService
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
@@ -129,12 +123,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
     metrics = Metrics()
-    # metrics sit just inside the request id, outside the problem renderer: every answer,
-    # problem responses included, is counted with the status the caller gets
-    middlewares: list[Middleware] = [request_id_middleware, problem_middleware,
-                                     database_middleware, auth_middleware]
-    if config.metrics.enabled:
-        middlewares.insert(1, http_middleware(metrics))
+    # one middleware does request id, metrics, problem rendering, database and auth: each
+    # extra layer cost a coroutine per request (see service/api/middleware.py)
+    middlewares: list[Middleware] = [
+        edge_middleware(config, metrics if config.metrics.enabled else None),
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[METRICS] = metrics

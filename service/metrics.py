@@ -8,7 +8,8 @@ secret or raw path reaches a label.
 
 What is measured where:
 
-- HTTP: `http_middleware` (outermost but one, so problem responses count with their status).
+- HTTP: `api.middleware.edge_middleware` calls `Metrics.http_answered` once per request,
+  after errors became problem responses, so each counts with the status the caller got.
 - Garmin: `GarminGateway` times each call in its thread and records the outcome.
 - Sync jobs, items upserted, refreshed sessions written back or dropped: `SyncRunner`.
 - Sessions by status: one grouped COUNT, run by the `/metrics` handler at scrape time.
@@ -21,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_urldispatcher import AbstractResource
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tortoise.expressions import Case, Q, When
 from tortoise.functions import Count
@@ -52,7 +52,7 @@ PREFIX = "garmin_sync"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-CLIENT_CLOSED_STATUS = "499"  # nginx's convention: the caller went away before the answer
+CLIENT_CLOSED_STATUS = 499  # nginx's convention: the caller went away before the answer
 SESSION_STATUSES = ("VALID", "MFA_PENDING", "EXPIRED", "MISSING")
 GARMIN_OUTCOMES = ("ok", "auth_rejected", "invalid_credentials", "mfa_invalid",
                    "mfa_challenge_lost", "rate_limited", "unavailable", "timeout", "protocol",
@@ -113,7 +113,8 @@ class Metrics:
     """Every metric of one app instance, registered in its own registry."""
 
     def __init__(self) -> None:
-        self._http_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._http_children: dict[tuple[AbstractResource | None, str, int],
+                                  tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
@@ -179,13 +180,23 @@ class Metrics:
 
     # --- recording ----------------------------------------------------------------------
 
-    def http_answered(self, route: str, method: str, status: str, seconds: float) -> None:
-        """On every request: the labelled children are looked up once per label set, since
-        `labels()` costs more than the increment itself on a fast route."""
-        key = (route, method, status)
+    def http_answered(self, request: web.Request, status: int, seconds: float) -> None:
+        """On every request (from `api.middleware.edge_middleware`).
+
+        The labelled children are looked up once per (route, method, status), keyed by the
+        matched resource object and the int status, so the hot path neither calls `labels()`
+        (which cost more than the increment) nor formats the labels again. The key stays
+        bounded: resources are the router's, an unknown method is "OTHER".
+        """
+        method = request.method
+        if method not in KNOWN_METHODS:
+            method = "OTHER"
+        resource = request.match_info.route.resource
+        key = (resource, method, status)
         children = self._http_children.get(key)
         if children is None:
-            children = (self.http_requests.labels(route, method, status),
+            route = route_label(request)
+            children = (self.http_requests.labels(route, method, str(status)),
                         self.http_duration.labels(route))
             self._http_children[key] = children
         children[0].inc()
@@ -251,35 +262,6 @@ def route_label(request: web.Request) -> str:
     """The matched route's template (never the raw path, which may carry ids)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
-
-
-def method_label(method: str) -> str:
-    return method if method in KNOWN_METHODS else "OTHER"
-
-
-def http_middleware(metrics: Metrics) -> Middleware:
-    """Count and time every request; placed just inside the request-id middleware."""
-
-    @web.middleware
-    async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = "500"
-        try:
-            response = await handler(request)
-            status = str(response.status)
-            return response
-        except web.HTTPException as exc:
-            status = str(exc.status)
-            raise
-        except asyncio.CancelledError:
-            status = CLIENT_CLOSED_STATUS
-            raise
-        finally:
-            route = route_label(request)
-            metrics.http_answered(route, method_label(request.method), status,
-                                  time.perf_counter() - started)
-
-    return metrics_middleware
 
 
 # --- event-loop lag ---------------------------------------------------------------------

@@ -1,15 +1,15 @@
 """RFC 9457 problem details: the one shape every error of the API takes.
 
-Domain code raises `Problem` (or a subclass); one middleware renders it. Anything else that
-escapes a handler is logged with its traceback and answered as a generic 500 problem, so no
-stack trace or exception text ever reaches a caller.
+Domain code raises `Problem` (or a subclass); `error_response`, called by the API's one
+middleware, renders it. Anything else that escapes a handler is logged with its traceback
+and answered as a generic 500 problem, so no stack trace or exception text ever reaches a
+caller.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -101,21 +101,20 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
     return Problem(exc.status, slug, title, detail, headers=headers)
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The problem+json answer to an exception a handler (or the auth step) raised.
 
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as problem+json; the outermost middleware."""
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return problem_response(problem, request.path)
-    except web.HTTPException as exc:
+    The one place errors become answers; `api.middleware.edge_middleware` calls it for every
+    exception. An `HTTPException` below 400 (a redirect) is not an error: it is re-raised
+    for aiohttp to send as it is.
+    """
+    if isinstance(exc, Problem):
+        return problem_response(exc, request.path)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         return problem_response(_from_http_exception(exc), request.path)
-    except DATABASE_UNAVAILABLE as exc:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(exc).__name__)
         return problem_response(
@@ -124,10 +123,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                     headers={"Retry-After": "5"}),
             request.path,
         )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(
-            Problem(500, "internal-error", "Internal error",
-                    "The service failed to handle this request; it has been logged."),
-            request.path,
-        )
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem_response(
+        Problem(500, "internal-error", "Internal error",
+                "The service failed to handle this request; it has been logged."),
+        request.path,
+    )

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Config
-from service.keys import GATEWAY, METRICS
+from service.keys import GATEWAY, METRICS, SESSIONS
 from service.models import GarminAuthenticationState
 from service.problems import PROBLEM_CONTENT_TYPE
 from service.sandbox import Fault
@@ -169,6 +169,49 @@ async def test_unknown_paths_count_as_unmatched_without_the_raw_path(api: Api) -
                  route="unmatched", method="GET", status="404") == 1
     assert USER not in text
     assert "/users/" not in text
+
+
+async def test_an_unknown_method_counts_as_other_with_its_problem_status(api: Api) -> None:
+    response = await api.client.request("PURGE", "/healthz")
+    assert response.status == 405
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+    samples = await scrape(api)
+    assert value(samples, "garmin_sync_http_requests_total",
+                 route="unmatched", method="OTHER", status="405") == 1
+    assert "PURGE" not in label_values(samples)
+
+
+async def test_an_unhandled_error_counts_with_status_500(api: Api) -> None:
+    async def boom(user_id: str, refresh: bool = False) -> None:
+        raise RuntimeError("boom")
+
+    api.client.server.app[SESSIONS].status = boom  # type: ignore[assignment,method-assign]
+    response = await api.client.get("/api/v1/garmin/session/status", headers=api.headers(USER))
+    assert response.status == 500
+    samples = await scrape(api)
+    assert value(samples, "garmin_sync_http_requests_total",
+                 route="/api/v1/garmin/session/status", method="GET", status="500") == 1
+
+
+async def test_a_refused_scrape_counts_with_status_401(
+    make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(metrics={"require_auth": True}))
+    assert (await api.client.get("/metrics")).status == 401
+    response = await api.client.get("/metrics", headers={"Authorization": f"Bearer {API_KEY}"})
+    samples = parse(await response.text())
+    assert value(samples, "garmin_sync_http_requests_total",
+                 route="/metrics", method="GET", status="401") == 1
+
+
+async def test_repeated_requests_add_up_in_one_labelled_series(api: Api) -> None:
+    for _ in range(3):
+        assert (await api.client.get("/healthz")).status == 200
+    samples = await scrape(api)
+    assert value(samples, "garmin_sync_http_requests_total",
+                 route="/healthz", method="GET", status="200") == 3
+    assert value(samples, "garmin_sync_http_request_duration_seconds_count",
+                 route="/healthz") == 3
 
 
 # --- Garmin calls -----------------------------------------------------------------------
