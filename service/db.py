@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -25,10 +26,13 @@ from service.config import ConfigError
 log = logging.getLogger(__name__)
 
 APP_LABEL = "models"
-# SQLite only: a second connection for the status read path. Tortoise serialises every
-# query of one SQLite connection behind its lock, which a sync job's transaction holds to
-# its end; in WAL mode a second connection reads while the first one writes.
+# A connection of its own for the status read path, so a probe never queues behind sync
+# jobs. SQLite: Tortoise serialises every query of one connection behind its lock, which a
+# sync job's transaction holds to its end; in WAL mode a second connection reads while the
+# first one writes. PostgreSQL: a small pool of its own (READS_POOL_SIZE), since sync
+# transactions can hold every connection of the main pool while the loop is busy.
 READS = "reads"
+READS_POOL_SIZE = 2
 MODEL_MODULES = ["service.models"]
 MIGRATIONS_ENV = "GARMIN_SYNC_MIGRATIONS_DIR"
 
@@ -46,12 +50,18 @@ def tortoise_config(
     On PostgreSQL a positive `statement_timeout_seconds` becomes the server's
     `statement_timeout` for every pooled connection: a query stuck behind a lock is
     cancelled (503) instead of holding its request and its pool connection forever.
-    `pool_max_size` bounds the connection pool (a `maxsize` in the URL wins).
+    `pool_max_size` bounds the connection pool (a `maxsize` in the URL wins). Outside
+    migrations, status reads get a connection of their own (`READS`): a second one on a
+    SQLite file, a pool of `READS_POOL_SIZE` on PostgreSQL.
     """
     modules = [*MODEL_MODULES, "aerich.models"] if with_aerich else list(MODEL_MODULES)
     connection: str | dict[str, Any] = url
-    if not url.startswith("sqlite://") and (statement_timeout_seconds > 0 or pool_max_size):
-        connection = expand_db_url(url)
+    connections: dict[str, Any] = {"default": connection}
+    if url.startswith("sqlite://"):
+        if ":memory:" not in url and not with_aerich:
+            connections[READS] = url
+    elif statement_timeout_seconds > 0 or pool_max_size or not with_aerich:
+        connection = connections["default"] = expand_db_url(url)
         credentials = connection["credentials"]
         if statement_timeout_seconds > 0:
             settings = dict(credentials.get("server_settings") or {})
@@ -59,9 +69,10 @@ def tortoise_config(
             credentials["server_settings"] = settings
         if pool_max_size and "maxsize" not in credentials:
             credentials["maxsize"] = pool_max_size
-    connections: dict[str, Any] = {"default": connection}
-    if url.startswith("sqlite://") and ":memory:" not in url and not with_aerich:
-        connections[READS] = url
+        if not with_aerich:
+            reads = copy.deepcopy(connection)
+            reads["credentials"].update(minsize=1, maxsize=READS_POOL_SIZE)
+            connections[READS] = reads
     return {
         "connections": connections,
         "apps": {APP_LABEL: {"models": modules, "default_connection": "default"}},
@@ -181,7 +192,7 @@ async def close_context(ctx: TortoiseContext) -> None:
 
 
 def reads() -> BaseDBAsyncClient | None:
-    """The active context's read connection, where it has one (SQLite files)."""
+    """The active context's read connection, where it has one (not in-memory SQLite)."""
     ctx = _current_context.get()
     if ctx is None or READS not in ctx.connections.db_config:
         return None
