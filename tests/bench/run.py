@@ -1186,6 +1186,16 @@ def render(results: dict[str, Any], info: dict[str, Any], args: argparse.Namespa
     return "\n".join(lines)
 
 
+
+def _options(argv: list[str]) -> str:
+    """The options as given, but a file argument (`--raw`) named only as FILE: the report
+    is committed and must not carry a path of the machine it ran on."""
+    shown: list[str] = []
+    for arg in argv:
+        shown.append("FILE" if shown and shown[-1] == "--raw" else
+                     "--raw FILE" if arg.startswith("--raw=") else arg)
+    return " ".join(shown)
+
 def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
                    args: argparse.Namespace, elapsed: float) -> None:
     not_measured = results.get("not_measured", [])
@@ -1199,7 +1209,7 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "## Machine and versions",
         "",
         *[f"- {key}: {value}" for key, value in info.items()],
-        f"- suite wall time: {elapsed:.0f} s; options: {' '.join(sys.argv[1:]) or '(defaults)'}",
+        f"- suite wall time: {elapsed:.0f} s; options: {_options(sys.argv[1:]) or '(defaults)'}",
         "",
         "## Results",
         "",
