@@ -544,6 +544,12 @@ class GarminApi:
         except Exception as exc:
             raise classify(exc) from None
 
+    @property
+    def refreshed(self) -> bool:
+        """A refresh succeeded (read without the lock, so cheap: `refreshed_session` decides)."""
+        client = self._client
+        return client is not None and client.refreshes > 0
+
     def refreshed_session(self) -> str | None:
         """The session to write back: only after a successful refresh, never after a failed one."""
         with self._lock:

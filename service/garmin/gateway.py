@@ -131,9 +131,17 @@ class GarminGateway:
             value = await work(calls)
         except GarminError as error:
             if not isinstance(error, AuthRejected):
-                error.refreshed_session = api.refreshed_session()
+                error.refreshed_session = await self._refreshed_session(api)
             raise
-        return Usage(value, api.refreshed_session())
+        return Usage(value, await self._refreshed_session(api))
+
+    async def _refreshed_session(self, api: GarminApi) -> str | None:
+        """The session to write back, dumped in the pool: garth stays off the event loop, and
+        a call of the same job still refreshing in a thread holds the client's lock."""
+        if not api.refreshed:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, api.refreshed_session)
 
     def close(self) -> None:
         """Stop taking work; threads finish their current Garmin call in the background.
