@@ -518,6 +518,11 @@ def _session_to_persist(client: _Client, before: str) -> str | None:
     return after if after != before else None
 
 
+def _refresh_failed_elsewhere() -> GarminError:
+    """Not definitive: the parallel call whose refresh failed raises the real reason."""
+    return GarminUnavailable("the session's refresh failed in a parallel call")
+
+
 class GarminApi:
     """One user's stored session in use: authenticated Garmin Connect GETs that several pool
     threads may make at once (a job fans a user's calls out).
@@ -569,7 +574,9 @@ class GarminApi:
                 raise
             with self._lock:
                 if client.oauth2_token is token:  # nobody refreshed since this call began
-                    if client.refreshes or client.refresh_failed:
+                    if client.refresh_failed:  # that call reports why; this 401 proves nothing
+                        raise _refresh_failed_elsewhere() from None
+                    if client.refreshes:
                         raise
                     client.refresh_oauth2()
                 token = client.valid_token()
@@ -583,7 +590,7 @@ class GarminApi:
                                      self._transport)
             client = self._client
             if client.refresh_failed:
-                raise GarminUnavailable("the session's refresh failed in a parallel call")
+                raise _refresh_failed_elsewhere()
             if not isinstance(client.oauth2_token, OAuth2Token) or client.oauth2_token.expired:
                 client.refresh_oauth2()
             return client, client.valid_token()
