@@ -11,7 +11,7 @@ from service.garmin.errors import (
     MfaCodeInvalid,
     RateLimited,
 )
-from service.garmin.gateway import GarminGateway, configure_consumer
+from service.garmin.gateway import GarminGateway, SessionCalls, configure_consumer
 
 __all__ = [
     "AuthRejected",
@@ -26,6 +26,7 @@ __all__ = [
     "MfaChallengeLost",
     "MfaCodeInvalid",
     "RateLimited",
+    "SessionCalls",
     "Usage",
     "configure_consumer",
 ]

@@ -35,9 +35,9 @@ from service.garmin import (
     GarminError,
     GarminGateway,
     RateLimited,
+    SessionCalls,
 )
 from service.garmin.connect import fetch_activities, fetch_days
-from service.garmin.gateway import SessionCalls
 from service.leases import Lease, LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
