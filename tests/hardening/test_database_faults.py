@@ -322,9 +322,10 @@ async def test_readyz_answers_503_within_two_seconds_when_stuck_queries_hold_the
     await connect(api, sandbox, USER, ACCOUNT)
     pool_size = api.app[DB_CONTEXT].db().pool_maxsize
 
-    async with table_locked(operator, "garmin_authentication_state"):
-        # distinct users: polls of one user share one read (and its one connection)
-        stuck = [asyncio.ensure_future(api.status(f"{USER}-{index}"))
+    async with table_locked(operator, "sync_job"):
+        # job listings read through the main pool (status reads have a pool of their own)
+        stuck = [asyncio.ensure_future(api.client.get(
+                     "/api/v1/garmin/sync/jobs", headers=api.headers(f"{USER}-{index}")))
                  for index in range(pool_size + 2)]
         await eventually(
             lambda: _waiting_at_least(operator, pool_size), timeout=RECOVERY_SECONDS)
@@ -332,12 +333,14 @@ async def test_readyz_answers_503_within_two_seconds_when_stuck_queries_hold_the
         ready = await api.client.get("/readyz")
         took = time.perf_counter() - started
         health = await api.client.get("/healthz")
+        status = await api.status(USER)  # its own pool: answers while the main one is held
         assert not any(call.done() for call in stuck)
 
     body = await problem(ready, 503, "not-ready")
     assert body["failing"] == ["database"]
     assert took < 2.0, took
     assert health.status == 200
+    assert status.status == 200, await status.text()
     for call in stuck:
         assert (await call).status == 200  # released with the lock: all of them finish
 
