@@ -291,7 +291,7 @@ class SessionService:
         if pending is None:
             pending = asyncio.ensure_future(self._read_status(user_id, refresh=False))
             self._status_reads[user_id] = pending
-            pending.add_done_callback(lambda _f: self._status_reads.pop(user_id, None))
+            pending.add_done_callback(lambda done: self._status_read_done(user_id, done))
         return await asyncio.shield(pending)
 
     async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
@@ -339,7 +339,7 @@ class SessionService:
         if pending is None:
             pending = asyncio.ensure_future(self._live_check(row))
             self._live_checks[user_id] = pending
-            pending.add_done_callback(lambda _f: self._live_check_done(user_id))
+            pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
         return await asyncio.shield(pending)
 
     def _throttled(self, user_id: str) -> bool:
@@ -358,9 +358,14 @@ class SessionService:
         wait = retry_after if retry_after else self._config.login.cooldown_seconds
         self._throttled_until[user_id] = now + wait
 
-    def _live_check_done(self, user_id: str) -> None:
+    def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
         self._live_checks.pop(user_id, None)
         self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
+        _retrieve(done)
+
+    def _status_read_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
+        self._status_reads.pop(user_id, None)
+        _retrieve(done)
 
     async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
         user_id = row.user_id
@@ -409,3 +414,10 @@ class SessionService:
                 log.info("user %s disconnected their Garmin session", user_id)
 
         await self._exclusive(user_id, "disconnect", remove)
+
+
+def _retrieve(shared: asyncio.Future[Any]) -> None:
+    """Mark a shared read's failure as seen: every request that waited for it got it already,
+    or went away, and asyncio would otherwise log it as never retrieved."""
+    if not shared.cancelled():
+        shared.exception()

@@ -222,3 +222,36 @@ async def test_a_sync_finished_on_this_replica_shows_at_once(api: Api, sandbox: 
     assert [job["status"] for job in jobs] == ["SUCCESS"]
     after = await _status(api)
     assert after["sync"]["activities"]["last_success_at"] is not None  # type: ignore[index]
+
+
+async def test_a_shared_read_that_fails_after_its_only_poll_went_away_is_not_logged_unseen(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    release = asyncio.Event()
+
+    async def failing(user_id: str) -> object:
+        await release.wait()
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(store, "load_for_status", failing)
+    unseen: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unseen.append(context))
+    try:
+        poll = asyncio.ensure_future(api.app[SESSIONS].status("user-9"))
+        for _ in range(3):  # the poll waits for the shared read, which waits for the database
+            await asyncio.sleep(0)
+        poll.cancel()
+        release.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert poll.cancelled()
+        del poll  # its cancellation's traceback holds the shared read alive
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [context.get("message") for context in unseen] == []
