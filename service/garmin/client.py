@@ -306,8 +306,7 @@ class _Client(garth.Client):
             headers=dict(headers or {}), **kwargs,
         )
 
-    def api_get(self, path: str, params: dict[str, Any] | None = None,
-                token: OAuth2Token | None = None) -> Any:
+    def api_get(self, path: str, params: dict[str, Any] | None, token: OAuth2Token) -> Any:
         """garth's `connectapi(path, params=...)` GET, without requests' session layer.
 
         A sync job's calls are all authenticated GETs, and requests' per-request session
@@ -317,13 +316,10 @@ class _Client(garth.Client):
         session's adapter, so routing, retries, proxies, errors and the response are
         requests' own; only `~/.netrc` is not consulted (its credentials would replace the
         bearer token). A redirect, which a data call never gets, is redone the garth way.
-        `token` is one the caller made sure is valid (parallel calls refresh only once).
+        `token` is one the caller made sure is valid (`GarminApi` refreshes, once for all of
+        a user's parallel calls).
         """
         assert self.oauth1_token, "OAuth1 token is required for API requests"
-        if token is None:
-            if not isinstance(self.oauth2_token, OAuth2Token) or self.oauth2_token.expired:
-                self.refresh_oauth2()
-            token = self.valid_token()
         url = f"https://connectapi.{self.domain}{path}"
         if params:
             url = f"{url}&{urlencode(params)}" if "?" in url else f"{url}?{urlencode(params)}"
