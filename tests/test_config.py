@@ -230,4 +230,23 @@ def test_sqlite_has_no_pool_settings() -> None:
     from service.db import tortoise_config
 
     config = tortoise_config("sqlite://./x.sqlite3", pool_max_size=24)
-    assert config["connections"]["default"] == "sqlite://./x.sqlite3"
+    credentials = config["connections"]["default"]["credentials"]
+    assert credentials["file_path"] == "./x.sqlite3"
+    assert "maxsize" not in credentials
+
+
+def test_sqlite_commits_without_fsync_unless_the_url_asks_for_it() -> None:
+    from service.db import READS, tortoise_config
+
+    connections = tortoise_config("sqlite://./x.sqlite3")["connections"]
+    assert connections["default"]["credentials"]["synchronous"] == "NORMAL"
+    assert connections[READS]["credentials"]["synchronous"] == "NORMAL"
+    durable = tortoise_config("sqlite://./x.sqlite3?synchronous=FULL")["connections"]
+    assert durable["default"]["credentials"]["synchronous"] == "FULL"
+
+
+def test_migrations_use_the_sqlite_url_as_given() -> None:
+    from service.db import tortoise_config
+
+    config = tortoise_config("sqlite://./x.sqlite3", with_aerich=True)
+    assert config["connections"] == {"default": "sqlite://./x.sqlite3"}
