@@ -151,15 +151,22 @@ class DueCursor:
     next_sync_at: Any
 
 
+# A user whose lease is held (a login, an MFA, a disconnect or a job, on any replica) is
+# left due rather than claimed: the pass after the lease ends takes it. Claimed, the job
+# could only be recorded SKIPPED; a new user's first sync would then show as skipped and
+# wait for a retry, since a login still holds the lease when it makes the cursors due.
 DUE = sql.Sql("""
-    SELECT id, user_id, kind, next_sync_at FROM sync_cursor
-    WHERE next_sync_at <= ? AND (backoff_until IS NULL OR backoff_until <= ?)
-    ORDER BY next_sync_at LIMIT ?
+    SELECT c.id, c.user_id, c.kind, c.next_sync_at FROM sync_cursor c
+    WHERE c.next_sync_at <= ? AND (c.backoff_until IS NULL OR c.backoff_until <= ?)
+      AND NOT EXISTS (SELECT 1 FROM user_lease l WHERE l.user_id = c.user_id
+                      AND l.owner IS NOT NULL AND l.expires_at > ?)
+    ORDER BY c.next_sync_at LIMIT ?
 """)
 
 
 async def due_cursors(now: datetime, limit: int) -> list[DueCursor]:
-    rows = await sql.fetch(DUE, [now, now, limit], sql.connection_of(SyncCursor))
+    """Due cursors of users no one holds, oldest first."""
+    rows = await sql.fetch(DUE, [now, now, now, limit], sql.connection_of(SyncCursor))
     return [DueCursor(row["id"], row["user_id"], SyncKind(row["kind"]), row["next_sync_at"])
             for row in rows]
 

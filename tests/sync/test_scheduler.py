@@ -18,7 +18,7 @@ from aiohttp import web
 
 from service.app import create_app
 from service.config import Config, ConfigError
-from service.keys import SCHEDULER
+from service.keys import LEASES, SCHEDULER
 from service.models import (
     JobStatus,
     JobTrigger,
@@ -391,6 +391,29 @@ async def test_instance_without_scheduler_starts_next_to_a_scheduler_on_sqlite(
     assert not second.app[SCHEDULER].running
     response = await second.status("user-1")
     assert response.status == 200
+
+
+# --- busy users ----------------------------------------------------------------------------
+
+
+async def test_user_held_by_a_login_is_left_due_and_synced_once_it_ends(
+    make_config: MakeConfig, start_api: StartApi, sandbox: Sandbox
+) -> None:
+    setup = await start_api(unscheduled(make_config))
+    await connect(setup, sandbox, "user-busy", ALICE)
+    await connect(setup, sandbox, "user-free", BOB)
+    login = await setup.app[LEASES].acquire("user-busy", "login")
+    assert login is not None
+
+    api = await start_api(scheduled(make_config))
+    await wait_for_synced(api, ["user-free"])
+    await wait_for_ticks(api, 5)
+    assert await jobs_of(api, "user-busy") == []  # not claimed, so never recorded SKIPPED
+
+    await setup.app[LEASES].release(login)
+    await wait_for_synced(api, ["user-busy"])
+    jobs = await jobs_of(api, "user-busy")
+    assert [job.status for job in jobs] == [JobStatus.SUCCESS, JobStatus.SUCCESS]
 
 
 # --- paused users --------------------------------------------------------------------------
