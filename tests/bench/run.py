@@ -1258,9 +1258,9 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
         f"  (a sync worker, `sync.nice: {APART_NICE}`): the deployment for callers who need a",
         "  flat tail during syncs.",
-        f"- 3 sync: N users each with their own sandbox account and login; sandbox latency"
-        f" {LATENCY_MS} ms",
-        f"  per call; sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
+        "- 3 sync: `--users` users (1,000; quick 500), each with their own sandbox account",
+        f"  and login; sandbox latency {LATENCY_MS} ms per call;",
+        f"  sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
         "  backfill 2 days (1 activity page + profile + 3 calls per day). Calls are counted by",
         "  the sandbox (api_calls + exchanges during the sync phase); floor = calls x 50 ms / W;",
         "  measured = last job finished - first job started (from sync_job). CPU = utime+stime",
@@ -1422,8 +1422,8 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run")
     parser.add_argument("--figures", default="1,2,3,4,5,6,7")
-    parser.add_argument("--users", type=int, default=500,
-                        help="users of figure 3 (1,000 takes ~4 more minutes per database)")
+    parser.add_argument("--users", type=int,
+                        help="users of figure 3 (default 1,000, the issue's size; quick 500)")
     parser.add_argument("--memory-users", type=int, default=10_000)
     parser.add_argument("--tail-users", type=int,
                         help="users synced under figure 2's probe (default 1,000; quick 300)")
@@ -1440,6 +1440,8 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.users is None:
+        args.users = 500 if args.quick else 1000
     if args.tail_users is None:
         args.tail_users = 300 if args.quick else 1000
     if args.scale_sizes is None:
