@@ -80,7 +80,8 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
                               timeout_seconds=garmin.timeout_seconds, retries=garmin.retries,
                               on_refresh=metrics.token_refreshed)
-    gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics)
+    gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics,
+                            thread_nice=garmin.thread_nice)
     metrics.watch_executor(lambda: gateway.busy_threads, lambda: gateway.queue_depth)
     app[GATEWAY] = gateway
     yield

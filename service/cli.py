@@ -20,6 +20,7 @@ from tortoise.exceptions import BaseORMException
 
 from service import db, logs
 from service.config import Config, ConfigError, load_config, resolve_config_path
+from service.cpu import lower_priority
 from service.crypto import build_cipher, generate_key
 
 log = logging.getLogger("service")
@@ -69,22 +70,13 @@ async def freeze_startup_heap(app: web.Application) -> None:
     gc.freeze()
 
 
-def lower_cpu_priority(nice: int) -> None:
-    """A sync worker gives way to API replicas on the same cores: the kernel then runs a
-    woken request handler at once instead of sharing the core with the sync's work.
-    Only ever lowers the priority (raising it needs privileges)."""
-    if nice > 0 and hasattr(os, "setpriority"):
-        current = os.getpriority(os.PRIO_PROCESS, 0)
-        if nice > current:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-
-
 def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     config = _load(args)
     if config.sync.enabled:
-        lower_cpu_priority(config.sync.nice)
+        # a sync worker gives way to API replicas on the same cores
+        lower_priority(config.sync.nice)
     app = create_app(config)
     app.on_startup.append(freeze_startup_heap)
     host = args.host or config.http.host

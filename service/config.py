@@ -55,6 +55,7 @@ class GarminConfig:
     oauth_consumer_key: str
     oauth_consumer_secret: str
     executor_threads: int
+    thread_nice: int
     timeout_seconds: float
     retries: int
 
@@ -271,6 +272,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
         "oauth_consumer_key": (_as_str, ""),
         "oauth_consumer_secret": (_as_str, ""),
         "executor_threads": (_at_least(_as_int, 1), 16),
+        "thread_nice": (_nice, 10),
         "timeout_seconds": (_at_least(_as_float, 0.1), 15.0),
         "retries": (_at_least(_as_int, 0), 2),
     },

@@ -363,8 +363,8 @@ async def test_serving_freezes_the_startup_heap_out_of_the_collectors_reach() ->
 
 
 def _priority_after(nice: int) -> int:
-    code = ("import os; from service.cli import lower_cpu_priority; "
-            f"lower_cpu_priority({nice}); print(os.getpriority(os.PRIO_PROCESS, 0))")
+    code = ("import os; from service.cpu import lower_priority; "
+            f"lower_priority({nice}); print(os.getpriority(os.PRIO_PROCESS, 0))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     return int(done.stdout.strip())

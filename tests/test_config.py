@@ -104,6 +104,15 @@ def test_a_nice_outside_0_to_19_names_the_variable() -> None:
     assert info.value.key == "GARMIN_SYNC_SYNC_NICE"
 
 
+def test_garmin_threads_run_at_nice_10_unless_configured() -> None:
+    assert load_config(DEFAULT_CONFIG_PATH, env={}).garmin.thread_nice == 10
+    config = load_config(DEFAULT_CONFIG_PATH, env={"GARMIN_SYNC_GARMIN_THREAD_NICE": "0"})
+    assert config.garmin.thread_nice == 0
+    with pytest.raises(ConfigError) as info:
+        load_config(DEFAULT_CONFIG_PATH, env={"GARMIN_SYNC_GARMIN_THREAD_NICE": "-1"})
+    assert info.value.key == "GARMIN_SYNC_GARMIN_THREAD_NICE"
+
+
 def test_env_non_int_port_names_the_variable() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(DEFAULT_CONFIG_PATH, env={"GARMIN_SYNC_HTTP_PORT": "abc"})

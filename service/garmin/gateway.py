@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from service.cpu import lower_priority
 from service.garmin import client as garth_adapter
 from service.garmin.client import GarminApi, GarminSettings, LoginResult, Transport, Usage
 from service.garmin.connect import profile
@@ -36,10 +37,18 @@ class GarminGateway:
     status check) and `use` (each call of a sync job)."""
 
     def __init__(
-        self, settings: GarminSettings, threads: int, metrics: Metrics | None = None
+        self, settings: GarminSettings, threads: int, metrics: Metrics | None = None,
+        thread_nice: int = 0,
     ) -> None:
         self.settings = settings
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="garmin")
+        # The pool's threads run below the event loop's priority (`garmin.thread_nice`): the
+        # loop answers requests, the threads do Garmin calls that can wait a moment. With
+        # both on one busy core, a woken loop then runs at once instead of sharing the core
+        # with a sync's calls. Within the process nothing starves: a loop waiting for the
+        # GIL sleeps, and the pool thread holding it runs.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="garmin",
+                                            initializer=lower_priority,
+                                            initargs=(thread_nice,))
         # one connection pool for every client of this gateway: a job reuses a warm
         # connection instead of opening its own (sockets only; credentials stay per client)
         self._transport = Transport(settings.retries, pool_size=threads)
