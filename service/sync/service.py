@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -60,13 +61,21 @@ class SyncService:
         self._clock = clock
 
     async def request_sync(self, user_id: str, kinds: Sequence[SyncKind]) -> list[SyncJob]:
-        """Start a manual sync now; 409 when the user has no session or is busy."""
+        """Start a manual sync now; 409 when the user has no session or is busy, 429 while
+        Garmin's throttling of the user (a 429 a job met) lasts."""
         row = await session_store.load(user_id)
         if row is None or not row.session_data:
             expired = row is not None and row.status == SessionStatus.EXPIRED
             raise Problem(409, "no-session", "No Garmin session",
                           "The Garmin session expired; log in again." if expired
                           else "The user has not connected a Garmin account; log in first.")
+        now = self._clock()
+        throttled = await store.throttled_until(user_id, now)
+        if throttled is not None:
+            wait = max(1, math.ceil((throttled - now).total_seconds()))
+            raise Problem(429, "garmin-rate-limited", "Garmin rate limit",
+                          "Garmin throttled this account; syncs wait until its block ends.",
+                          headers={"Retry-After": str(wait)}, retry_after=wait)
         lease = await self._leases.acquire(user_id, "sync")
         if lease is None:
             raise Problem(409, "user-busy", "User busy",

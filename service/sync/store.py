@@ -135,6 +135,25 @@ async def resume_cursors_if_missing(user_id: str) -> None:
     )
 
 
+async def throttled_until(user_id: str, now: datetime) -> datetime | None:
+    """When Garmin's throttling of the user ends: the latest backoff still running of a
+    kind whose last job ended RATE_LIMITED (None when no 429 holds the user back).
+
+    A manual sync then waits too: each call during the block meets another 429 and, by
+    Garmin's rules, extends it. Backoffs after other failures (5xx, timeouts) do not count,
+    so "sync now" stays a way to retry those at once.
+    """
+    until: datetime | None = None
+    for cursor in await SyncCursor.filter(user_id=user_id, backoff_until__gt=now):
+        last = await (SyncJob.filter(user_id=user_id, kind=cursor.kind,
+                                     finished_at__isnull=False)
+                      .order_by("-id").first())
+        if last is not None and last.status == JobStatus.RATE_LIMITED:
+            assert cursor.backoff_until is not None
+            until = max(until or cursor.backoff_until, cursor.backoff_until)
+    return until
+
+
 async def pause_cursors(user_id: str, reason: str) -> None:
     """No scheduled syncs until a new login (the session is gone or expired)."""
     await SyncCursor.filter(user_id=user_id).update(next_sync_at=None, last_error=reason[:200])

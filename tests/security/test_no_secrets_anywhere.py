@@ -236,6 +236,9 @@ async def scenario(api: Api, sandbox: Sandbox, captures: Captures) -> None:
     sandbox.state.revoke_oauth1(MFA)
     body = await expect(await api.status("u-mfa", refresh=True), 200)
     assert body["status"] == "EXPIRED", body
+    # Garmin's block on u-plain ends (syncs wait for it), then its session is revoked
+    db.activate(api.app[DB_CONTEXT])
+    await service.models.SyncCursor.filter(user_id="u-plain").update(backoff_until=None)
     sandbox.state.revoke_oauth1(PLAIN)
     jobs = await sync_now(api, "u-plain", "health")
     assert [job["status"] for job in jobs] == ["AUTH_EXPIRED"], jobs

@@ -249,6 +249,60 @@ async def test_broken_answer_midway_fails_the_job_without_partial_rows(
                                                          before["version"])
 
 
+async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothing(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=429, retry_after=600))
+    jobs = await sync_now(api, USER, "health")
+    assert [job["status"] for job in jobs] == ["RATE_LIMITED"]
+    account = _account(sandbox)
+    calls = (account.api_calls, dict(account.data_calls), account.exchanges)
+
+    response = await api.client.post("/api/v1/garmin/sync", headers=api.headers(USER),
+                                      json={"kinds": ["activities"]})
+    assert response.status == 429
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+    body = await response.json()
+    assert body["type"] == TYPE_BASE + "garmin-rate-limited"
+    assert 600 <= int(response.headers["Retry-After"]) <= 2 * 600
+    assert (account.api_calls, dict(account.data_calls), account.exchanges) == calls
+    use_db(api)
+    assert await SyncJob.filter(user_id=USER).count() == 1
+
+
+async def test_a_manual_sync_runs_again_once_the_rate_limit_backoff_is_over(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=429, retry_after=600))
+    assert [job["status"] for job in await sync_now(api, USER, "health")] == ["RATE_LIMITED"]
+    sandbox.state.clear_fault(ACCOUNT, "api")
+    use_db(api)
+    await SyncCursor.filter(user_id=USER).update(backoff_until=_now() - timedelta(seconds=1))
+
+    jobs = await sync_now(api, USER, "health")
+    assert [job["status"] for job in jobs] == ["SUCCESS"]
+
+
+async def test_a_manual_sync_retries_at_once_after_a_garmin_5xx(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503))
+    assert [job["status"] for job in await sync_now(api, USER, "health")] == ["FAILED"]
+    use_db(api)
+    cursor = await SyncCursor.get(user_id=USER, kind=SyncKind.HEALTH)
+    assert cursor.backoff_until is not None and cursor.backoff_until > _now()
+    sandbox.state.clear_fault(ACCOUNT, "api")
+
+    jobs = await sync_now(api, USER, "health")
+    assert [job["status"] for job in jobs] == ["SUCCESS"]
+
+
 async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
     sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
 ) -> None:

@@ -187,6 +187,8 @@ def build_spec() -> dict[str, Any]:
                     "type": "object", "required": ["jobs"],
                     "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
                  "409": _problem("No valid session, or a job/login for the user is running."),
+                 "429": _problem("A job met Garmin's throttling of this account and its "
+                                 "backoff still runs; see Retry-After."),
                  **BODY_ERRORS},
                 requestBody={"required": True,
                              "content": {"application/json": {"schema": SYNC_REQUEST}}},
