@@ -289,16 +289,19 @@ async def test_the_pool_reports_busy_threads_and_queued_calls(
     api = await start_api(make_config(garmin={"executor_threads": 1}))
     sandbox.add(ACCOUNT)
     sandbox.add("bob@example.com")
-    sandbox.state.set_fault(ACCOUNT, "login", Fault(hang_seconds=0.5, times=1))
+    sandbox.state.set_fault(ACCOUNT, "login", Fault(hang_seconds=1.0, times=1))
     first = asyncio.ensure_future(api.login(USER, ACCOUNT))
-    second = asyncio.ensure_future(api.login("user-2", "bob@example.com"))
 
-    async def one_running_one_waiting() -> bool:
+    async def pool(busy: int, queued: int) -> bool:
         samples = await scrape(api)
-        return (value(samples, "garmin_sync_garmin_executor_busy_threads") == 1
-                and value(samples, "garmin_sync_garmin_executor_queue_depth") == 1)
+        return (value(samples, "garmin_sync_garmin_executor_busy_threads") == busy
+                and value(samples, "garmin_sync_garmin_executor_queue_depth") == queued)
 
-    await eventually(one_running_one_waiting)
+    # the hanging login holds the only thread before the second one asks for it (started
+    # together, the second could reach the pool first and be done before the first began)
+    await eventually(lambda: pool(busy=1, queued=0))
+    second = asyncio.ensure_future(api.login("user-2", "bob@example.com"))
+    await eventually(lambda: pool(busy=1, queued=1))
     assert [(await call).status for call in (first, second)] == [200, 200]
     samples = await scrape(api)
     assert value(samples, "garmin_sync_garmin_executor_busy_threads") == 0

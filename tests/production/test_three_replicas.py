@@ -67,6 +67,7 @@ FIRST_LATE = 12.0
 # job's own wait between its tick's start (the claim's time) and its start
 EARLY = 5.0
 KILL_AFTER = 12.0  # seconds after the last login
+CALL_LATENCY_MS = 30
 SYNC = {
     "TICK_SECONDS": str(TICK_SECONDS),
     "LEASE_SECONDS": str(LEASE_SECONDS),
@@ -137,8 +138,10 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
 ) -> None:
     began = time.monotonic()
     users = [f"user-{n:03d}" for n in range(USERS)]
-    # access tokens live 40 s: every user's session is refreshed and written back mid-run
-    await start(cluster, [{"username": username_of(user), "latency_ms": 10,
+    # access tokens live 40 s: every user's session is refreshed and written back mid-run.
+    # 30 ms per Garmin call keeps a job running long enough (a few calls, some in parallel)
+    # that the replica to kill is reliably caught with several jobs in flight.
+    await start(cluster, [{"username": username_of(user), "latency_ms": CALL_LATENCY_MS,
                            "oauth2_lifetime_seconds": 40} for user in users])
 
     # --- 300 logins, 20 at a time, spread over the three replicas -----------------------
