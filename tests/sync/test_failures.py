@@ -249,14 +249,22 @@ async def test_broken_answer_midway_fails_the_job_without_partial_rows(
                                                          before["version"])
 
 
+async def _health_sync_meeting(fault: Fault, make_config: MakeConfig, start_api: StartApi,
+                               sandbox: Sandbox) -> tuple[Api, str]:
+    """A connected user whose manual health sync just met `fault`; the job's status."""
+    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
+    await connect(api, sandbox, USER, ACCOUNT)
+    sandbox.state.set_fault(ACCOUNT, "api", fault)
+    [job] = await sync_now(api, USER, "health")
+    return api, job["status"]
+
+
 async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothing(
     sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
 ) -> None:
-    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
-    await connect(api, sandbox, USER, ACCOUNT)
-    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=429, retry_after=600))
-    jobs = await sync_now(api, USER, "health")
-    assert [job["status"] for job in jobs] == ["RATE_LIMITED"]
+    api, status = await _health_sync_meeting(Fault(status=429, retry_after=600), make_config,
+                                             start_api, sandbox)
+    assert status == "RATE_LIMITED"
     account = _account(sandbox)
     calls = (account.api_calls, dict(account.data_calls), account.exchanges)
 
@@ -275,10 +283,9 @@ async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothin
 async def test_a_manual_sync_runs_again_once_the_rate_limit_backoff_is_over(
     sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
 ) -> None:
-    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
-    await connect(api, sandbox, USER, ACCOUNT)
-    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=429, retry_after=600))
-    assert [job["status"] for job in await sync_now(api, USER, "health")] == ["RATE_LIMITED"]
+    api, status = await _health_sync_meeting(Fault(status=429, retry_after=600), make_config,
+                                             start_api, sandbox)
+    assert status == "RATE_LIMITED"
     sandbox.state.clear_fault(ACCOUNT, "api")
     use_db(api)
     await SyncCursor.filter(user_id=USER).update(backoff_until=_now() - timedelta(seconds=1))
@@ -290,10 +297,9 @@ async def test_a_manual_sync_runs_again_once_the_rate_limit_backoff_is_over(
 async def test_a_manual_sync_retries_at_once_after_a_garmin_5xx(
     sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
 ) -> None:
-    api = await start_api(make_config(sync={"initial_spread_seconds": 0}))
-    await connect(api, sandbox, USER, ACCOUNT)
-    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503))
-    assert [job["status"] for job in await sync_now(api, USER, "health")] == ["FAILED"]
+    api, status = await _health_sync_meeting(Fault(status=503), make_config, start_api,
+                                             sandbox)
+    assert status == "FAILED"
     use_db(api)
     cursor = await SyncCursor.get(user_id=USER, kind=SyncKind.HEALTH)
     assert cursor.backoff_until is not None and cursor.backoff_until > _now()
