@@ -64,6 +64,7 @@ class _Attribution:
     scope: str
     account: str | None = None
     token_account: str | None = None
+    delay_ms: int = 0
 
 
 _ATTRIBUTION: Final = web.RequestKey("sandbox_attribution", _Attribution)
@@ -225,13 +226,13 @@ async def _perform(request: web.Request, scope: str, fault: Fault) -> web.Respon
 
 
 async def _interfere(request: web.Request) -> web.Response | None:
-    """Apply the attributed account's latency, then a matching fault, if any."""
+    """Apply the attributed account's latency (or the sandbox-wide one for a request
+    attributed to no account), then a matching fault, if any."""
     attribution = request[_ATTRIBUTION]
     state = _state(request)
     fault = state.take_fault(attribution.scope, attribution.account)
-    account = state.get_account(attribution.account) if attribution.account else None
-    if account is not None and account.latency_ms:
-        await _pause(request.app, account.latency_ms / 1000)
+    attribution.delay_ms = state.latency_for(attribution.account)
+    await _pause(request.app, attribution.delay_ms / 1000)
     if fault is None:
         return None
     logger.debug("sandbox fault on %s for %s", attribution.scope, attribution.account)
@@ -325,6 +326,8 @@ async def verify_mfa(request: web.Request) -> web.StreamResponse:
 async def embed(request: web.Request) -> web.StreamResponse:
     """Step 4: garth fetches this for a load-balancer cookie; nothing to check."""
     _attribute(request, "embed")
+    if (interference := await _interfere(request)) is not None:
+        return interference
     return web.Response(text=_EMBED_HTML, content_type="text/html")
 
 
@@ -678,6 +681,17 @@ async def expire_access_tokens(request: web.Request) -> web.StreamResponse:
     return web.json_response({"expired": count})
 
 
+async def get_settings(request: web.Request) -> web.StreamResponse:
+    """GET /_sandbox/settings: the sandbox-wide settings."""
+    return web.json_response(_state(request).settings())
+
+
+async def patch_settings(request: web.Request) -> web.StreamResponse:
+    """PATCH /_sandbox/settings: `latency_ms` for requests attributed to no account."""
+    changes = await _read_json_object(request)
+    return web.json_response(_state(request).update_settings(changes))
+
+
 async def list_requests(request: web.Request) -> web.StreamResponse:
     """GET /_sandbox/requests: the request record, oldest first."""
     return web.json_response([r.to_dict() for r in _state(request).requests])
@@ -764,6 +778,7 @@ def _recorded(
         caller=request.headers.get(CALLER_HEADER),
         status=status,
         at=started,
+        delay_ms=attribution.delay_ms,
     )
 
 
@@ -818,6 +833,8 @@ def _add_control_routes(router: web.UrlDispatcher) -> None:
     router.add_post(account + "/expire-access-tokens", expire_access_tokens)
     router.add_put(CONTROL_PREFIX + "/faults/{scope}", put_fault)
     router.add_delete(CONTROL_PREFIX + "/faults/{scope}", delete_fault)
+    router.add_get(CONTROL_PREFIX + "/settings", get_settings)
+    router.add_patch(CONTROL_PREFIX + "/settings", patch_settings)
     router.add_get(CONTROL_PREFIX + "/requests", list_requests)
     router.add_delete(CONTROL_PREFIX + "/requests", clear_requests)
     router.add_get(CONTROL_PREFIX + "/issued-secrets", issued_secrets)

@@ -435,6 +435,7 @@ class RecordedRequest:
     owner); `token_account` is the owner of the credential it presented (access token for
     API calls, OAuth1 token for signed calls). `caller` is the `X-Sandbox-Caller` header;
     `status` is None when the sandbox dropped the connection or the client went away.
+    `delay_ms` is the latency the sandbox added before answering.
     The path carries no query string, so the record never holds a ticket.
     """
 
@@ -446,6 +447,7 @@ class RecordedRequest:
     caller: str | None
     status: int | None
     at: float
+    delay_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view for `GET /_sandbox/requests`."""
@@ -480,6 +482,9 @@ class SandboxState:
         self._oauth1: dict[str, OAuth1Grant] = {}
         self._access: dict[str, AccessGrant] = {}
         self._issued: list[str] = []
+        # the latency of requests attributed to no account: the sign-in and embed pages
+        # carry no username, yet at Garmin they take as long as any other call
+        self.latency_ms = 0
         self._load_seed()
 
     # accounts ----------------------------------------------------------------------------
@@ -513,6 +518,27 @@ class SandboxState:
         account = self.require_account(username)
         account.apply_changes(changes)
         return account
+
+    # settings ----------------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        """The sandbox-wide settings, as `GET /_sandbox/settings` shows them."""
+        return {"latency_ms": self.latency_ms}
+
+    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a validated PATCH of the sandbox-wide settings; all or nothing."""
+        unknown = sorted(set(changes) - {"latency_ms"})
+        if unknown:
+            raise ValidationError(f"unknown settings: {', '.join(unknown)}")
+        if "latency_ms" in changes:
+            self.latency_ms = _int_in(changes["latency_ms"], "latency_ms", 0, MAX_LATENCY_MS)
+        return self.settings()
+
+    def latency_for(self, username: str | None) -> int:
+        """Milliseconds to wait before answering: the account's own latency, or the
+        sandbox-wide one for a request attributed to no known account."""
+        account = self.get_account(username) if username else None
+        return account.latency_ms if account is not None else self.latency_ms
 
     def count(self, username: str | None, scope: str) -> None:
         """Bump the per-scope counter of `username`'s account, if any."""
@@ -743,7 +769,8 @@ class SandboxState:
         self.requests.clear()
 
     def reset(self, *, keep_seed: bool = True) -> None:
-        """Drop accounts, faults, sessions, tokens and the record; reload the seed if asked.
+        """Drop accounts, faults, sessions, tokens, the record and the sandbox-wide latency;
+        reload the seed if asked.
 
         `issued_secrets()` is kept: a leak check must still find secrets issued before.
         """
@@ -754,6 +781,7 @@ class SandboxState:
         self._tickets.clear()
         self._oauth1.clear()
         self._access.clear()
+        self.latency_ms = 0
         if keep_seed:
             self._load_seed()
         logger.info("sandbox reset (seed %s)", "reloaded" if keep_seed else "dropped")

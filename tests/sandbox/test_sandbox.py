@@ -459,6 +459,36 @@ async def test_latency_applies_once_the_account_is_known(
     assert response.status == 200 and time.monotonic() - started >= 0.3
 
 
+
+async def test_sandbox_wide_latency_delays_the_pages_no_account_is_known_for(
+    sbx_http: Http, sbx_state: SandboxState
+) -> None:
+    sbx_state.update_account(ALICE, {"latency_ms": 0})
+    patched = await sbx_http.patch("/_sandbox/settings", json={"latency_ms": 300})
+    assert await patched.json() == {"latency_ms": 300}
+    started = time.monotonic()
+    await sbx_http.get("/sso/mobile/sso/en/sign-in")
+    await sbx_http.get("/sso/portal/sso/embed")
+    assert time.monotonic() - started >= 0.6
+    token = issue_access_token(sbx_state, ALICE, ALICE_PASSWORD)
+    started = time.monotonic()
+    await sbx_http.get("/connectapi" + PROFILE, headers={"Authorization": f"Bearer {token}"})
+    assert time.monotonic() - started < 0.25  # Alice's own latency (0) applies to her calls
+    assert [(r.scope, r.delay_ms) for r in sbx_state.requests] == [
+        ("signin", 300), ("embed", 300), ("api", 0)]
+
+
+async def test_sandbox_settings_reject_bad_input_and_reset_clears_them(
+    sbx_http: Http, sbx_state: SandboxState
+) -> None:
+    for bad in ({"latency_ms": -1}, {"latency_ms": "slow"}, {"speed": 1}):
+        answer = await sbx_http.patch("/_sandbox/settings", json=bad)
+        assert answer.status == 400, bad
+    assert await (await sbx_http.get("/_sandbox/settings")).json() == {"latency_ms": 0}
+    await sbx_http.patch("/_sandbox/settings", json={"latency_ms": 5})
+    assert (await sbx_http.post("/_sandbox/reset", json={})).status == 204
+    assert sbx_state.settings() == {"latency_ms": 0}
+
 # --- control API -----------------------------------------------------------------------------
 
 
