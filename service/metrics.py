@@ -115,6 +115,8 @@ class Metrics:
     def __init__(self) -> None:
         self._http_children: dict[tuple[AbstractResource | None, str, int],
                                   tuple[Any, Any]] = {}
+        # a sync makes thousands of Garmin calls: look each label set up once
+        self._garmin_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
@@ -204,8 +206,14 @@ class Metrics:
 
     def garmin_call(self, operation: str, exc: BaseException | None, seconds: float) -> None:
         """Thread-safe: called from the Garmin pool's threads."""
-        self.garmin_calls.labels(operation, garmin_outcome(exc)).inc()
-        self.garmin_duration.labels(operation).observe(seconds)
+        outcome = garmin_outcome(exc)
+        children = self._garmin_children.get((operation, outcome))
+        if children is None:  # a race here finds the same children twice: labels() is safe
+            children = (self.garmin_calls.labels(operation, outcome),
+                        self.garmin_duration.labels(operation))
+            self._garmin_children[(operation, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def sync_job(self, kind: str, status: str) -> None:
         self.sync_jobs.labels(kind, status).inc()
