@@ -27,10 +27,12 @@ import asyncio
 import base64
 import contextlib
 import contextvars
+import functools
 import itertools
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -188,40 +190,72 @@ async def patch_accounts(sandbox: h.Proc, usernames: list[str], changes: dict[st
         await asyncio.gather(*(one(name) for name in usernames))
 
 
+# One HTTP session for every scrape of a figure's process. The probe's load generator
+# shares that process's event loop: a session per scrape, and a line-by-line parse of a
+# sync's metrics, took it 1.4 ms of CPU per poll (up to 4 ms) and delayed the requests it
+# was about to send.
+_scrapes: aiohttp.ClientSession | None = None
+
+
 async def metrics_text(proc: h.Proc) -> str:
-    async with aiohttp.ClientSession() as http, http.get(proc.url + "/metrics") as response:
+    global _scrapes
+    if _scrapes is None or _scrapes.closed:
+        _scrapes = aiohttp.ClientSession()
+    async with _scrapes.get(proc.url + "/metrics") as response:
         return await response.text()
+
+
+async def close_scrapes() -> None:
+    if _scrapes is not None:
+        await _scrapes.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _samples_of(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", re.MULTILINE)
 
 
 async def metric_sum(proc: h.Proc, name: str, **labels: str) -> float:
     """The sum of a labelled metric's samples whose labels include `labels`."""
-    total = 0.0
-    for line in (await metrics_text(proc)).splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{key}="{value}"' in line for key, value in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(float(value) for found, value in _samples_of(name).findall(await metrics_text(proc))
+               if all(label in found for label in wanted))
 
 
 LAG_METRIC = "garmin_sync_event_loop_lag_seconds"
 LAG_MAX_GAUGE = "garmin_sync_event_loop_lag_max_seconds"
+HTTP_METRIC = "garmin_sync_http_request_duration_seconds"
+STATUS_ROUTE = "/api/v1/garmin/session/status"
 
 
 async def lag_snapshot(proc: h.Proc) -> dict[str, Any]:
-    """The service's event-loop lag histogram (cumulative count per bucket upper bound) and
-    its "largest lag of the last minute" gauge, as one scrape shows them."""
-    buckets: dict[float, float] = {}
+    """The service's event-loop lag histogram (cumulative count per bucket upper bound), its
+    "largest lag of the last minute" gauge, and the status route's handling-time histogram,
+    as one scrape shows them."""
+    lag: dict[float, float] = {}
+    handling: dict[float, float] = {}
     window_max = float("nan")
     for line in (await metrics_text(proc)).splitlines():
         if line.startswith(LAG_METRIC + "_bucket{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+            lag[_bucket_bound(line)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(HTTP_METRIC + "_bucket{") and f'route="{STATUS_ROUTE}"' in line:
+            handling[_bucket_bound(line)] = float(line.rsplit(" ", 1)[1])
         elif line.startswith(LAG_MAX_GAUGE + " "):
             window_max = float(line.rsplit(" ", 1)[1])
-    if not buckets:
+    if not lag:
         raise RuntimeError(f"{LAG_METRIC} is not exported by {proc.name}")
-    return {"buckets": buckets, "window_max": window_max}
+    return {"buckets": lag, "window_max": window_max, "status_handling": handling}
+
+
+def _bucket_bound(line: str) -> float:
+    return float(line.split('le="', 1)[1].split('"', 1)[0])
+
+
+def handling_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The status route's handling time in the service (its middleware's histogram: from
+    the handler's start to its answer) between two scrapes, bounded by its buckets."""
+    return lag_between({"buckets": before["status_handling"]},
+                       {"buckets": after["status_handling"]})
 
 
 def lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -385,6 +419,9 @@ async def job_rows(url: str) -> list[dict[str, Any]]:
 
 # the sync worker's CPU priority when an API process runs beside it (README: sync.nice)
 APART_NICE = int(os.environ.get("BENCH_APART_NICE", "10"))
+# what a replica syncs at once: W in the sync figures, config.yaml's own values where a
+# figure says "default concurrency"
+CONCURRENCY_SETTINGS = ("SYNC_MAX_CONCURRENT_USERS", "GARMIN_EXECUTOR_THREADS")
 SYNC_SETTINGS = {
     "SYNC_ENABLED": "true", "SYNC_TICK_SECONDS": "0.2", "SYNC_MAX_CONCURRENT_USERS": str(W),
     "GARMIN_EXECUTOR_THREADS": str(W), "SYNC_CLAIM_BATCH": "200",
@@ -411,19 +448,24 @@ async def login_phase(env: Env, sandbox: h.Proc, users: list[str]) -> dict[str, 
 
 
 async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
-                     probe: StatusProbe | None = None, api_apart: bool = False
-                     ) -> dict[str, Any]:
+                     probe: StatusProbe | None = None, api_apart: bool = False,
+                     default_concurrency: bool = False) -> dict[str, Any]:
     """Start a service with the scheduler on and let it sync every connected user once
     (2 jobs each); what it cost, from the job rows, the sandbox counters and /proc.
 
     Without a probe the users' cursors are due already, so the sync starts with the first
     tick. With one, see `idle_then_due`; the probe then runs again for the whole sync.
     With `api_apart` the probe asks a second `serve` process with the scheduler off, on the
-    same core as the syncing one (an API replica beside a sync worker)."""
+    same core as the syncing one (an API replica beside a sync worker). With
+    `default_concurrency` the service keeps its own sync.max_concurrent_users and
+    garmin.executor_threads (config.yaml) instead of W."""
     before = await sandbox_totals(sandbox)
     if probe is not None:
         await set_cursors_due(env.url, datetime.now(UTC) + timedelta(days=1))
     worker_settings = {**SYNC_SETTINGS, **({"SYNC_NICE": str(APART_NICE)} if api_apart else {})}
+    if default_concurrency:
+        for name in CONCURRENCY_SETTINGS:
+            del worker_settings[name]
     service = env.service("sync", env.service_env(sandbox, LOGGING_LEVEL="WARNING",
                                                   **worker_settings), h.server_cpu())
     await h.wait_ready(service, "/readyz" if probe else "/healthz")
@@ -453,6 +495,9 @@ async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
     calls = sum(after[k] - before[k] for k in ("api_calls", "exchanges"))
     rows = await job_rows(env.url)
     result = sync_summary(env.db, rows, n_users, calls, cpu, sandbox_cpu)
+    if default_concurrency:  # W's floor does not apply
+        result.pop("efficiency")
+        result["concurrency"] = sync_concurrency(env.service_env(sandbox, **worker_settings))
     if idle is not None:
         if result["first_job_started"] < idle["ended_at"]:
             raise RuntimeError("the sync started before the idle probe run ended")
@@ -545,11 +590,12 @@ class StatusProbe:
         scraper = (asyncio.ensure_future(scrape_until(service, scrape_every, done))
                    if scrape_every else None)
         try:
-            main, side = await asyncio.gather(
-                h.run_load(service.port, status, self.rate, seconds, self.connections,
-                           service.pid, warmup=warmup, until=until),
-                h.run_load(service.port, health, self.health_rps, seconds, 4,
-                           warmup=warmup, until=until))
+            with h.warm_core(h.client_cpu()):
+                main, side = await asyncio.gather(
+                    h.run_load(service.port, status, self.rate, seconds, self.connections,
+                               service.pid, warmup=warmup, until=until),
+                    h.run_load(service.port, health, self.health_rps, seconds, 4,
+                               warmup=warmup, until=until))
         finally:
             done.set()
             if scraper is not None:
@@ -557,6 +603,7 @@ class StatusProbe:
         lag1 = await lag_snapshot(service)
         return {"status": main.summary(), "healthz": side.summary(),
                 "lag": lag_between(lag0, lag1), "lag_window_max_ms": lag1["window_max"] * 1000,
+                "status_handling": handling_between(lag0, lag1),
                 "p999_ms": main.percentile(0.999) * 1000}
 
 
@@ -568,11 +615,14 @@ async def scrape_until(service: h.Proc, period: float, stop: asyncio.Event) -> N
 
 
 async def figure_tail(root: Path, db: str, n_users: int, rate: float,
-                      quick: bool, api_apart: bool = False) -> dict[str, Any]:
+                      quick: bool, api_apart: bool = False,
+                      default_concurrency: bool = False) -> dict[str, Any]:
     """Figure 2: does a sync hurt the API's tail? The same process, the same probe, idle
     and then while it syncs `n_users` (figure 3's setup), so only the sync differs.
-    `api_apart`: the probe asks an API process beside the syncing one, on the same core."""
-    env = Env(root, "tail-apart" if api_apart else "tail", db)
+    `api_apart`: the probe asks an API process beside the syncing one, on the same core.
+    `default_concurrency`: the replica syncs at its configured concurrency, not W."""
+    env = Env(root, "tail" + ("-apart" if api_apart else "")
+              + ("-default" if default_concurrency else ""), db)
     users = [f"tail-{i}" for i in range(n_users)]
     names = [username_of(u) for u in users]
     try:
@@ -583,9 +633,11 @@ async def figure_tail(root: Path, db: str, n_users: int, rate: float,
         login = await login_phase(env, sandbox, users)
         await patch_accounts(sandbox, names, {"latency_ms": LATENCY_MS})
         probe = StatusProbe(users, rate, 5.0 if quick else 10.0)
-        sync = await sync_phase(env, sandbox, n_users, probe, api_apart)
+        sync = await sync_phase(env, sandbox, n_users, probe, api_apart, default_concurrency)
         idle, during = sync["probe"]["idle"], sync["probe"]["sync"]
         return {"db": db, "users": n_users, "rate": rate, "api_apart": api_apart,
+                "concurrency": sync.get("concurrency", {"users": W, "threads": W}),
+                "default_concurrency": default_concurrency,
                 "idle_p99_ms": idle["status"]["p99_ms"], "sync_p99_ms": during["status"]["p99_ms"],
                 "ratio": during["status"]["p99_ms"] / idle["status"]["p99_ms"],
                 "lag": during["lag"], "lag_idle": idle["lag"],
@@ -604,6 +656,14 @@ def executor_threads(env: dict[str, str]) -> int:
     from service.config import load_config, resolve_config_path
 
     return load_config(resolve_config_path(None, env), env).garmin.executor_threads
+
+
+def sync_concurrency(env: dict[str, str]) -> dict[str, int]:
+    """The users a replica started with `env` syncs at once, and its Garmin threads."""
+    from service.config import load_config, resolve_config_path
+
+    config = load_config(resolve_config_path(None, env), env)
+    return {"users": config.sync.max_concurrent_users, "threads": config.garmin.executor_threads}
 
 
 async def sandbox_requests(sandbox: h.Proc) -> list[dict[str, Any]]:
@@ -1036,7 +1096,8 @@ def table(results: dict[str, Any]) -> list[Row]:
         rows.append(("sandbox max rate (calibration)", f"{fmt(cal['max_rps'], 0)} req/s",
                      fmt(cal["max_rps"] / cal["needed_rps"]), ">= 1 (vs W/50ms)",
                      "OK" if cal["max_rps"] >= cal["needed_rps"] else "SANDBOX-BOUND"))
-    for item in results.get("tail", []) + results.get("tail-apart", []):
+    for item in (results.get("tail-default", []) + results.get("tail", [])
+                 + results.get("tail-apart", [])):
         rows += tail_rows(item)
     for item in results.get("sync", []):
         if "error" in item:
@@ -1111,8 +1172,12 @@ def tail_rows(item: dict[str, Any]) -> list[Row]:
     if "error" in item:
         return [(f"2 status p99 sync / idle ({db})", "error", "-", "<= 1.5", item["error"])]
     lag, probe, sync = item["lag"], item["probe"], item["sync"]
+    concurrency = item.get("concurrency", {"users": W, "threads": W})
+    db = (f"{db}, {concurrency['users']} users at once"
+          f"{' (config.yaml)' if item.get('default_concurrency') else ''}")
     if item.get("api_apart"):
         db = f"{db}, API process apart"
+    efficiency = (f"efficiency {fmt(sync['efficiency'])}, " if "efficiency" in sync else "")
     return [
         (f"2 status p99 during {item['users']:,}-user sync / idle ({db}, "
          f"{fmt(item['rate'], 0)} req/s)",
@@ -1125,12 +1190,20 @@ def tail_rows(item: dict[str, Any]) -> list[Row]:
          f"in {bucket_text(lag['max_bucket_ms'])}; max gauge of the last 60 s at the end: "
          f"{fmt(probe['sync']['lag_window_max_ms'], 1)} ms",
          "-", "< 50 ms", bucket_verdict(lag["max_bucket_ms"], 50)),
+        (f"2 status handling time in the service, p99 ({db})",
+         f"idle in {bucket_text(probe['idle']['status_handling']['p99_bucket_ms'])} / sync in "
+         f"{bucket_text(probe['sync']['status_handling']['p99_bucket_ms'])} (its histogram)",
+         "-", "(context)", ""),
+        (f"2 the load generator's own dispatch lag, p99 ({db})",
+         f"idle {fmt(probe['idle']['status']['dispatch_lag_p99_ms'])} ms / sync "
+         f"{fmt(probe['sync']['status']['dispatch_lag_p99_ms'])} ms", "-", "(context)", ""),
         (f"2 /healthz p99, outside view of lag ({db})",
          f"idle {fmt(probe['idle']['healthz']['p99_ms'])} ms / sync "
          f"{fmt(probe['sync']['healthz']['p99_ms'])} ms", "-", "(context)", ""),
         (f"2 the sync under the probe ({db})",
-         f"{fmt(sync['measured_s'], 1)} s, efficiency {fmt(sync['efficiency'])}, "
-         f"{fmt(sync['cpu_s_per_user'], 4)} CPU s/user (probe included)", "-", "(context)", ""),
+         f"{fmt(sync['measured_s'], 1)} s, {efficiency}"
+         f"{fmt(sync['cpu_s_per_user'], 4)} CPU s/user (probe included), the core "
+         f"{fmt(sync['service_cpu_share'] * 100, 0)} % busy", "-", "(context)", ""),
     ]
 
 
@@ -1256,10 +1329,22 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         f"  {PROBE_POLL:g} s. The cursors were set due (from this process, before the idle run)",
         "  a moment after it ends, so the sync starts by itself; the same probe then runs from",
         f"  0.2 s before that moment until the job counter, scraped every {PROBE_POLL:g} s, shows",
-        "  every job done. Ratio = status p99 during the sync / idle p99. Event-loop lag: the",
-        "  service exports a histogram (`garmin_sync_event_loop_lag_seconds`, one sample per",
-        "  0.1 s sleep, buckets 1, 2.5, 5, 10, 25, 50, 100 ms...) and a gauge of the largest",
-        "  lag of the last 60 s. The",
+        "  every job done. Ratio = status p99 during the sync / idle p99. Three layouts: the",
+        "  replica syncing at its own configured concurrency (config.yaml: sync.",
+        "  max_concurrent_users 8, garmin.executor_threads 16; what a replica does unless told",
+        "  otherwise), the same at figure 3's W = 32 (its core then mostly busy), and 'API",
+        "  process apart' at W = 32: the probe asks a second `serve` process with",
+        "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
+        f"  (a sync worker, `sync.nice: {APART_NICE}`). While the probe runs, a ticker process",
+        "  at nice 19 (a 1 ms sleep loop, about 2 % of a core) keeps the load generator's core",
+        "  from going idle, in the idle and the sync runs alike: without it the generator's",
+        "  own dispatch ticks woke up to 1 ms later at p99 during a sync (the sandbox's bursts",
+        "  on that core, on a virtual CPU that wakes slowly from idle), which counted as the",
+        "  server's latency. That dispatch lag is reported (context), and so is the status",
+        "  route's handling time inside the service (its request-duration histogram, p99 as a",
+        "  bucket). Event-loop lag: the service exports a histogram",
+        "  (`garmin_sync_event_loop_lag_seconds`, one sample per 0.1 s sleep, buckets 1, 2.5,",
+        "  5, 10, 25, 50, 100 ms...) and a gauge of the largest lag of the last 60 s. The",
         "  histogram's difference between the scrapes before and after the sync only places",
         "  the p99 and the max in a bucket, reported as (lower, upper]; a verdict is exact",
         "  because 5 and 50 ms are bucket bounds. The gauge, scraped at the end, covers the",
@@ -1268,10 +1353,6 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  included) is an outside view of how long a request waits for the loop.",
         "  Outstanding requests at the end of a run are counted as `unfinished` in the raw",
         "  data (with the age of the oldest), since their latency is not in the percentiles.",
-        "  'API process apart': the same, but the probe asks a second `serve` process with",
-        "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
-        f"  (a sync worker, `sync.nice: {APART_NICE}`): the deployment for callers who need a",
-        "  flat tail during syncs.",
         "- 3 sync: `--users` users (1,000; quick 500), each with their own sandbox account",
         f"  and login; sandbox latency {LATENCY_MS} ms per call;",
         f"  sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
@@ -1349,6 +1430,8 @@ async def run_child(args: argparse.Namespace) -> int:
     work: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "status": lambda: figure_status(root, db, args.quick),
         "tail": lambda: figure_tail(root, db, args.tail_users, args.probe_rps, args.quick),
+        "tail-default": lambda: figure_tail(root, db, args.tail_users, args.probe_rps,
+                                            args.quick, default_concurrency=True),
         "tail-apart": lambda: figure_tail(root, db, args.tail_users, args.probe_rps,
                                           args.quick, api_apart=True),
         "sandbox": lambda: calibrate_sandbox(root, args.quick),
@@ -1359,7 +1442,10 @@ async def run_child(args: argparse.Namespace) -> int:
         "memory": lambda: figure_memory(root, db, args.memory_users,
                                         10 if args.quick else 20),
     }
-    outcome = await work[key]()
+    try:
+        outcome = await work[key]()
+    finally:
+        await close_scrapes()
     print(CHILD_RESULT + json.dumps(outcome, default=str), flush=True)
     return 0
 
@@ -1408,6 +1494,7 @@ async def main_async(args: argparse.Namespace) -> int:
     plan = [("status", db) for db in dbs if 1 in figures]
     # whether the sandbox can serve what the sync figures ask of it
     plan += [("sandbox", "none")] if figures & {2, 3, 7} else []
+    plan += [("tail-default", db) for db in dbs if 2 in figures]
     plan += [("tail", db) for db in dbs if 2 in figures]
     plan += [("tail-apart", db) for db in dbs if 2 in figures]
     plan += [("sync", db) for db in dbs if 3 in figures]
