@@ -52,7 +52,8 @@ sandbox: $(VENV)/.installed
 migrate: $(VENV)/.installed
 	$(BIN)/garmin-sync migrate
 
-## bench: the benchmark suite (a few minutes on 2 cores; needs >= 2 cores); prints a table and
+## bench: the benchmark suite (9-12 minutes on 2 cores with PostgreSQL; --quick is shorter; needs
+## >= 2 cores); prints a table and
 ## writes BENCHMARKS.md. PostgreSQL figures too when GARMIN_SYNC_TEST_DATABASE_URL is set (its
 ## tables are emptied). Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
 BENCH_ARGS ?=
