@@ -261,7 +261,7 @@ class LoadResult:
         return self.completed / self.duration
 
     def percentile(self, q: float) -> float:
-        return _ranked(self.latencies, q)
+        return ranked(self.latencies, q)
 
     def summary(self) -> dict[str, Any]:
         return {"offered_rps": None if self.offered is None else round(self.offered),
@@ -271,7 +271,7 @@ class LoadResult:
                 "p99_ms": round(self.percentile(0.99) * 1000, 2),
                 "client_cpu": round(self.client_cpu, 2),
                 "server_cpu": None if self.server_cpu is None else round(self.server_cpu, 2),
-                "dispatch_lag_p99_ms": _ms(_ranked(self.dispatch_lag, 0.99)),
+                "dispatch_lag_p99_ms": _ms(ranked(self.dispatch_lag, 0.99)),
                 "dispatch_lag_max_ms": _ms(max(self.dispatch_lag, default=float("nan"))),
                 "unfinished": self.unfinished,
                 "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2)}
@@ -366,7 +366,8 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
     )
 
 
-def _ranked(values: list[float], q: float) -> float:
+def ranked(values: list[float], q: float) -> float:
+    """The q-quantile of `values`, nearest rank (NaN when there are none)."""
     if not values:
         return float("nan")
     ordered = sorted(values)

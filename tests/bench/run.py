@@ -140,11 +140,6 @@ async def empty_database(url: str) -> None:
             await conn.close()
 
 
-def ranked(ordered: list[float], q: float) -> float:
-    """The q-quantile of sorted values, nearest rank (as the load generator computes it)."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def headers(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}", "X-User-Id": user}
 
@@ -444,7 +439,7 @@ async def login_phase(env: Env, sandbox: h.Proc, users: list[str]) -> dict[str, 
     service.stop()
     return {"users": len(users), "concurrency": W, "wall_s": wall,
             "logins_per_s": len(users) / wall, "cpu_s_per_login": cpu / len(users),
-            "p50_ms": ranked(latencies, 0.5) * 1000, "p99_ms": ranked(latencies, 0.99) * 1000}
+            "p50_ms": h.ranked(latencies, 0.5) * 1000, "p99_ms": h.ranked(latencies, 0.99) * 1000}
 
 
 async def sync_phase(env: Env, sandbox: h.Proc, n_users: int,
@@ -776,8 +771,8 @@ async def logins_under_probe(service: h.Proc, users: list[str],
         total = time.perf_counter() - started
         cpu = h.cpu_seconds(service.pid) - cpu0
         stop.set()
-    return {"total_s": total, "service_cpu_s": cpu, "p50_ms": ranked(latencies, 0.5) * 1000,
-            "p99_ms": ranked(latencies, 0.99) * 1000, "probe": await during}
+    return {"total_s": total, "service_cpu_s": cpu, "p50_ms": h.ranked(latencies, 0.5) * 1000,
+            "p99_ms": h.ranked(latencies, 0.99) * 1000, "probe": await during}
 
 
 # --- figure 7: scaling curve -------------------------------------------------------------

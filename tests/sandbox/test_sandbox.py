@@ -459,7 +459,6 @@ async def test_latency_applies_once_the_account_is_known(
     assert response.status == 200 and time.monotonic() - started >= 0.3
 
 
-
 async def test_sandbox_wide_latency_delays_the_pages_no_account_is_known_for(
     sbx_http: Http, sbx_state: SandboxState
 ) -> None:
@@ -488,6 +487,7 @@ async def test_sandbox_settings_reject_bad_input_and_reset_clears_them(
     await sbx_http.patch("/_sandbox/settings", json={"latency_ms": 5})
     assert (await sbx_http.post("/_sandbox/reset", json={})).status == 204
     assert sbx_state.settings() == {"latency_ms": 0}
+
 
 # --- control API -----------------------------------------------------------------------------
 
