@@ -646,15 +646,14 @@ async def figure_tail(root: Path, db: str, n_users: int, rate: float,
 
 
 def executor_threads(env: dict[str, str]) -> int:
-    """garmin.executor_threads as the service started with `env` resolves it (the config
-    file, then the environment): the number of logins it can run at once."""
-    from service.config import load_config, resolve_config_path
-
-    return load_config(resolve_config_path(None, env), env).garmin.executor_threads
+    """garmin.executor_threads as the service started with `env` resolves it: the number
+    of logins it can run at once."""
+    return sync_concurrency(env)["threads"]
 
 
 def sync_concurrency(env: dict[str, str]) -> dict[str, int]:
-    """The users a replica started with `env` syncs at once, and its Garmin threads."""
+    """The users a replica started with `env` syncs at once, and its Garmin threads, as it
+    resolves them (the config file, then the environment)."""
     from service.config import load_config, resolve_config_path
 
     config = load_config(resolve_config_path(None, env), env)
