@@ -1,6 +1,6 @@
 """Garmin adapter: the only package that knows garth exists."""
 
-from service.garmin.client import GarminApi, GarminSettings, LoginResult, Usage
+from service.garmin.endpoints import fetch_activities, fetch_days, profile
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -11,6 +11,7 @@ from service.garmin.errors import (
     MfaCodeInvalid,
     RateLimited,
 )
+from service.garmin.garth.signin import GarminApi, GarminSettings, LoginResult, Usage
 from service.garmin.gateway import GarminGateway, SessionCalls, configure_consumer
 
 __all__ = [
@@ -29,4 +30,7 @@ __all__ = [
     "SessionCalls",
     "Usage",
     "configure_consumer",
+    "fetch_activities",
+    "fetch_days",
+    "profile",
 ]

@@ -19,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.cpu import lower_priority
-from service.garmin import client as garth_adapter
-from service.garmin.client import GarminApi, GarminSettings, LoginResult, Transport, Usage
-from service.garmin.connect import profile
+from service.garmin.endpoints import profile
 from service.garmin.errors import AuthRejected, GarminError
+from service.garmin.garth import signin as garth_adapter
+from service.garmin.garth.signin import GarminApi, GarminSettings, LoginResult, Transport, Usage
 
 if TYPE_CHECKING:
     from service.metrics import Metrics

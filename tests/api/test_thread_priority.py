@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from service.garmin import client
+from service.garmin.garth import signin as client
 from tests.conftest import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]

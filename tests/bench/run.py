@@ -372,7 +372,7 @@ async def sandbox_token(sandbox: h.Proc, username: str) -> str:
 
 
 async def sandbox_session(sandbox: h.Proc, username: str) -> str:
-    from service.garmin import client
+    from service.garmin.garth import signin as client
 
     client.configure_consumer("sandbox-consumer-key", "sandbox-consumer-secret")
     settings = client.GarminSettings(base_url=sandbox.url, timeout_seconds=10, retries=0)

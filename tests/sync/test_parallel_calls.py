@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from service.garmin.connect import all_of
+from service.garmin.endpoints import all_of
 from service.keys import GATEWAY
 from service.sandbox import Fault
 from tests.conftest import Api, Sandbox
@@ -159,8 +159,8 @@ def test_a_401_while_a_parallel_refresh_failed_is_not_a_definitive_rejection() -
     from garth.auth_tokens import OAuth2Token
     from garth.exc import GarthHTTPError
 
-    from service.garmin.client import GarminApi, GarminSettings
     from service.garmin.errors import GarminUnavailable
+    from service.garmin.garth.signin import GarminApi, GarminSettings
 
     token = OAuth2Token(scope="s", jti="j", token_type="Bearer", access_token="a",
                         refresh_token="r", expires_in=3600, expires_at=2**40,

@@ -11,7 +11,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from service.garmin.client import GarminSettings, _Client, configure_consumer
+from service.garmin.garth.signin import GarminSettings, _Client, configure_consumer
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.conftest import Api, Sandbox
 

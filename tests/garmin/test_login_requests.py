@@ -1,6 +1,6 @@
 """A login's requests, prepared without requests' session layer, are the ones garth sends.
 
-`service.garmin.client.login` and `resume_mfa` run garth 0.8.0's SSO flow on a client that
+`service.garmin.garth.signin.login` and `resume_mfa` run garth 0.8.0's SSO flow on a client that
 prepares each request once and hands it to the shared transport. These tests record what
 reaches the transport and compare it with garth's own flow (`garth.Client.login` on the
 same kind of client), check the OAuth1 signatures, and pin the environment handling.
@@ -23,8 +23,8 @@ from oauthlib.oauth1.rfc5849 import signature
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
-from service.garmin import client as garmin_client
-from service.garmin.client import (
+from service.garmin.garth import signin as garmin_client
+from service.garmin.garth.signin import (
     GarminSettings,
     LoginResult,
     Transport,

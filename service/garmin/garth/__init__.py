@@ -1,0 +1,1 @@
+"""The garth engine: the only package of the service that imports garth."""
