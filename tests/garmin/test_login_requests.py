@@ -23,18 +23,15 @@ from oauthlib.oauth1.rfc5849 import signature
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
+from service.garmin import GarminSettings, LoginResult, configure_consumer
 from service.garmin.garth import signin as garmin_client
-from service.garmin.garth.signin import (
-    GarminSettings,
-    LoginResult,
+from service.garmin.garth.client import _Client
+from service.garmin.garth.signin import login, resume_mfa
+from service.garmin.garth.transport import (
     Transport,
-    _Client,
     _oauth1_authorization,
     _OAuth1Credentials,
     _Session,
-    configure_consumer,
-    login,
-    resume_mfa,
 )
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.conftest import Sandbox
