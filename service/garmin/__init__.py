@@ -1,6 +1,12 @@
-"""Garmin adapter: the only package that knows garth exists."""
+"""Garmin adapter: the only package that knows garth exists.
 
-from service.garmin.client import GarminApi, GarminSettings, LoginResult, Usage
+The rest of the service imports from here only; the engine behind the gateway
+(`service.garmin.garth`) stays inside.
+"""
+
+from service.garmin.calls import SessionCalls
+from service.garmin.endpoints import fetch_activities, fetch_days, profile
+from service.garmin.engine import GarminSettings, LoginResult, Usage
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -11,11 +17,10 @@ from service.garmin.errors import (
     MfaCodeInvalid,
     RateLimited,
 )
-from service.garmin.gateway import GarminGateway, SessionCalls, configure_consumer
+from service.garmin.gateway import GarminGateway, configure_consumer
 
 __all__ = [
     "AuthRejected",
-    "GarminApi",
     "GarminError",
     "GarminGateway",
     "GarminProtocolError",
@@ -29,4 +34,7 @@ __all__ = [
     "SessionCalls",
     "Usage",
     "configure_consumer",
+    "fetch_activities",
+    "fetch_days",
+    "profile",
 ]

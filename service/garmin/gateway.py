@@ -1,8 +1,8 @@
-"""The async face of the Garmin adapter: every garth call runs in one bounded thread pool.
+"""The async face of the Garmin adapter: every engine call runs in one bounded thread pool.
 
-garth is synchronous (requests); calling it on the event loop would stall every request of
-the process. The pool size (`garmin.executor_threads`) bounds how many Garmin calls run at
-once, which is also the most concurrent load one replica puts on Garmin.
+The engine (garth) is synchronous (requests); calling it on the event loop would stall every
+request of the process. The pool size (`garmin.executor_threads`) bounds how many Garmin
+calls run at once, which is also the most concurrent load one replica puts on Garmin.
 
 With metrics, each call is timed in its thread and counted by operation and outcome, and the
 gateway keeps how many calls run (`busy_threads`) and wait for a thread (`queue_depth`).
@@ -19,15 +19,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.cpu import lower_priority
-from service.garmin import client as garth_adapter
-from service.garmin.client import GarminApi, GarminSettings, LoginResult, Transport, Usage
-from service.garmin.connect import profile
+from service.garmin import garth
+from service.garmin.calls import SessionCalls
+from service.garmin.endpoints import profile
+from service.garmin.engine import Engine, GarminSettings, LoadedSession, LoginResult, Usage
 from service.garmin.errors import AuthRejected, GarminError
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
 
 T = TypeVar("T")
+
+
+def _engine(settings: GarminSettings, threads: int) -> Engine:
+    """The engine the gateway's calls go through: garth, the only one so far."""
+    return garth.GarthEngine(settings, pool_size=threads)
 
 
 class GarminGateway:
@@ -49,9 +55,7 @@ class GarminGateway:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="garmin",
                                             initializer=lower_priority,
                                             initargs=(thread_nice,))
-        # one connection pool for every client of this gateway: a job reuses a warm
-        # connection instead of opening its own (sockets only; credentials stay per client)
-        self._transport = Transport(settings.retries, pool_size=threads)
+        self._engine = _engine(settings, threads)
         self._background = asyncio.Semaphore(threads)
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -92,10 +96,8 @@ class GarminGateway:
             with self._lock:
                 self._queued -= 1
 
-    async def _run(self, operation: str, fn: Callable[..., T], *args: Any,
-                   with_transport: bool = True) -> T:
-        call = (functools.partial(fn, *args, transport=self._transport) if with_transport
-                else functools.partial(fn, *args))
+    async def _run(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
+        call = functools.partial(fn, *args)
         with self._lock:
             self._queued += 1
         try:
@@ -108,12 +110,10 @@ class GarminGateway:
         return await asyncio.wrap_future(future)
 
     async def login(self, user_id: str, username: str, password: str) -> LoginResult:
-        return await self._run("login", garth_adapter.login, self.settings, user_id, username,
-                               password)
+        return await self._run("login", self._engine.login, user_id, username, password)
 
     async def resume_mfa(self, user_id: str, mfa_state: str, code: str) -> str:
-        return await self._run("resume_mfa", garth_adapter.resume_mfa, self.settings, user_id,
-                               mfa_state, code)
+        return await self._run("resume_mfa", self._engine.resume_mfa, user_id, mfa_state, code)
 
     async def validate(self, user_id: str, session: str) -> Usage[dict[str, Any]]:
         """A cheap authenticated call (the social profile) proving the session still works."""
@@ -130,12 +130,12 @@ class GarminGateway:
         cancelled job's queued calls never start; its running call ends within its
         timeout). `background` work (sync jobs) has at most one call per thread submitted at
         any time, so a login or a live check never queues behind a whole tick of sync calls.
-        On a `GarminError` the error carries the session garth refreshed before failing, if
-        any (never after a definitive rejection), so the caller can still write it back.
+        On a `GarminError` the error carries the session the engine refreshed before failing,
+        if any (never after a definitive rejection), so the caller can still write it back.
         """
-        api = GarminApi(self.settings, user_id, session, self._transport)
+        api = self._engine.session(user_id, session)
         calls = SessionCalls(api, parallel, self._background if background else None,
-                             functools.partial(self._run, operation, with_transport=False))
+                             functools.partial(self._run, operation))
         try:
             value = await work(calls)
         except GarminError as error:
@@ -144,8 +144,8 @@ class GarminGateway:
             raise
         return Usage(value, await self._refreshed_session(api))
 
-    async def _refreshed_session(self, api: GarminApi) -> str | None:
-        """The session to write back, dumped in the pool: garth stays off the event loop, and
+    async def _refreshed_session(self, api: LoadedSession) -> str | None:
+        """The session to write back, dumped in the pool: the engine stays off the event loop, and
         a call of the same job still refreshing in a thread holds the client's lock."""
         if not api.refreshed:
             return None
@@ -158,27 +158,9 @@ class GarminGateway:
         Idle pooled connections close now; one still in use closes when its call returns.
         """
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._transport.close()
-
-
-class SessionCalls:
-    """What a job may do with a loaded session: the user's authenticated Garmin Connect GETs,
-    awaited on the event loop and run in the gateway's pool, at most `parallel` at once."""
-
-    def __init__(self, api: GarminApi, parallel: int, background: asyncio.Semaphore | None,
-                 run: Callable[..., Awaitable[Any]]) -> None:
-        self._api = api
-        self._parallel = asyncio.Semaphore(max(parallel, 1))
-        self._background = background
-        self._run = run
-
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        async with self._parallel:
-            if self._background is None:
-                return await self._run(self._api.get, path, params)
-            async with self._background:
-                return await self._run(self._api.get, path, params)
+        self._engine.close()
 
 
 def configure_consumer(key: str, secret: str) -> None:
-    garth_adapter.configure_consumer(key, secret)
+    """Give the engine Garmin's OAuth consumer (garth would otherwise fetch one)."""
+    garth.configure_consumer(key, secret)

@@ -36,8 +36,9 @@ from service.garmin import (
     GarminGateway,
     RateLimited,
     SessionCalls,
+    fetch_activities,
+    fetch_days,
 )
-from service.garmin.connect import fetch_activities, fetch_days
 from service.leases import Lease, LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from service.garmin import client
+from service.garmin import LoginResult
+from service.garmin.garth import signin
 from tests.conftest import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
@@ -19,13 +20,13 @@ MakeConfig = Callable[..., Config]
 def _record_priority(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The nice value of the thread each login runs in."""
     seen: list[int] = []
-    original = client.login
+    original = signin.login
 
-    def login(*args: Any, **kwargs: Any) -> client.LoginResult:
+    def login(*args: Any, **kwargs: Any) -> LoginResult:
         seen.append(os.getpriority(os.PRIO_PROCESS, 0))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(client, "login", login)
+    monkeypatch.setattr(signin, "login", login)
     return seen
 
 

@@ -372,11 +372,12 @@ async def sandbox_token(sandbox: h.Proc, username: str) -> str:
 
 
 async def sandbox_session(sandbox: h.Proc, username: str) -> str:
-    from service.garmin import client
+    from service.garmin import GarminSettings, configure_consumer
+    from service.garmin.garth.signin import login
 
-    client.configure_consumer("sandbox-consumer-key", "sandbox-consumer-secret")
-    settings = client.GarminSettings(base_url=sandbox.url, timeout_seconds=10, retries=0)
-    result = await asyncio.to_thread(client.login, settings, "bench", username, PASSWORD)
+    configure_consumer("sandbox-consumer-key", "sandbox-consumer-secret")
+    settings = GarminSettings(base_url=sandbox.url, timeout_seconds=10, retries=0)
+    result = await asyncio.to_thread(login, settings, "bench", username, PASSWORD)
     assert result.session is not None
     return result.session
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
 from service.config import Config
-from service.garmin.connect import all_of
+from service.garmin.endpoints import all_of
 from service.keys import GATEWAY
 from service.sandbox import Fault
 from tests.conftest import Api, Sandbox
@@ -150,38 +149,3 @@ async def test_all_of_keeps_the_order_of_its_calls() -> None:
         return value
 
     assert await all_of([after(0.03, 1), after(0.0, 2), after(0.01, 3)]) == [1, 2, 3]
-
-
-def test_a_401_while_a_parallel_refresh_failed_is_not_a_definitive_rejection() -> None:
-    """The call whose refresh failed reports why; another call's 401 for the old token must
-    not turn a network error into an expired session."""
-    import requests
-    from garth.auth_tokens import OAuth2Token
-    from garth.exc import GarthHTTPError
-
-    from service.garmin.client import GarminApi, GarminSettings
-    from service.garmin.errors import GarminUnavailable
-
-    token = OAuth2Token(scope="s", jti="j", token_type="Bearer", access_token="a",
-                        refresh_token="r", expires_in=3600, expires_at=2**40,
-                        refresh_token_expires_in=3600, refresh_token_expires_at=2**40)
-
-    class ClientWhoseRefreshFailsMeanwhile:
-        oauth2_token = token
-        refreshes = 0
-        refresh_failed = False
-
-        def valid_token(self) -> OAuth2Token:
-            return token
-
-        def api_get(self, path: str, params: Any, used: OAuth2Token) -> Any:
-            self.refresh_failed = True  # a parallel call's refresh failed while this one ran
-            answer = requests.Response()
-            answer.status_code = 401
-            raise GarthHTTPError(msg="Error in request",
-                                 error=requests.HTTPError(response=answer))
-
-    api = GarminApi(GarminSettings(domain="garmin.com"), "user-1", "unused")
-    api._client = ClientWhoseRefreshFailsMeanwhile()  # type: ignore[assignment]
-    with pytest.raises(GarminUnavailable):
-        api.get("/userprofile-service/socialProfile")

@@ -11,7 +11,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from service.garmin.client import GarminSettings, _Client, configure_consumer
+from service.garmin import GarminSettings, configure_consumer
+from service.garmin.garth.client import _Client
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.conftest import Api, Sandbox
 

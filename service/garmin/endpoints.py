@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from service.garmin.calls import SessionCalls
 from service.garmin.errors import GarminProtocolError
-
-if TYPE_CHECKING:
-    from service.garmin.gateway import SessionCalls
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """A login's requests, prepared without requests' session layer, are the ones garth sends.
 
-`service.garmin.client.login` and `resume_mfa` run garth 0.8.0's SSO flow on a client that
+`service.garmin.garth.signin.login` and `resume_mfa` run garth 0.8.0's SSO flow on a client that
 prepares each request once and hands it to the shared transport. These tests record what
 reaches the transport and compare it with garth's own flow (`garth.Client.login` on the
 same kind of client), check the OAuth1 signatures, and pin the environment handling.
@@ -23,18 +23,15 @@ from oauthlib.oauth1.rfc5849 import signature
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
-from service.garmin import client as garmin_client
-from service.garmin.client import (
-    GarminSettings,
-    LoginResult,
+from service.garmin import GarminSettings, LoginResult, configure_consumer
+from service.garmin.garth import signin as garmin_client
+from service.garmin.garth.client import _Client
+from service.garmin.garth.signin import login, resume_mfa
+from service.garmin.garth.transport import (
     Transport,
-    _Client,
     _oauth1_authorization,
     _OAuth1Credentials,
     _Session,
-    configure_consumer,
-    login,
-    resume_mfa,
 )
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.conftest import Sandbox

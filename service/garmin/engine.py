@@ -1,0 +1,78 @@
+"""The engine boundary: what the gateway needs from a library that talks to Garmin.
+
+An engine does the blocking work (HTTP to Garmin) and is only ever called in the gateway's
+thread pool, never on the event loop; the one exception is building a `LoadedSession`, which
+must stay cheap. It raises nothing but `service.garmin.errors.GarminError`: every exception of
+its library is classified inside the engine. The settings and results below are the
+engine's whole vocabulary, so the rest of the service never learns which library runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GarminSettings:
+    """What the adapter needs from configuration (kept free of the config module's types)."""
+
+    domain: str = "garmin.com"
+    base_url: str = ""
+    timeout_seconds: float = 15.0
+    retries: int = 2
+    # told of every OAuth2 refresh (True when it worked), e.g. to count them
+    on_refresh: Callable[[bool], None] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """Either `session` (logged in) or `mfa_state` + `mfa_method` (a code is needed)."""
+
+    session: str | None = None
+    mfa_state: str | None = None
+    mfa_method: str | None = None
+
+
+@dataclass
+class Usage(Generic[T]):
+    """What one use of a stored session produced, and the session to write back if any."""
+
+    value: T
+    refreshed_session: str | None
+
+
+class LoadedSession(Protocol):
+    """One user's stored session in use, by one job: calls that several pool threads may
+    make at once, each carrying this user's token only."""
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET a Garmin Connect API path (blocking); refreshes the token when needed."""
+
+    @property
+    def refreshed(self) -> bool:
+        """A refresh succeeded; cheap enough to read on the event loop."""
+
+    def refreshed_session(self) -> str | None:
+        """The session to write back (blocking): only after a successful refresh, never
+        after a failed one."""
+
+
+class Engine(Protocol):
+    """Login, MFA and stored sessions for one gateway; every method but `session` blocks."""
+
+    def login(self, caller: str, username: str, password: str) -> LoginResult:
+        """Sign in: a session, or a resumable MFA challenge."""
+
+    def resume_mfa(self, caller: str, mfa_state: str, code: str) -> str:
+        """Finish a login with the MFA code; a wrong code raises `MfaCodeInvalid` carrying
+        the challenge to keep."""
+
+    def session(self, caller: str, session: str) -> LoadedSession:
+        """A stored session to use; loaded on its first call, in the pool."""
+
+    def close(self) -> None:
+        """Release the engine's connections; calls still running finish."""

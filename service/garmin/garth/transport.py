@@ -1,0 +1,215 @@
+"""How the garth engine's requests reach Garmin: one shared transport, routing, signing.
+
+A gateway's clients share one `Transport`: a urllib3 connection pool and nothing else.
+Credentials never live in it: each client keeps its own requests session (cookies, tokens),
+every request carries its own fresh headers, and a pooled socket carries no state from one
+request to the next. The environment's proxy settings are read once per host instead of on
+every request (`_Session`). A login's two OAuth1 steps are signed here
+(`_oauth1_authorization`) instead of by requests_oauthlib's session layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from oauthlib.common import (  # type: ignore[import-untyped]
+    generate_nonce,
+    generate_timestamp,
+    urldecode,
+)
+from oauthlib.oauth1.rfc5849 import (  # type: ignore[import-untyped]
+    signature as oauth_signature,
+)
+from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]
+    escape as oauth_escape,
+)
+from oauthlib.oauth1.rfc5849.utils import unescape as oauth_unescape
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.utils import get_environ_proxies, get_netrc_auth
+from urllib3.util.retry import Retry
+
+SANDBOX_CALLER_HEADER = "X-Sandbox-Caller"
+
+
+def _retry_policy(retries: int) -> Retry:
+    """Retry connection failures and idempotent 502-504 a few times, nothing else.
+
+    Never 429 (urllib3 would otherwise sleep on Retry-After and retry, which extends
+    Garmin's block) and never a POST (a login must not be sent twice).
+    """
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=0,
+        status=retries,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        backoff_factor=0.2,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+
+
+class Transport:
+    """Connection pools shared by many clients: sockets to Garmin, never credentials.
+
+    One per gateway (sized to its thread pool, so no thread waits for or discards a
+    connection). A job then reuses a warm connection instead of opening one; cookies and
+    tokens stay in each client's own session, and each request carries its own headers.
+    """
+
+    def __init__(self, retries: int, pool_size: int = 10) -> None:
+        self.adapter = HTTPAdapter(pool_connections=10, pool_maxsize=max(pool_size, 1),
+                                   max_retries=_retry_policy(retries))
+
+    def close(self) -> None:
+        self.adapter.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _host_pattern(domain: str) -> re.Pattern[str]:
+    return re.compile(rf"^https://([a-z0-9.-]+)\.{re.escape(domain)}(?::443)?(/.*)?$")
+
+
+class _ClientAdapter(BaseAdapter):
+    """One client's adapter: routes (sandbox), tags the caller, sends over a transport.
+
+    With `base_url` set, `https://<sub>.<domain><path>` goes to `<base_url>/<sub><path>` (the
+    sandbox) and the caller header lets the sandbox prove that no request carried another
+    user's token. Mounted on the client's session, so garth's OAuth1 sessions (which reuse
+    the parent's adapter) are routed too. Closing it leaves a shared transport open.
+    """
+
+    def __init__(self, transport: Transport, owned: bool, base_url: str, domain: str,
+                 caller: str) -> None:
+        super().__init__()
+        self._transport = transport
+        self._owned = owned
+        self._base_url = base_url.rstrip("/")
+        self._host = _host_pattern(domain) if base_url else None
+        self._caller = caller
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: bool | str = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        if self._host is not None:
+            match = self._host.match(request.url or "")
+            if match is None:
+                raise requests.ConnectionError(
+                    f"refusing to route {urlsplit(str(request.url)).netloc}")
+            request = request.copy()
+            request.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
+            request.headers[SANDBOX_CALLER_HEADER] = self._caller
+        return self._transport.adapter.send(request, stream=stream, timeout=timeout,
+                                            verify=verify, cert=cert, proxies=proxies)
+
+    def close(self) -> None:
+        if self._owned:
+            self._transport.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _environment_proxies(origin: str) -> tuple[tuple[str, str], ...]:
+    """`HTTPS_PROXY`/`NO_PROXY` & co. for one scheme://host, read once per process."""
+    return tuple(get_environ_proxies(origin).items())
+
+
+def _ca_bundle() -> str | None:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
+class _Session(requests.Session):
+    """A requests session that reads the environment's proxies once per host.
+
+    With `trust_env` on, requests scans the whole environment for proxy settings on every
+    request. It is off here, and what it did is done below instead: the proxies (cached
+    per scheme and host), the CA bundle, and `~/.netrc` credentials, as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if request.auth is None and self.auth is None:
+            request.auth = get_netrc_auth(request.url)
+        return super().prepare_request(request)
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,
+                                   verify: Any, cert: Any) -> Any:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        if proxies is not None:
+            no_proxy = proxies.get("no_proxy")
+            if no_proxy is None:
+                parts = urlsplit(text)
+                found = _environment_proxies(f"{parts.scheme}://{parts.netloc}")
+            else:
+                found = tuple(get_environ_proxies(text, no_proxy=no_proxy).items())
+            for key, value in found:
+                proxies.setdefault(key, value)
+        if verify is True or verify is None:
+            verify = _ca_bundle() or verify
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True)
+class _OAuth1Credentials:
+    consumer_key: str
+    consumer_secret: str
+    token: str | None
+    token_secret: str | None
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"_OAuth1Credentials(consumer_key={self.consumer_key!r}, token=...)"
+
+
+def _oauth1_authorization(method: str, url: str, form_body: str | None,
+                          credentials: _OAuth1Credentials, nonce: str | None = None,
+                          timestamp: str | None = None) -> str:
+    """The `Authorization: OAuth ...` header requests_oauthlib's `OAuth1` puts on a request
+    (HMAC-SHA1, in the header, RFC 5849 section 3.4), computed directly.
+
+    oauthlib renders the header, parses it back to collect the parameters and escapes each
+    one several times; this builds the same parameters once, in the same order, with the
+    same nonce and timestamp and oauthlib's own escaping and base string.
+    """
+    oauth = [
+        ("oauth_nonce", nonce or generate_nonce()),
+        ("oauth_timestamp", timestamp or generate_timestamp()),
+        ("oauth_version", "1.0"),
+        ("oauth_signature_method", "HMAC-SHA1"),
+        ("oauth_consumer_key", credentials.consumer_key),
+    ]
+    if credentials.token:
+        oauth.append(("oauth_token", credentials.token))
+    # the query's and the form body's parameters, as oauthlib collects them
+    query = urlsplit(url).query
+    carried = [
+        (key, oauth_unescape(value) if key.startswith("oauth_") else value)
+        for key, value in [*(urldecode(query) if query else []),
+                           *(urldecode(form_body) if form_body else [])]
+        if key != "oauth_signature"
+    ]
+    pairs = sorted((oauth_escape(key), oauth_escape(value)) for key, value in [*carried, *oauth])
+    base = oauth_signature.signature_base_string(
+        method.upper(), oauth_signature.base_string_uri(url),
+        "&".join(f"{key}={value}" for key, value in pairs))
+    key = (f"{oauth_escape(credentials.consumer_secret or '')}&"
+           f"{oauth_escape(credentials.token_secret or '')}")
+    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
+    oauth.append(("oauth_signature", base64.b64encode(digest).decode()))
+    return "OAuth " + ", ".join(f'{oauth_escape(k)}="{oauth_escape(v)}"' for k, v in oauth)
