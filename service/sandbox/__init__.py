@@ -11,6 +11,7 @@ compare a sync's result with the source without fixtures.
 
 from __future__ import annotations
 
+from .accounts import DATA_FAMILIES, Account, accounts_from_seed, load_seed
 from .app import (
     CALLER_HEADER,
     SANDBOX_CONSUMER_KEY,
@@ -25,21 +26,10 @@ from .data import (
     expected_activities,
     generated_day,
 )
-from .state import (
-    DATA_FAMILIES,
-    ISSUED_VALUE_PATTERN,
-    SCOPES,
-    Account,
-    AccountExists,
-    Fault,
-    RecordedRequest,
-    SandboxError,
-    SandboxState,
-    UnknownAccount,
-    ValidationError,
-    accounts_from_seed,
-    load_seed,
-)
+from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
+from .faults import SCOPES, Fault
+from .issued import ISSUED_VALUE_PATTERN
+from .state import RecordedRequest, SandboxState
 
 __all__ = [
     "ACTIVITY_TYPES",

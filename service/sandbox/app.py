@@ -26,20 +26,13 @@ from urllib.parse import parse_qs, unquote, urlencode
 
 from aiohttp import web
 
+from .accounts import Account
 from .data import data_answer, data_family
-from .state import (
-    ISSUED_VALUE_PATTERN,
-    REFRESH_TOKEN_LIFETIME_SECONDS,
-    Account,
-    AccountExists,
-    Fault,
-    RecordedRequest,
-    SandboxError,
-    SandboxState,
-    UnknownAccount,
-    ValidationError,
-    validate_scope,
-)
+from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
+from .faults import Fault, validate_scope
+from .issued import ISSUED_VALUE_PATTERN
+from .oauth import REFRESH_TOKEN_LIFETIME_SECONDS
+from .state import RecordedRequest, SandboxState
 
 logger = logging.getLogger(__name__)
 

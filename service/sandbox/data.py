@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from .state import MAX_ACTIVITIES_PER_DAY, Account, SandboxError
+from .accounts import MAX_ACTIVITIES_PER_DAY, Account
+from .errors import SandboxError
 
 T = TypeVar("T")
 
