@@ -12,14 +12,7 @@ compare a sync's result with the source without fixtures.
 from __future__ import annotations
 
 from .accounts import DATA_FAMILIES, Account, accounts_from_seed, load_seed
-from .app import (
-    CALLER_HEADER,
-    SANDBOX_CONSUMER_KEY,
-    SANDBOX_CONSUMER_SECRET,
-    SANDBOX_STATE,
-    SSO_COOKIE,
-    create_sandbox_app,
-)
+from .app import create_sandbox_app
 from .data import (
     ACTIVITY_TYPES,
     activity_is_malformed,
@@ -28,7 +21,10 @@ from .data import (
 )
 from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
 from .faults import SCOPES, Fault
+from .handling import CALLER_HEADER, SANDBOX_STATE
 from .issued import ISSUED_VALUE_PATTERN
+from .oauth_routes import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
+from .sso_routes import SSO_COOKIE
 from .state import RecordedRequest, SandboxState
 
 __all__ = [
