@@ -13,12 +13,6 @@ from __future__ import annotations
 
 from .accounts import DATA_FAMILIES, Account, accounts_from_seed, load_seed
 from .app import create_sandbox_app
-from .data import (
-    ACTIVITY_TYPES,
-    activity_is_malformed,
-    expected_activities,
-    generated_day,
-)
 from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
 from .faults import SCOPES, Fault
 from .handling import CALLER_HEADER, SANDBOX_STATE
@@ -26,6 +20,12 @@ from .issued import ISSUED_VALUE_PATTERN
 from .oauth_routes import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from .sso_routes import SSO_COOKIE
 from .state import RecordedRequest, SandboxState
+from .wellness import (
+    ACTIVITY_TYPES,
+    activity_is_malformed,
+    expected_activities,
+    generated_day,
+)
 
 __all__ = [
     "ACTIVITY_TYPES",
