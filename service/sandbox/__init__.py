@@ -12,6 +12,7 @@ compare a sync's result with the source without fixtures.
 from __future__ import annotations
 
 from .accounts import DATA_FAMILIES, Account, accounts_from_seed, load_seed
+from .activities import ACTIVITY_TYPES, activity_is_malformed, expected_activities
 from .app import create_sandbox_app
 from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
 from .faults import SCOPES, Fault
@@ -20,12 +21,7 @@ from .issued import ISSUED_VALUE_PATTERN
 from .oauth_routes import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from .sso_routes import SSO_COOKIE
 from .state import RecordedRequest, SandboxState
-from .wellness import (
-    ACTIVITY_TYPES,
-    activity_is_malformed,
-    expected_activities,
-    generated_day,
-)
+from .wellness import generated_day
 
 __all__ = [
     "ACTIVITY_TYPES",

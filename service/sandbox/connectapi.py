@@ -11,11 +11,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from .accounts import Account
+from .data import data_answer, data_family
 from .errors import SandboxError
 from .handling import attribute, connect_error, json_error, state_of
 from .interference import interfere
 from .profile import profile_answer
-from .wellness import data_answer, data_family
 
 
 def _bearer(request: web.Request) -> str | None:
