@@ -20,7 +20,7 @@ from .handling import CALLER_HEADER, SANDBOX_STATE
 from .issued import ISSUED_VALUE_PATTERN
 from .oauth_routes import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from .sso_routes import SSO_COOKIE
-from .state import RecordedRequest, SandboxState
+from .state import RecordedRequest, SandboxState, day_end_clock
 from .wellness import generated_day
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "accounts_from_seed",
     "activity_is_malformed",
     "create_sandbox_app",
+    "day_end_clock",
     "expected_activities",
     "generated_day",
     "load_seed",

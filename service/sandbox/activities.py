@@ -2,6 +2,11 @@
 
 Activities carry a per-account fixed UTC offset, so local and GMT times (and sometimes dates)
 differ and a client mixing them up gets caught.
+
+Invariant: no listed activity starts after the sandbox clock's "now". The day's slots split
+local 05:00-22:00 and each activity starts in the first half of its slot, so an account's
+activities in (date, slot) order are in start order; newest first, the ones that have not
+started yet are a prefix of the list, and the listing skips exactly that prefix.
 """
 
 from __future__ import annotations
@@ -61,13 +66,19 @@ def activity_is_malformed(account: Account, day: dt.date, slot: int) -> bool:
     return every is not None and index % every == 0
 
 
+def _start_local(account: Account, day: dt.date, slot: int) -> dt.datetime:
+    """When the `slot`-th activity of local date `day` starts, in local time (naive)."""
+    window = 17 * 3600 // account.activities_per_day  # local 05:00-22:00 split into slots
+    draw = Draw(account.username, day, slot)
+    start_second = 5 * 3600 + slot * window + draw.integer("start", 0, window // 2)
+    return dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=start_second)
+
+
 def _activity(account: Account, profile: Profile, day: dt.date, slot: int) -> dict[str, Any]:
     """The `slot`-th activity (0 = earliest) of local date `day`, as Garmin lists it."""
     draw = Draw(account.username, day, slot)
     sport = draw.choice("sport", _SPORTS)
-    window = 17 * 3600 // account.activities_per_day  # local 05:00-22:00 split into slots
-    start_second = 5 * 3600 + slot * window + draw.integer("start", 0, window // 2)
-    start_local = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=start_second)
+    start_local = _start_local(account, day, slot)
     start_gmt = start_local - profile.offset
     duration = round(draw.number("duration", *sport.minutes) * 60, 3)
     speed = draw.number("speed", *sport.speed) if sport.speed else 0.0
@@ -115,28 +126,63 @@ def history_start(account: Account, today: dt.date) -> dt.date:
     return today - dt.timedelta(days=account.history_days)
 
 
+def _day_and_slot(account: Account, last: dt.date, position: int) -> tuple[dt.date, int]:
+    """The local date and slot at `position` of a newest-first list that ends on `last`."""
+    per_day = account.activities_per_day
+    return last - dt.timedelta(days=position // per_day), per_day - 1 - position % per_day
+
+
+def _not_started(
+    account: Account, profile: Profile, last: dt.date, total: int, now: dt.datetime
+) -> int:
+    """How many of the newest `total` positions start after `now` (a prefix, see above)."""
+    now_utc = now.astimezone(dt.UTC).replace(tzinfo=None)
+    count = 0
+    while count < total:
+        day, slot = _day_and_slot(account, last, count)
+        if _start_local(account, day, slot) - profile.offset <= now_utc:
+            break
+        count += 1
+    return count
+
+
 def activities_between(
-    account: Account, first: dt.date, last: dt.date, start: int, limit: int | None
+    account: Account,
+    first: dt.date,
+    last: dt.date,
+    start: int,
+    limit: int | None,
+    now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first, positions [start, start+limit) of the activities on local dates first..last.
+    """Newest first, positions [start, start+limit) of the activities on local dates first..last
+    that have started by `now` (an aware datetime; None: all of them).
 
     Only the requested page is generated: paging through ten years stays cheap.
     """
     per_day = account.activities_per_day
     total = ((last - first).days + 1) * per_day if first <= last else 0
-    stop = total if limit is None else min(total, start + limit)
     profile = account_profile(account)
+    skipped = _not_started(account, profile, last, total, now) if now is not None else 0
+    stop = total if limit is None else min(total, skipped + start + limit)
     page = []
-    for position in range(start, stop):
-        day = last - dt.timedelta(days=position // per_day)
-        page.append(_activity(account, profile, day, per_day - 1 - position % per_day))
+    for position in range(skipped + start, stop):
+        day, slot = _day_and_slot(account, last, position)
+        page.append(_activity(account, profile, day, slot))
     return page
 
 
-def expected_activities(account: Account, today: dt.date) -> list[dict[str, Any]]:
-    """Every activity the sandbox lists for `account` when its clock says `today`.
+def expected_activities(account: Account, at: dt.date) -> list[dict[str, Any]]:
+    """Every activity the sandbox lists for `account`, newest first, at moment `at`.
 
-    Newest first, malformed ones included (they lack `activityId`), each exactly as the
-    activity list endpoint serves it: what a sync test compares its database with.
+    `at` is an aware datetime (the sandbox clock's reading: today's activities that have
+    started by then) or a date (every activity up to and including that local date, as
+    listed once all of them have started). Malformed ones are included (they lack
+    `activityId`), each exactly as the activity list endpoint serves it: what a sync test
+    compares its database with.
     """
-    return activities_between(account, history_start(account, today), today, 0, None)
+    if isinstance(at, dt.datetime):
+        if at.tzinfo is None:
+            raise ValueError("expected_activities needs an aware datetime (or a date)")
+        today = at.astimezone(dt.UTC).date()
+        return activities_between(account, history_start(account, today), today, 0, None, at)
+    return activities_between(account, history_start(account, at), at, 0, None)

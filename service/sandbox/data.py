@@ -92,7 +92,7 @@ def _list_activities(call: _Call) -> DataAnswer:
         raise _bad("startDate must not be after endDate")
     first = max(history_start(account, call.today), start_date or dt.date.min)
     last = min(call.today, end_date or dt.date.max)
-    return DataAnswer(activities_between(account, first, last, start, limit))
+    return DataAnswer(activities_between(account, first, last, start, limit, call.now))
 
 
 def _daily_summary(call: _Call) -> DataAnswer:

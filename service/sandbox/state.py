@@ -61,6 +61,22 @@ class RecordedRequest:
         return dataclasses.asdict(self)
 
 
+def day_end_clock(clock: Callable[[], float] = time.time) -> Callable[[], float]:
+    """A sandbox clock that reads the last moment of `clock`'s current UTC day.
+
+    For tests that compare complete days with the activity list, which holds only activities
+    that have started: by the end of the UTC day every activity of today has, for accounts
+    east of UTC and for those west of it whose local evening activities start before UTC
+    midnight (a UTC-3 account with up to three a day, for one). "Today" stays the caller's.
+    """
+
+    def read() -> float:
+        today = dt.datetime.fromtimestamp(clock(), tz=dt.UTC).date()
+        return dt.datetime.combine(today, dt.time.max, tzinfo=dt.UTC).timestamp()
+
+    return read
+
+
 class SandboxState:
     """Everything the fake Garmin knows; one instance per sandbox app.
 
