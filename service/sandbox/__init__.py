@@ -7,6 +7,12 @@ stress, Body Battery; generated per account and date, see `data.py`), injects fa
 demand, and records every request so tests can prove which user's token each carried.
 `expected_activities` and `generated_day` tell a test what the sandbox serves, so it can
 compare a sync's result with the source without fixtures.
+
+Modules by Garmin's parts, each a pure model beside its HTTP face: SSO (`sso.py`,
+`sso_routes.py`), OAuth tokens (`oauth.py`, `oauth_routes.py`), connectapi (`connectapi.py`
+with `profile.py` and the generated data: `data.py`, `activities.py`, `wellness.py`,
+`draw.py`), faults and latency (`faults.py`, `interference.py`), accounts and state
+(`accounts.py`, `state.py`, `issued.py`), the control API (`control.py`); `app.py` assembles.
 """
 
 from __future__ import annotations
