@@ -7,39 +7,27 @@ stress, Body Battery; generated per account and date, see `data.py`), injects fa
 demand, and records every request so tests can prove which user's token each carried.
 `expected_activities` and `generated_day` tell a test what the sandbox serves, so it can
 compare a sync's result with the source without fixtures.
+
+Modules by Garmin's parts, each a pure model beside its HTTP face: SSO (`sso.py`,
+`sso_routes.py`), OAuth tokens (`oauth.py`, `oauth_routes.py`), connectapi (`connectapi.py`
+with `profile.py` and the generated data: `data.py`, `activities.py`, `wellness.py`,
+`draw.py`), faults and latency (`faults.py`, `interference.py`), accounts and state
+(`accounts.py`, `state.py`, `issued.py`), the control API (`control.py`); `app.py` assembles.
 """
 
 from __future__ import annotations
 
-from .app import (
-    CALLER_HEADER,
-    SANDBOX_CONSUMER_KEY,
-    SANDBOX_CONSUMER_SECRET,
-    SANDBOX_STATE,
-    SSO_COOKIE,
-    create_sandbox_app,
-)
-from .data import (
-    ACTIVITY_TYPES,
-    activity_is_malformed,
-    expected_activities,
-    generated_day,
-)
-from .state import (
-    DATA_FAMILIES,
-    ISSUED_VALUE_PATTERN,
-    SCOPES,
-    Account,
-    AccountExists,
-    Fault,
-    RecordedRequest,
-    SandboxError,
-    SandboxState,
-    UnknownAccount,
-    ValidationError,
-    accounts_from_seed,
-    load_seed,
-)
+from .accounts import DATA_FAMILIES, Account, accounts_from_seed, load_seed
+from .activities import ACTIVITY_TYPES, activity_is_malformed, expected_activities
+from .app import create_sandbox_app
+from .errors import AccountExists, SandboxError, UnknownAccount, ValidationError
+from .faults import SCOPES, Fault
+from .handling import CALLER_HEADER, SANDBOX_STATE
+from .issued import ISSUED_VALUE_PATTERN
+from .oauth_routes import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
+from .sso_routes import SSO_COOKIE
+from .state import RecordedRequest, SandboxState, day_end_clock
+from .wellness import generated_day
 
 __all__ = [
     "ACTIVITY_TYPES",
@@ -62,6 +50,7 @@ __all__ = [
     "accounts_from_seed",
     "activity_is_malformed",
     "create_sandbox_app",
+    "day_end_clock",
     "expected_activities",
     "generated_day",
     "load_seed",

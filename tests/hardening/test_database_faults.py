@@ -20,7 +20,7 @@ import pytest
 from service.config import Config, ConfigError
 from service.keys import DB_CONTEXT, SCHEDULER
 from service.models import Activity, JobStatus, SyncCursor, SyncJob, SyncKind
-from service.sandbox import expected_activities
+from service.sandbox import day_end_clock, expected_activities
 from tests.conftest import PG_URL, Api, Sandbox, raw_rows
 from tests.hardening.faults_support import (
     backends_waiting_on_lock,
@@ -241,6 +241,7 @@ async def test_sync_job_killed_inside_its_write_transaction_fails_without_partia
 async def test_sync_job_whose_idle_connections_die_while_it_waits_on_garmin_succeeds(
     api: Api, sandbox: Sandbox, operator: asyncpg.Connection
 ) -> None:
+    sandbox.state.clock = day_end_clock()  # every activity of today has started
     await connect(api, sandbox, USER, ACCOUNT, latency_ms=300)
     account = sandbox.state.get_account(ACCOUNT)
     assert account is not None

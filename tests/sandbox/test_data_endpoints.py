@@ -1,6 +1,7 @@
 """The sandbox's Garmin Connect data endpoints: activities, daily summary, sleep, HRV, stress,
 Body Battery. Driven over HTTP with Bearer tokens (and once through garth), with the sandbox
-clock pinned so "today" is known."""
+clock pinned so "today" is known: in the evening, once every activity of today has started
+for the accounts here (test_activities_clock.py covers the hours before)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from .routing import sandbox_client
 
 Http = TestClient[Any, Any]
 
-NOW = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2025, 3, 10, 19, 50, tzinfo=dt.UTC)
 TODAY = NOW.date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
 ACTIVITIES = "/connectapi/activitylist-service/activities/search/activities"
@@ -243,20 +244,20 @@ async def test_today_changes_as_the_clock_advances_but_yesterday_is_frozen(
             await get_json(sbx_http, path, headers, calendarDate=YESTERDAY),
         )
 
-    morning_today, morning_yesterday = await both()
+    earlier_today, earlier_yesterday = await both()
     clock.advance(4 * 3600)
     later_today, later_yesterday = await both()
-    assert later_yesterday == morning_yesterday
-    assert later_today["totalSteps"] > morning_today["totalSteps"] > 0
-    assert later_today["totalKilocalories"] > morning_today["totalKilocalories"]
-    assert later_today["maxStressLevel"] >= morning_today["maxStressLevel"]
+    assert later_yesterday == earlier_yesterday
+    assert later_today["totalSteps"] > earlier_today["totalSteps"] > 0
+    assert later_today["totalKilocalories"] > earlier_today["totalKilocalories"]
+    assert later_today["maxStressLevel"] >= earlier_today["maxStressLevel"]
     full = generated_day(account(sbx_state, ALICE), TODAY)["summary"]
     assert later_today["totalSteps"] < full["totalSteps"]
     now = dt.datetime.fromtimestamp(clock.now, tz=dt.UTC)
     assert later_today == generated_day(account(sbx_state, ALICE), TODAY, now)["summary"]
     stress = await get_json(sbx_http, STRESS.format(day=TODAY), headers)
     assert stress["maxStressLevel"] == later_today["maxStressLevel"]
-    assert stress["endTimestampGMT"] == "2025-03-10T13:00:00.0"
+    assert stress["endTimestampGMT"] == "2025-03-10T23:50:00.0"
     assert account(sbx_state, ALICE).data_calls["summary"] == 4
 
 
@@ -329,7 +330,7 @@ async def test_stress_and_body_battery(sbx_http: Http, sbx_state: SandboxState) 
     for item in week:
         assert {"charged", "drained", "startTimestampGMT", "endTimestampGMT"} <= set(item)
         assert item["bodyBatteryValuesArray"] == []
-    assert week[-1]["endTimestampGMT"] == "2025-03-10T09:00:00.0"  # today ends "now"
+    assert week[-1]["endTimestampGMT"] == "2025-03-10T19:50:00.0"  # today ends "now"
     assert week[-2] == generated_day(account(sbx_state, ALICE), YESTERDAY)["body_battery"]
     month: dict[str, Any] = {"startDate": "2025-02-08", "endDate": "2025-03-10"}
     assert len(await get_json(sbx_http, BODY_BATTERY, headers, **month)) == 31

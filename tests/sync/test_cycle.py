@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from service.models import Activity, DailyHealth, SyncCursor
-from service.sandbox import expected_activities
+from service.sandbox import day_end_clock, expected_activities
 from tests.conftest import Api, Sandbox, raw_rows
 from tests.sync.conftest import connect, sync_now, use_db
 
 
 async def test_full_cycle_stores_every_activity_of_the_backfill(api: Api, sandbox: Sandbox) -> None:
+    sandbox.state.clock = day_end_clock()  # every activity of today has started
     await connect(api, sandbox, "user-1", "alice@example.com")
     jobs = await sync_now(api, "user-1", "activities")
     assert [job["status"] for job in jobs] == ["SUCCESS"]

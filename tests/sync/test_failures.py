@@ -25,7 +25,7 @@ from service.models import (
     SyncKind,
 )
 from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
-from service.sandbox import Account, Fault, expected_activities
+from service.sandbox import Account, Fault, day_end_clock, expected_activities
 from tests.conftest import Api, Sandbox, raw_rows
 from tests.sync.conftest import connect, drain, sync_now, use_db
 
@@ -366,6 +366,7 @@ async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
 async def test_malformed_activity_is_skipped_and_the_rest_is_stored(
     api: Api, sandbox: Sandbox
 ) -> None:
+    sandbox.state.clock = day_end_clock()  # every activity of today has started
     await connect(api, sandbox, USER, ACCOUNT, malformed_activity_every=5)
 
     jobs = await sync_now(api, USER, "activities")
@@ -390,6 +391,7 @@ async def test_backfill_pages_store_every_activity_exactly_once(
 ) -> None:
     api = await start_api(make_config(sync={"page_size": 7}))
     page_size = api.app[CONFIG].sync.page_size
+    sandbox.state.clock = day_end_clock()  # every activity of today has started
     await connect(api, sandbox, USER, ACCOUNT, activities_per_day=2)
     account = _account(sandbox)
     pages = account.data_calls["activities"]
