@@ -22,7 +22,7 @@ from service.keys import DB_CONTEXT, SCHEDULER
 from service.models import Activity, JobStatus, SyncCursor, SyncJob, SyncKind
 from service.sandbox import expected_activities
 from tests.conftest import PG_URL, Api, Sandbox, raw_rows
-from tests.hardening.faults_support import (
+from tests.support.faults import (
     backends_waiting_on_lock,
     eventually,
     not_a_500,

@@ -25,7 +25,7 @@ from service.keys import GATEWAY
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import Fault
 from tests.conftest import Api, Sandbox, raw_rows
-from tests.hardening.faults_support import Traffic, eventually, not_a_500, problem
+from tests.support.faults import Traffic, eventually, not_a_500, problem
 from tests.sync.conftest import connect, sync_now, use_db
 
 StartApi = Callable[[Config], Awaitable[Api]]

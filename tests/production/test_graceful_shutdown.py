@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.sync.replicas_support import PG_URL, Cluster, username_of
+from tests.support.replicas import PG_URL, Cluster, username_of
 from tests.sync.test_replicas import cluster, schema, start  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not PG_URL,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.production.support import (
+from tests.support.production import (
     RUNNING_STATES,
     ProductionCluster,
     Snapshot,
@@ -38,7 +38,7 @@ from tests.production.support import (
     turns_of,
     users_per_window,
 )
-from tests.sync.replicas_support import (
+from tests.support.replicas import (
     PG_URL,
     SKIP_REASON,
     eventually,

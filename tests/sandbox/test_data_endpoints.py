@@ -24,9 +24,9 @@ from service.sandbox import (
     expected_activities,
     generated_day,
 )
+from tests.support.routing import sandbox_client
 
 from .conftest import ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, FakeClock
-from .routing import sandbox_client
 
 Http = TestClient[Any, Any]
 

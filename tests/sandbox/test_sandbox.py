@@ -27,6 +27,7 @@ from service.sandbox import (
     ValidationError,
     load_seed,
 )
+from tests.support.routing import route, sandbox_client
 
 from .conftest import (
     ALICE,
@@ -38,7 +39,6 @@ from .conftest import (
     MONA_PASSWORD,
     FakeClock,
 )
-from .routing import route, sandbox_client
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "examples" / "sandbox-seed.yaml"
 PROFILE = "/userprofile-service/socialProfile"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync.replicas_support import (
+from tests.support.replicas import (
     PG_URL,
     SKIP_REASON,
     Cluster,
