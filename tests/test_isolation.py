@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from service.garmin.client import GarminSettings, _Client, configure_consumer
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 USERS = 16
 

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from service.sandbox import (
     DATA_FAMILIES,
@@ -24,11 +23,9 @@ from service.sandbox import (
     expected_activities,
     generated_day,
 )
+from tests.support.aliases import Http
 from tests.support.routing import sandbox_client
-
-from .conftest import ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, FakeClock
-
-Http = TestClient[Any, Any]
+from tests.support.sandbox import ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, FakeClock
 
 NOW = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
