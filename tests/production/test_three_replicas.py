@@ -1,7 +1,7 @@
 """Three `garmin-sync serve` replicas on one PostgreSQL database, at a production-like scale.
 
-The sandbox and each replica run as their own processes on loopback (the harness of
-`tests/sync/test_replicas.py`); 300 users connect through the replicas' API and the replicas
+The sandbox and each replica run as their own processes on loopback (the harness in
+`tests/support/replicas.py`); 300 users connect through the replicas' API and the replicas
 sync them for several intervals while one replica is SIGKILLed. Everything is then judged
 from the database's job history and the users' stored sessions: each user synced once per
 interval, never on two replicas at once, the dead replica's users taken over, no session

@@ -144,11 +144,19 @@ async def test_the_first_failure_cancels_the_other_calls_and_is_raised_as_is() -
 
 
 async def test_all_of_keeps_the_order_of_its_calls() -> None:
-    async def after(delay: float, value: int) -> int:
-        await asyncio.sleep(delay)
+    finished: list[int] = []
+    done = {value: asyncio.Event() for value in (1, 2, 3)}
+
+    async def after(previous: int | None, value: int) -> int:
+        """Finishes once call `previous` has: the calls end in another order than given."""
+        if previous is not None:
+            await done[previous].wait()
+        finished.append(value)
+        done[value].set()
         return value
 
-    assert await all_of([after(0.03, 1), after(0.0, 2), after(0.01, 3)]) == [1, 2, 3]
+    assert await all_of([after(3, 1), after(None, 2), after(2, 3)]) == [1, 2, 3]
+    assert finished == [2, 3, 1]
 
 
 def test_a_401_while_a_parallel_refresh_failed_is_not_a_definitive_rejection() -> None:
