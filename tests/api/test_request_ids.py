@@ -14,7 +14,7 @@ from service.config import Config
 from service.keys import SESSIONS
 from service.problems import PROBLEM_CONTENT_TYPE
 from service.sessions.service import StatusView
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]

@@ -7,14 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from service.config import Config
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox, raw_rows
+from tests.support.app import Api, Sandbox, raw_rows
+from tests.support.app import connect as _connected
 
 StartApi = Callable[[Config], Awaitable[Api]]
-
-
-async def _connected(api: Api, sandbox: Sandbox, **account: object) -> None:
-    sandbox.add("alice@example.com", **account)
-    assert (await api.login("user-1", "alice@example.com")).status == 200
 
 
 async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:

@@ -11,7 +11,8 @@ from service.config import Config
 from service.keys import SESSIONS
 from service.sessions import store
 from service.sessions.status_cache import StatusCache
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox, connect, sync_now
+from tests.support.app import connect as _connected
 
 StartApi = Callable[[Config], Awaitable[Api]]
 
@@ -36,11 +37,6 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(store, "load_for_status", counting)
     return seen
-
-
-async def _connected(api: Api, sandbox: Sandbox, user: str = "user-1") -> None:
-    sandbox.add("alice@example.com")
-    assert (await api.login(user, "alice@example.com")).status == 200
 
 
 async def _status(api: Api, user: str = "user-1") -> dict[str, object]:
@@ -213,8 +209,6 @@ async def test_status_reads_do_not_wait_for_transactions_holding_every_main_conn
 
 
 async def test_a_sync_finished_on_this_replica_shows_at_once(api: Api, sandbox: Sandbox) -> None:
-    from tests.sync.conftest import connect, sync_now
-
     await connect(api, sandbox, "user-1", "alice@example.com")
     before = await _status(api)
     assert before["sync"]["activities"]["last_success_at"] is None  # type: ignore[index]

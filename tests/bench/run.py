@@ -47,7 +47,7 @@ from typing import Any
 import aiohttp
 
 from tests.bench import harness as h
-from tests.sync.replicas_support import PASSWORD, REPO, TABLES, username_of
+from tests.support.replicas import PASSWORD, REPO, TABLES, username_of
 
 API_KEY = "bench-api-key-0123456789abcdef"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
@@ -117,7 +117,7 @@ class Env:
 async def empty_database(url: str) -> None:
     """Bring the schema up to date and empty every table (as the test suite does on PG).
 
-    Migrations run in a `garmin-sync migrate` subprocess, as tests/sync/replicas_support.py
+    Migrations run in a `garmin-sync migrate` subprocess, as tests/support/replicas.py
     does: Aerich keeps per-process state, so one process cannot migrate SQLite and then
     PostgreSQL."""
     from service.crypto import generate_key

@@ -3,7 +3,6 @@ the cursor's backoff and the data, driven through the real app against the sandb
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -26,8 +25,8 @@ from service.models import (
 )
 from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
-from tests.conftest import Api, Sandbox, raw_rows
-from tests.sync.conftest import connect, drain, sync_now, use_db
+from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
+from tests.support.waiting import eventually
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]
@@ -58,16 +57,6 @@ async def _row(api: Api) -> dict[str, Any]:
 async def _cursor(api: Api, kind: SyncKind = SyncKind.ACTIVITIES) -> SyncCursor:
     use_db(api)
     return await SyncCursor.get(user_id=USER, kind=kind)
-
-
-async def _eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10) -> None:
-    """Poll until `check` holds (a condition, never a fixed wait)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.01)
 
 
 async def _post_sync(api: Api, *kinds: str) -> Any:
@@ -340,7 +329,7 @@ async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
     scheduler = scheduled.app[SCHEDULER]
     calls = (account.api_calls, dict(account.data_calls))
     target = scheduler.ticks + 5
-    await _eventually(lambda: scheduler.ticks >= target)  # ticks before the last are done
+    await eventually(lambda: scheduler.ticks >= target)  # ticks before the last are done
 
     assert (account.api_calls, account.data_calls) == calls
     use_db(scheduled)
@@ -355,7 +344,7 @@ async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
         return await SyncJob.filter(user_id=USER, trigger=JobTrigger.SCHEDULED,
                                     status="SUCCESS").count() == 2
 
-    await _eventually(both_synced)
+    await eventually(both_synced)
     await drain(scheduled)
     assert account.api_calls > calls[0]
 
@@ -504,7 +493,7 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     assert response.status == 202, await response.text()
     job_id = (await response.json())["jobs"][0]["id"]
     # the job has loaded the row and is refreshing at Garmin
-    await _eventually(lambda: account.exchanges > exchanges)
+    await eventually(lambda: account.exchanges > exchanges)
 
     # the lease is in the database: a login on either instance is refused while it runs
     for instance in (first, second):
@@ -544,7 +533,7 @@ async def test_second_sync_while_a_job_runs_is_refused_as_busy(
     response = await _post_sync(api, "activities")
     assert response.status == 202, await response.text()
     job_id = (await response.json())["jobs"][0]["id"]
-    await _eventually(lambda: account.api_calls > calls)  # the job is at Garmin
+    await eventually(lambda: account.api_calls > calls)  # the job is at Garmin
 
     await _problem(await _post_sync(api, "activities"), 409, "user-busy")
 
