@@ -36,9 +36,9 @@ from service.keys import (
     SESSIONS,
     SYNC,
 )
-from service.leases import UserLeases
 from service.metrics import Metrics, loop_lag_ctx
 from service.sessions.service import SessionService
+from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
 from service.sync.service import SyncService

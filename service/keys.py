@@ -8,9 +8,9 @@ from tortoise.context import TortoiseContext
 from service.config import Config
 from service.crypto import Cipher
 from service.garmin import GarminGateway
-from service.leases import UserLeases
 from service.metrics import Metrics
 from service.sessions.service import SessionService
+from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SyncScheduler
 from service.sync.service import SyncService

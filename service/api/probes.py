@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
 from service.metrics import CONTENT_TYPE
 from service.problems import Problem
-from service.sessions.store import utcnow
+from service.store.sessions import utcnow
 
 log = logging.getLogger(__name__)
 

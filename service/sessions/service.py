@@ -29,13 +29,13 @@ from service.garmin import (
     MfaCodeInvalid,
     RateLimited,
 )
-from service.leases import UserLeases
 from service.models import GarminAuthenticationState, SessionStatus
 from service.problems import Problem
-from service.sessions import store
 from service.sessions.status_cache import StatusCache
-from service.sessions.vault import MFA, SESSION, SessionVault
-from service.sync import store as sync_store
+from service.store import sessions as store
+from service.store import sync as sync_store
+from service.store.leases import UserLeases
+from service.store.vault import MFA, SESSION, SessionVault
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from service.garmin import (
     SessionCalls,
 )
 from service.garmin.connect import fetch_activities, fetch_days
-from service.leases import Lease, LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
     JobStatus,
@@ -46,11 +45,12 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
-    sql,
 )
-from service.sessions import store as session_store
-from service.sessions.vault import SESSION, SessionVault
-from service.sync import store
+from service.store import sessions as session_store
+from service.store import sql
+from service.store import sync as store
+from service.store.leases import Lease, LeaseLost, UserLeases
+from service.store.vault import SESSION, SessionVault
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
 
 if TYPE_CHECKING:

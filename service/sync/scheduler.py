@@ -32,10 +32,10 @@ from tortoise.context import TortoiseContext
 
 from service import db
 from service.config import ConfigError, SyncConfig
-from service.leases import Lease
 from service.models import JobStatus, JobTrigger, SyncCursor, SyncJob
-from service.sessions.store import utcnow
-from service.sync import store
+from service.store import sync as store
+from service.store.leases import Lease
+from service.store.sessions import utcnow
 from service.sync.runner import SyncRunner
 
 log = logging.getLogger(__name__)

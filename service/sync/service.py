@@ -12,7 +12,6 @@ from typing import Generic, TypeVar
 
 from tortoise.expressions import Q
 
-from service.leases import UserLeases
 from service.models import (
     Activity,
     DailyHealth,
@@ -23,8 +22,9 @@ from service.models import (
     SyncKind,
 )
 from service.problems import Problem, bad_request
-from service.sessions import store as session_store
-from service.sync import store
+from service.store import sessions as session_store
+from service.store import sync as store
+from service.store.leases import UserLeases
 from service.sync.scheduler import SyncScheduler
 
 MAX_HEALTH_RANGE_DAYS = 366

@@ -9,8 +9,8 @@ import pytest
 
 from service.config import Config
 from service.keys import SESSIONS
-from service.sessions import store
 from service.sessions.status_cache import StatusCache
+from service.store import sessions as store
 from tests.conftest import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]

@@ -843,7 +843,7 @@ def activity_rows(count: int) -> list[dict[str, Any]]:
 async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
     from service import db as service_db
     from service.models import Activity
-    from service.sync import store
+    from service.store import sync as store
 
     env = Env(root, "upsert", db)
     rows = activity_rows(10_000)
@@ -949,7 +949,7 @@ async def seed_users(url: str, key: str, session: str, count: int, due: datetime
     from service import db as service_db
     from service.crypto import Cipher
     from service.models import GarminAuthenticationState, SessionStatus, SyncCursor, SyncKind
-    from service.sessions.vault import SESSION
+    from service.store.vault import SESSION
 
     cipher = Cipher([key])
     ctx = await service_db.open_context(url)

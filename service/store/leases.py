@@ -7,7 +7,7 @@ pass claims all its users' leases with one such statement). It needs no transact
 across a Garmin call. Every claim bumps `token`, a fencing token: a worker whose lease
 expired (it stalled or died) can no longer pass `fence()`, so its late writes are refused.
 Inside one process a set of held user ids answers "busy" without a database round trip.
-The statements are hand-written (`service.models.sql`): every sync job claims, fences and
+The statements are hand-written (`service.store.sql`): every sync job claims, fences and
 releases a lease.
 """
 
@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from service.models import UserLease, sql
-from service.sessions.store import utcnow
+from service.models import UserLease
+from service.store import sql
+from service.store.sessions import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from service import db
-from service.models import GarminAuthenticationState, SyncCursor, sql
+from service.models import GarminAuthenticationState, SyncCursor
+from service.store import sql
 
 LOAD = sql.Sql("SELECT * FROM garmin_authentication_state WHERE user_id = ?")
 _AUTH_COLUMNS = tuple(GarminAuthenticationState._meta.fields_db_projection.values())
