@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service import db
 from service.app import create_app
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config, load_config
 from service.crypto import generate_key
 from service.keys import DB_CONTEXT
@@ -127,13 +128,14 @@ class Api:
 @pytest.fixture
 def start_api(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
-) -> Callable[[Config], Awaitable[Api]]:
-    """Start an app instance (several per test model a restart or a second replica)."""
+) -> Callable[..., Awaitable[Api]]:
+    """Start an app instance (several per test model a restart or a second replica), on the
+    system's clock unless given another."""
     started = 0
 
-    async def start(config: Config) -> Api:
+    async def start(config: Config, clock: Clock = SYSTEM_CLOCK) -> Api:
         nonlocal started
-        client = await aiohttp_client(create_app(config))
+        client = await aiohttp_client(create_app(config, clock))
         if started == 0:
             await _empty_tables(client.server.app)
         started += 1
@@ -143,7 +145,7 @@ def start_api(
 
 
 @pytest.fixture
-async def api(make_config: Callable[..., Config], start_api: Callable[[Config], Awaitable[Api]]
+async def api(make_config: Callable[..., Config], start_api: Callable[..., Awaitable[Api]]
               ) -> AsyncIterator[Api]:
     yield await start_api(make_config())
 

@@ -9,10 +9,10 @@ import logging
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from service.clock import utcnow
 from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
 from service.metrics import CONTENT_TYPE
 from service.problems import Problem
-from service.store.sessions import utcnow
 
 log = logging.getLogger(__name__)
 

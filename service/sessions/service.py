@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from service.clock import SYSTEM_CLOCK, Clock, Monotonic
 from service.config import Config
 from service.crypto import Cipher, DecryptionError
 from service.garmin import (
@@ -88,18 +89,18 @@ class SessionService:
         gateway: GarminGateway,
         cipher: Cipher,
         leases: UserLeases,
-        clock: Callable[[], datetime] = store.utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._config = config
         self._gateway = gateway
         self._vault = SessionVault(cipher)
         self._leases = leases
-        self._clock = clock
+        self._clock = clock.now
         self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
         self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
-        self._throttled_until: dict[str, float] = {}  # user -> monotonic end of a Garmin 429
+        self.throttle = GarminThrottle(config.login.cooldown_seconds, clock.monotonic)
         self.status_cache: StatusCache[StatusView] = StatusCache(
-            config.status.cache_seconds, config.status.cache_max_users)
+            config.status.cache_seconds, config.status.cache_max_users, clock.monotonic)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class SessionService:
         fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
         if fresh and not refresh:
             return self._view(row, "cached")
-        if self._throttled(user_id):
+        if self.throttle.holds(user_id):
             return self._view(row, "unavailable")
         pending = self._live_checks.get(user_id)
         if pending is None:
@@ -341,22 +342,6 @@ class SessionService:
             self._live_checks[user_id] = pending
             pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
         return await asyncio.shield(pending)
-
-    def _throttled(self, user_id: str) -> bool:
-        until = self._throttled_until.get(user_id)
-        if until is not None and until <= time.monotonic():
-            del self._throttled_until[user_id]
-            return False
-        return until is not None
-
-    def _throttle(self, user_id: str, retry_after: int | None) -> None:
-        """After a Garmin 429 no live check for this user until Garmin's Retry-After (or
-        `login.cooldown_seconds` when it gives none): asking again extends the block."""
-        now = time.monotonic()
-        if len(self._throttled_until) >= 10_000:
-            self._throttled_until = {u: t for u, t in self._throttled_until.items() if t > now}
-        wait = retry_after if retry_after else self._config.login.cooldown_seconds
-        self._throttled_until[user_id] = now + wait
 
     def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
         self._live_checks.pop(user_id, None)
@@ -385,7 +370,7 @@ class SessionService:
         except GarminError as exc:
             log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
             if isinstance(exc, RateLimited):
-                self._throttle(user_id, exc.retry_after)
+                self.throttle.start(user_id, exc.retry_after)
             if exc.refreshed_session:
                 await self._vault.write_back(row, exc.refreshed_session)
             return self._view(row, "unavailable")
@@ -414,6 +399,31 @@ class SessionService:
                 log.info("user %s disconnected their Garmin session", user_id)
 
         await self._exclusive(user_id, "disconnect", remove)
+
+
+class GarminThrottle:
+    """After a Garmin 429 no live check for the user until Garmin's Retry-After (or
+    `default_seconds` when it gives none) has passed: asking again extends the block."""
+
+    MAX_USERS = 10_000
+
+    def __init__(self, default_seconds: float, clock: Monotonic = time.monotonic) -> None:
+        self._default = default_seconds
+        self._clock = clock
+        self._until: dict[str, float] = {}  # user -> monotonic end of the block
+
+    def start(self, user_id: str, retry_after: int | None) -> None:
+        now = self._clock()
+        if len(self._until) >= self.MAX_USERS:
+            self._until = {user: end for user, end in self._until.items() if end > now}
+        self._until[user_id] = now + (retry_after if retry_after else self._default)
+
+    def holds(self, user_id: str) -> bool:
+        until = self._until.get(user_id)
+        if until is not None and until <= self._clock():
+            del self._until[user_id]
+            return False
+        return until is not None
 
 
 def _retrieve(shared: asyncio.Future[Any]) -> None:

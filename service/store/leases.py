@@ -16,16 +16,16 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from service.clock import Now, utcnow
 from service.models import UserLease
 from service.store import sql
-from service.store.sessions import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class UserLeases:
     """Claims, renews, fences and releases per-user leases for one worker."""
 
     def __init__(
-        self, worker_id: str, ttl_seconds: float, clock: Callable[[], datetime] = utcnow
+        self, worker_id: str, ttl_seconds: float, clock: Now = utcnow
     ) -> None:
         self.worker_id = worker_id
         self._ttl = timedelta(seconds=ttl_seconds)

@@ -8,13 +8,13 @@ overwriting a newer login.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from service import db
+from service.clock import utcnow
 from service.models import GarminAuthenticationState, SyncCursor
 from service.store import sql
 
@@ -29,10 +29,6 @@ LOAD_FOR_STATUS = sql.Sql(f"""
     LEFT JOIN garmin_authentication_state AS a ON a.user_id = wanted.user_id
     LEFT JOIN sync_cursor AS c ON c.user_id = wanted.user_id
 """)  # noqa: S608 - column names come from the models; the user id is a parameter
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def load(user_id: str) -> GarminAuthenticationState | None:

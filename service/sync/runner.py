@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from service import logs
+from service.clock import Now, utcnow
 from service.config import SyncConfig
 from service.crypto import Cipher, DecryptionError
 from service.garmin import (
@@ -118,7 +119,7 @@ class SyncRunner:
         gateway: GarminGateway,
         cipher: Cipher,
         leases: UserLeases,
-        clock: Callable[[], datetime] = session_store.utcnow,
+        clock: Now = utcnow,
         metrics: Metrics | None = None,
     ) -> None:
         self._config = config

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from tortoise.expressions import Q
 
+from service.clock import Now, utcnow
 from service.models import (
     Activity,
     DailyHealth,
@@ -55,7 +56,7 @@ def _decode(cursor: str, count: int) -> list[str]:
 
 class SyncService:
     def __init__(self, scheduler: SyncScheduler, leases: UserLeases,
-                 clock: Callable[[], datetime] = session_store.utcnow) -> None:
+                 clock: Now = utcnow) -> None:
         self._scheduler = scheduler
         self._leases = leases
         self._clock = clock

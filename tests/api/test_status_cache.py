@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from service.clock import ManualClock
 from service.config import Config
 from service.keys import SESSIONS
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from tests.conftest import Api, Sandbox
 
-StartApi = Callable[[Config], Awaitable[Api]]
+StartApi = Callable[..., Awaitable[Api]]
 
 
 class FakeClock:
@@ -128,11 +129,14 @@ async def test_the_entry_never_outlives_the_validation_it_reports(
     sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
 ) -> None:
     """A cached VALID turns into a live check when the validation TTL ends, not later."""
+    clock = ManualClock()
     api = await start_api(make_config(status={"cache_seconds": 3600,
-                                              "validation_ttl_seconds": 1}))
+                                              "validation_ttl_seconds": 1}), clock)
     await _connected(api, sandbox)
     assert (await _status(api))["checked"] == "cached"
-    await asyncio.sleep(1.1)
+    clock.advance(0.9)
+    assert (await _status(api))["checked"] == "cached"
+    clock.advance(0.1)
     assert (await _status(api))["checked"] == "live"
 
 
