@@ -10,9 +10,9 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from service.clock import utcnow
+from service.errors import NotReady
 from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
 from service.metrics import CONTENT_TYPE
-from service.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,7 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[CONFIG].sync.enabled and not request.app[SCHEDULER].running:
         failing.append("scheduler")
     if failing:
-        raise Problem(503, "not-ready", "Not ready",
-                      f"Not ready: {', '.join(failing)}.", failing=failing)
+        raise NotReady(failing)
     return web.json_response({"status": "ready"})
 
 

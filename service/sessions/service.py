@@ -19,19 +19,26 @@ from typing import Any, Literal
 from service.clock import SYSTEM_CLOCK, Clock, Monotonic
 from service.config import Config
 from service.crypto import Cipher, DecryptionError
+from service.errors import (
+    InvalidGarminCredentials,
+    LoginCooldown,
+    MfaExpired,
+    MfaUnreadable,
+    NoPendingMfa,
+    UserBusy,
+    WriteConflict,
+    WrongMfaCode,
+)
 from service.garmin import (
     AuthRejected,
     GarminError,
     GarminGateway,
-    GarminProtocolError,
-    GarminUnavailable,
     InvalidCredentials,
     MfaChallengeLost,
     MfaCodeInvalid,
     RateLimited,
 )
 from service.models import GarminAuthenticationState, SessionStatus
-from service.problems import Problem
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from service.store import sync as sync_store
@@ -61,23 +68,6 @@ class StatusView:
     mfa_expires_at: datetime | None
     reason: str | None
     sync: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def garmin_problem(error: GarminError) -> Problem:
-    """How a Garmin failure reads to our callers (never the raw upstream text)."""
-    if isinstance(error, RateLimited):
-        retry = str(error.retry_after) if error.retry_after else "60"
-        return Problem(429, "garmin-rate-limited", "Garmin rate limit",
-                       "Garmin is throttling this account; try again later.",
-                       headers={"Retry-After": retry}, retry_after=int(retry))
-    if isinstance(error, GarminUnavailable):
-        detail = "Garmin did not answer in time." if error.timeout else "Garmin is unreachable."
-        return Problem(503, "garmin-unavailable", "Garmin unavailable", detail,
-                       headers={"Retry-After": "30"})
-    if isinstance(error, GarminProtocolError):
-        return Problem(502, "garmin-bad-response", "Bad answer from Garmin",
-                       "Garmin sent an answer the service cannot use; try again later.")
-    return Problem(502, "garmin-error", "Garmin error", error.detail)
 
 
 class SessionService:
@@ -110,10 +100,6 @@ class SessionService:
     def _open(self, user_id: str, purpose: str, sealed: str) -> str:
         return self._vault.open(user_id, purpose, sealed)
 
-    def _busy(self) -> Problem:
-        return Problem(409, "user-busy", "User busy",
-                       "Another login, MFA or sync for this user is in progress; retry shortly.")
-
     async def _exclusive(
         self, user_id: str, purpose: str, work: Callable[[], Awaitable[Any]]
     ) -> Any:
@@ -121,7 +107,7 @@ class SessionService:
         on any replica: they hold the same per-user lease."""
         async with self._leases.hold(user_id, purpose) as lease:
             if lease is None:
-                raise self._busy()
+                raise UserBusy()
             try:
                 return await work()
             finally:
@@ -144,9 +130,7 @@ class SessionService:
         now = self._clock()
         if row.login_cooldown_until and row.login_cooldown_until > now:
             wait = int((row.login_cooldown_until - now).total_seconds()) + 1
-            raise Problem(429, "login-cooldown", "Login cooling down",
-                          "Garmin throttled this account recently; wait before trying again.",
-                          headers={"Retry-After": str(wait)}, retry_after=wait)
+            raise LoginCooldown(wait)
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
@@ -156,13 +140,12 @@ class SessionService:
             log.warning("login for user %s throttled by Garmin; cooling down %ss",
                         user_id, cooldown)
             exc.retry_after = cooldown
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         except InvalidCredentials:
-            raise Problem(422, "garmin-invalid-credentials", "Invalid Garmin credentials",
-                          "Garmin rejected the username or password.") from None
+            raise InvalidGarminCredentials() from None
         except GarminError as exc:
             log.warning("login for user %s failed: %s", user_id, exc.detail)
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         if result.session is not None:
             await self._store_new_session(row, result.session, started=now)
             log.info("user %s connected a Garmin session", user_id)
@@ -183,8 +166,7 @@ class SessionService:
             if fresh is None:
                 fresh = await store.load_or_create(row.user_id)
             row.__dict__.update(fresh.__dict__)
-        raise Problem(409, "write-conflict", "Concurrent update",
-                      "The user's session changed concurrently; retry.")
+        raise WriteConflict()
 
     async def _store_new_session(
         self, row: GarminAuthenticationState, session: str, started: datetime
@@ -204,8 +186,7 @@ class SessionService:
                 log.info("user %s: a newer login finished first; keeping it", row.user_id)
                 return
             row.__dict__.update(fresh.__dict__)
-        raise Problem(409, "write-conflict", "Concurrent update",
-                      "The user's session changed concurrently; retry.")
+        raise WriteConflict()
 
     # --- MFA ----------------------------------------------------------------------------
 
@@ -215,18 +196,15 @@ class SessionService:
     async def _submit_mfa(self, user_id: str, code: str) -> None:
         row = await store.load(user_id)
         if row is None or not row.mfa_pending or not row.mfa_state:
-            raise Problem(409, "no-pending-mfa", "No pending MFA",
-                          "There is no login waiting for an MFA code; log in first.")
+            raise NoPendingMfa()
         if row.mfa_expires_at is None or row.mfa_expires_at <= self._clock():
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-expired", "MFA expired",
-                          "The MFA challenge expired; log in again.")
+            raise MfaExpired()
         try:
             mfa_state = self._open(user_id, MFA, row.mfa_state)
         except DecryptionError:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-unreadable", "MFA challenge unusable",
-                          "The pending MFA challenge cannot be used; log in again.") from None
+            raise MfaUnreadable() from None
         started = self._clock()
         try:
             session = await self._gateway.resume_mfa(user_id, mfa_state, code)
@@ -234,10 +212,9 @@ class SessionService:
             await self._wrong_mfa_code(row, exc.mfa_state)
         except MfaChallengeLost:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-expired", "MFA expired",
-                          "Garmin no longer accepts this MFA challenge; log in again.") from None
+            raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
         except GarminError as exc:
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         else:
             await self._store_new_session(row, session, started=started)
             log.info("user %s finished MFA and connected a Garmin session", user_id)
@@ -247,16 +224,12 @@ class SessionService:
         remaining = self._config.mfa.max_attempts - attempts
         if remaining <= 0:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
-                          "The MFA code was wrong too many times; log in again.",
-                          attempts_remaining=0)
+            raise WrongMfaCode(attempts_remaining=0)
         changes: dict[str, Any] = {"mfa_attempts": attempts}
         if new_state:
             changes["mfa_state"] = self._seal(row.user_id, MFA, new_state)
         await store.compare_and_set(row, **changes)
-        raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
-                      "Garmin did not accept the MFA code; try again.",
-                      attempts_remaining=remaining)
+        raise WrongMfaCode(attempts_remaining=remaining)
 
     # --- status -------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import pytest
 
 from service import logs
 from service.config import Config
+from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import SESSIONS
-from service.problems import PROBLEM_CONTENT_TYPE
 from service.sessions.service import StatusView
 from tests.conftest import Api, Sandbox
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 from tortoise.exceptions import DBConnectionError
 
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 
 T = TypeVar("T")
 

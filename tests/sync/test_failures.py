@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from service.config import Config
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.keys import CIPHER, CONFIG, RUNNER, SCHEDULER
 from service.models import (
     Activity,
@@ -24,7 +25,6 @@ from service.models import (
     SyncJob,
     SyncKind,
 )
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.sandbox import Account, Fault, expected_activities
 from tests.conftest import Api, Sandbox, raw_rows
 from tests.sync.conftest import connect, drain, sync_now, use_db
