@@ -30,10 +30,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from tortoise.expressions import Case, Q, When
 from tortoise.functions import Count
 
-from service.models import GarminAuthenticationState, SessionStatus
+from service.models import GarminAuthenticationState, SessionStatus, status_expression
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLIENT_CLOSED_STATUS = 499  # nginx's convention: the caller went away before the answer
-SESSION_STATUSES = ("VALID", "MFA_PENDING", "EXPIRED", "MISSING")
+SESSION_STATUSES = tuple(status.value for status in SessionStatus)
 GARMIN_OUTCOMES = ("ok", "auth_rejected", "invalid_credentials", "mfa_invalid",
                    "mfa_challenge_lost", "rate_limited", "unavailable", "timeout", "protocol",
                    "error")
@@ -224,13 +223,9 @@ class Metrics:
         self.sync_running.set_function(running)
 
     async def refresh_sessions(self, now: datetime) -> None:
-        """Count sessions by status with one grouped query (statuses as `/status` reports)."""
-        state = Case(
-            When(session_data__isnull=False, then="VALID"),
-            When(Q(mfa_pending=True, mfa_expires_at__gt=now), then="MFA_PENDING"),
-            When(status=SessionStatus.EXPIRED, then="EXPIRED"),
-            default="MISSING",
-        )
+        """Count sessions by status with one grouped query (by the rule `/status` reports
+        with: `service.models.status_of`)."""
+        state = status_expression(now)
         # `.values()`, not `.values_list()`: Tortoise 1.1 repeats the CASE in the select list
         # of `values_list` with fresh parameters, which PostgreSQL refuses as ungrouped
         rows = await asyncio.wait_for(

@@ -38,7 +38,7 @@ from service.garmin import (
     MfaCodeInvalid,
     RateLimited,
 )
-from service.models import GarminAuthenticationState, SessionStatus
+from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from service.store import sync as sync_store
@@ -60,7 +60,7 @@ class LoginOutcome:
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
 class StatusView:
-    status: str
+    status: SessionStatus
     checked: Checked
     last_validated: datetime | None
     connected_at: datetime | None
@@ -235,18 +235,12 @@ class SessionService:
 
     def _view(self, row: GarminAuthenticationState | None, checked: Checked) -> StatusView:
         if row is None:
-            return StatusView(SessionStatus.MISSING.value, "none", None, None, False, None, None)
-        mfa_live = bool(row.mfa_pending and row.mfa_expires_at
-                        and row.mfa_expires_at > self._clock())
-        if row.session_data:
-            status = SessionStatus.VALID.value
-        elif mfa_live:
-            status = "MFA_PENDING"
-        else:
-            status = row.status.value if row.status != SessionStatus.VALID else "MISSING"
-        return StatusView(status, checked if row.session_data else "none", row.last_validated,
-                          row.connected_at, mfa_live,
-                          row.mfa_expires_at if mfa_live else None, row.status_reason)
+            return StatusView(SessionStatus.MISSING, "none", None, None, False, None, None)
+        now = self._clock()
+        waiting = mfa_live(row, now)
+        return StatusView(status_of(row, now), checked if row.session_data else "none",
+                          row.last_validated, row.connected_at, waiting,
+                          row.mfa_expires_at if waiting else None, row.status_reason)
 
     async def status(self, user_id: str, refresh: bool = False) -> StatusView:
         """The session's status plus where each kind of sync stands.
@@ -333,7 +327,7 @@ class SessionService:
         except DecryptionError as exc:
             log.error("user %s: stored session cannot be decrypted (%s)", user_id, exc)
             view = self._view(row, "live")
-            return StatusView(SessionStatus.EXPIRED.value, "live", view.last_validated,
+            return StatusView(SessionStatus.EXPIRED, "live", view.last_validated,
                               view.connected_at, view.mfa_pending, view.mfa_expires_at,
                               "stored session cannot be decrypted; log in again")
         try:

@@ -16,6 +16,7 @@ from aiohttp import web
 from service import errors
 from service.api.parsing import object_schema
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
+from service.models import SessionStatus
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 DATETIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
@@ -48,7 +49,7 @@ STATUS_SCHEMA = {
     "required": ["status", "checked", "last_validated", "connected_at", "mfa_pending",
                  "mfa_expires_at", "reason", "sync"],
     "properties": {
-        "status": {"enum": ["VALID", "MISSING", "EXPIRED", "MFA_PENDING"]},
+        "status": {"enum": [status.value for status in SessionStatus]},
         "checked": {"enum": ["live", "cached", "unavailable", "none"]},
         "last_validated": DATETIME_OR_NULL,
         "connected_at": DATETIME_OR_NULL,
