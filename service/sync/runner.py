@@ -60,20 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunnerStats:
-    """Counters an operator wants to see (exported as metrics by the production issue)."""
-
-    refreshes_persisted: int = 0
-    stale_sessions_dropped: int = 0
-    jobs_by_status: dict[str, int] | None = None
-
-    def count(self, status: JobStatus) -> None:
-        if self.jobs_by_status is None:
-            self.jobs_by_status = {}
-        self.jobs_by_status[status.value] = self.jobs_by_status.get(status.value, 0) + 1
-
-
 @dataclass(frozen=True)
 class Plan:
     first_day: date
@@ -127,7 +113,6 @@ class SyncRunner:
         self._vault = SessionVault(cipher)
         self._leases = leases
         self._clock = clock
-        self.stats = RunnerStats()
         self.metrics = metrics
         # told the user id after their jobs ran (the status cache drops its entry)
         self.on_user_changed: Callable[[str], None] | None = None
@@ -161,11 +146,6 @@ class SyncRunner:
         return Plan(first, today)
 
     # --- the job ------------------------------------------------------------------------
-
-    async def run(self, job: SyncJob) -> SyncJob:
-        """Run one PENDING job to a final status; SKIPPED when the user is busy elsewhere."""
-        await self.run_for_user([job])
-        return job
 
     async def run_for_user(self, jobs: list[SyncJob], lease: Lease | None = None) -> None:
         """Run one user's jobs in order under one lease (claimed here unless given).
@@ -249,7 +229,6 @@ class SyncRunner:
         self._count(job, status)
 
     def _count(self, job: SyncJob, status: JobStatus) -> None:
-        self.stats.count(status)
         if self.metrics is not None:
             self.metrics.sync_job(job.kind.value, status.value)
 
@@ -309,13 +288,10 @@ class SyncRunner:
         if not session:
             return
         if await self._vault.write_back(row, session):
-            self.stats.refreshes_persisted += 1
             if self.metrics is not None:
                 self.metrics.refresh_persisted()
-        else:
-            self.stats.stale_sessions_dropped += 1
-            if self.metrics is not None:
-                self.metrics.stale_session_dropped()
+        elif self.metrics is not None:
+            self.metrics.stale_session_dropped()
 
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1

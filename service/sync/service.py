@@ -19,7 +19,6 @@ from service.models import (
     DailyHealth,
     JobTrigger,
     SessionStatus,
-    SyncCursor,
     SyncJob,
     SyncKind,
 )
@@ -129,6 +128,3 @@ class SyncService:
         return await DailyHealth.filter(
             user_id=user_id, calendar_date__gte=first, calendar_date__lte=last
         ).order_by("calendar_date")
-
-    async def summary(self, user_id: str) -> dict[str, SyncCursor]:
-        return {cursor.kind.value: cursor for cursor in await store.cursors_of(user_id)}

@@ -15,7 +15,7 @@ import pytest
 
 from service.config import Config
 from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
-from service.keys import CIPHER, CONFIG, RUNNER, SCHEDULER
+from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
 from service.models import (
     Activity,
     DailyHealth,
@@ -96,6 +96,12 @@ def _backfill_window(api: Api, account: Account) -> list[dict[str, Any]]:
 async def _stored_activity_ids(api: Api) -> list[int]:
     use_db(api)
     return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
+
+
+def _counted(api: Api, counter: str) -> float:
+    """A counter of the instance's Prometheus registry (absent before its first increment)."""
+    value = api.app[METRICS].registry.get_sample_value(f"garmin_sync_{counter}_total")
+    return value or 0.0
 
 
 def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
@@ -449,7 +455,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     account = _account(sandbox)
     before = await _row(api)
     refreshes = account.refreshes
-    persisted = api.app[RUNNER].stats.refreshes_persisted
+    persisted = _counted(api, "session_refreshes_persisted")
     # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
 
@@ -463,7 +469,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
     assert _session_of(api, after["session_data"])[1]["access_token"] == newest
     assert _session_of(api, before["session_data"])[1]["access_token"] != newest
-    assert api.app[RUNNER].stats.refreshes_persisted == persisted + 1
+    assert _counted(api, "session_refreshes_persisted") == persisted + 1
 
 
 async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
@@ -494,8 +500,8 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
     account = _account(sandbox)
     account.latency_ms = 300
-    stats = first.app[RUNNER].stats
-    dropped, persisted = stats.stale_sessions_dropped, stats.refreshes_persisted
+    dropped = _counted(first, "stale_session_writes_dropped")
+    persisted = _counted(first, "session_refreshes_persisted")
     exchanges, logins = account.exchanges, account.login_attempts
 
     response = await _post_sync(first, "activities")
@@ -527,8 +533,8 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     assert account.refreshes > 0
     after = await _row(first)
     assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
-    assert stats.stale_sessions_dropped == dropped + 1
-    assert stats.refreshes_persisted == persisted
+    assert _counted(first, "stale_session_writes_dropped") == dropped + 1
+    assert _counted(first, "session_refreshes_persisted") == persisted
 
 
 async def test_second_sync_while_a_job_runs_is_refused_as_busy(
