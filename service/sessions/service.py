@@ -1,22 +1,19 @@
-"""Connect, finish MFA, check and disconnect a user's Garmin session.
+"""Connect, finish MFA and disconnect a user's Garmin session (its status: `status`).
 
-Load-Use-Update for every Garmin call that uses a stored session: load the row and its
-version, use a fresh client in the thread pool, write back a refreshed session with
-compare-and-set. A definitive rejection clears the session (EXPIRED); a transient failure
-changes nothing.
+A user's own actions never overlap, with each other nor with a sync job, on any replica:
+each holds the user's lease. A new login's session is written with compare-and-set unless a
+login that started later already finished, and makes the user's syncs due again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from service.clock import SYSTEM_CLOCK, Clock, Monotonic
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config
 from service.crypto import Cipher, DecryptionError
 from service.errors import (
@@ -30,7 +27,6 @@ from service.errors import (
     WrongMfaCode,
 )
 from service.garmin import (
-    AuthRejected,
     GarminError,
     GarminGateway,
     InvalidCredentials,
@@ -38,17 +34,14 @@ from service.garmin import (
     MfaCodeInvalid,
     RateLimited,
 )
-from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
-from service.sessions.status_cache import StatusCache
+from service.models import GarminAuthenticationState, SessionStatus
+from service.sessions.status import StatusChecks
 from service.store import sessions as store
 from service.store import sync as sync_store
 from service.store.leases import UserLeases
 from service.store.vault import MFA, SESSION, SessionVault
 
 log = logging.getLogger(__name__)
-
-
-Checked = Literal["live", "cached", "unavailable", "none"]
 
 
 @dataclass(frozen=True)
@@ -58,19 +51,7 @@ class LoginOutcome:
     expires_at: datetime | None = None
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
-class StatusView:
-    status: SessionStatus
-    checked: Checked
-    last_validated: datetime | None
-    connected_at: datetime | None
-    mfa_pending: bool
-    mfa_expires_at: datetime | None
-    reason: str | None
-    sync: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-class SessionService:
+class SessionService(StatusChecks):
     """The use cases behind `/api/v1/garmin/session/*`."""
 
     def __init__(
@@ -81,24 +62,10 @@ class SessionService:
         leases: UserLeases,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._config = config
-        self._gateway = gateway
-        self._vault = SessionVault(cipher)
+        super().__init__(config, gateway, SessionVault(cipher), clock)
         self._leases = leases
-        self._clock = clock.now
-        self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
-        self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
-        self.throttle = GarminThrottle(config.login.cooldown_seconds, clock.monotonic)
-        self.status_cache: StatusCache[StatusView] = StatusCache(
-            config.status.cache_seconds, config.status.cache_max_users, clock.monotonic)
 
     # --- helpers ------------------------------------------------------------------------
-
-    def _seal(self, user_id: str, purpose: str, plaintext: str) -> str:
-        return self._vault.seal(user_id, purpose, plaintext)
-
-    def _open(self, user_id: str, purpose: str, sealed: str) -> str:
-        return self._vault.open(user_id, purpose, sealed)
 
     async def _exclusive(
         self, user_id: str, purpose: str, work: Callable[[], Awaitable[Any]]
@@ -153,7 +120,7 @@ class SessionService:
         assert result.mfa_state is not None
         expires_at = self._clock() + timedelta(seconds=self._config.mfa.ttl_seconds)
         await self._write_latest(row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
-                                 mfa_state=self._seal(user_id, MFA, result.mfa_state))
+                                 mfa_state=self._vault.seal(user_id, MFA, result.mfa_state))
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
 
@@ -172,7 +139,7 @@ class SessionService:
         self, row: GarminAuthenticationState, session: str, started: datetime
     ) -> None:
         """Persist a new login unless a login that started later already finished."""
-        changes = {"session_data": self._seal(row.user_id, SESSION, session),
+        changes = {"session_data": self._vault.seal(row.user_id, SESSION, session),
                    "status": SessionStatus.VALID, "status_reason": None,
                    "connected_at": started, "last_validated": self._clock(),
                    "login_cooldown_until": None, **self._mfa_cleared()}
@@ -201,7 +168,7 @@ class SessionService:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaExpired()
         try:
-            mfa_state = self._open(user_id, MFA, row.mfa_state)
+            mfa_state = self._vault.open(user_id, MFA, row.mfa_state)
         except DecryptionError:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaUnreadable() from None
@@ -227,135 +194,9 @@ class SessionService:
             raise WrongMfaCode(attempts_remaining=0)
         changes: dict[str, Any] = {"mfa_attempts": attempts}
         if new_state:
-            changes["mfa_state"] = self._seal(row.user_id, MFA, new_state)
+            changes["mfa_state"] = self._vault.seal(row.user_id, MFA, new_state)
         await store.compare_and_set(row, **changes)
         raise WrongMfaCode(attempts_remaining=remaining)
-
-    # --- status -------------------------------------------------------------------------
-
-    def _view(self, row: GarminAuthenticationState | None, checked: Checked) -> StatusView:
-        if row is None:
-            return StatusView(SessionStatus.MISSING, "none", None, None, False, None, None)
-        now = self._clock()
-        waiting = mfa_live(row, now)
-        return StatusView(status_of(row, now), checked if row.session_data else "none",
-                          row.last_validated, row.connected_at, waiting,
-                          row.mfa_expires_at if waiting else None, row.status_reason)
-
-    async def status(self, user_id: str, refresh: bool = False) -> StatusView:
-        """The session's status plus where each kind of sync stands.
-
-        A repeated poll is answered from `status_cache`; `refresh` always reads (and asks
-        Garmin).
-        """
-        if refresh:
-            return await self._read_status(user_id, refresh=True)
-        cached = self.status_cache.get(user_id)
-        if cached is not None:
-            return cached
-        # one read per user at a time: when an entry runs out under heavy polling, the
-        # polls waiting for it share that read instead of all going to the database
-        pending = self._status_reads.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._read_status(user_id, refresh=False))
-            self._status_reads[user_id] = pending
-            pending.add_done_callback(lambda done: self._status_read_done(user_id, done))
-        return await asyncio.shield(pending)
-
-    async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
-        ticket = self.status_cache.ticket()
-        row, cursors = await store.load_for_status(user_id)
-        view = await self._session_status(row, refresh)
-        view = replace(view, sync={cursor.kind.value: {
-            "last_success_at": cursor.last_success_at,
-            "next_sync_at": cursor.next_sync_at,
-            "backoff_until": cursor.backoff_until,
-            "last_error": cursor.last_error,
-        } for cursor in cursors})
-        if view.checked in ("cached", "none"):
-            self.status_cache.put(user_id, view, ticket, self._unchanged_for(view))
-        return view
-
-    def _unchanged_for(self, view: StatusView) -> float | None:
-        """Seconds until the clock alone changes this answer (validation or MFA running out)."""
-        now = self._clock()
-        ends = []
-        if view.checked == "cached" and view.last_validated is not None:
-            ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
-            ends.append(view.last_validated + ttl)
-        if view.mfa_expires_at is not None:
-            ends.append(view.mfa_expires_at)
-        return min((end - now).total_seconds() for end in ends) if ends else None
-
-    async def _session_status(self, row: GarminAuthenticationState | None,
-                              refresh: bool) -> StatusView:
-        """Answer from the database while the last validation is fresh; else check Garmin.
-
-        Health probes call this, so concurrent live checks of one user share one Garmin
-        call instead of stampeding it when the cache runs out.
-        """
-        if row is None or not row.session_data:
-            return self._view(row, "none")
-        user_id = row.user_id
-        ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
-        fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
-        if fresh and not refresh:
-            return self._view(row, "cached")
-        if self.throttle.holds(user_id):
-            return self._view(row, "unavailable")
-        pending = self._live_checks.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._live_check(row))
-            self._live_checks[user_id] = pending
-            pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
-        return await asyncio.shield(pending)
-
-    def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
-        self._live_checks.pop(user_id, None)
-        self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
-        _retrieve(done)
-
-    def _status_read_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
-        self._status_reads.pop(user_id, None)
-        _retrieve(done)
-
-    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
-        user_id = row.user_id
-        assert row.session_data is not None
-        try:
-            session = self._open(user_id, SESSION, row.session_data)
-        except DecryptionError as exc:
-            log.error("user %s: stored session cannot be decrypted (%s)", user_id, exc)
-            view = self._view(row, "live")
-            return StatusView(SessionStatus.EXPIRED, "live", view.last_validated,
-                              view.connected_at, view.mfa_pending, view.mfa_expires_at,
-                              "stored session cannot be decrypted; log in again")
-        try:
-            usage = await self._gateway.validate(user_id, session)
-        except AuthRejected as exc:
-            return await self._expire(row, exc.detail)
-        except GarminError as exc:
-            log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
-            if isinstance(exc, RateLimited):
-                self.throttle.start(user_id, exc.retry_after)
-            if exc.refreshed_session:
-                await self._vault.write_back(row, exc.refreshed_session)
-            return self._view(row, "unavailable")
-        changes: dict[str, Any] = {"last_validated": self._clock(),
-                                   "status": SessionStatus.VALID, "status_reason": None}
-        if usage.refreshed_session:
-            changes["session_data"] = self._seal(user_id, SESSION, usage.refreshed_session)
-        if not await store.compare_and_set(row, **changes):
-            log.info("user %s: session changed during validation; keeping the newer one",
-                     user_id)
-            return self._view(await store.load(user_id), "live")
-        return self._view(row, "live")
-
-    async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
-        """Garmin rejected the session for good: clear it, unless a new login replaced it."""
-        if await self._vault.expire(row, reason):
-            return self._view(row, "live")
-        return self._view(await store.load(row.user_id), "live")
 
     # --- disconnect ---------------------------------------------------------------------
 
@@ -366,35 +207,3 @@ class SessionService:
                 log.info("user %s disconnected their Garmin session", user_id)
 
         await self._exclusive(user_id, "disconnect", remove)
-
-
-class GarminThrottle:
-    """After a Garmin 429 no live check for the user until Garmin's Retry-After (or
-    `default_seconds` when it gives none) has passed: asking again extends the block."""
-
-    MAX_USERS = 10_000
-
-    def __init__(self, default_seconds: float, clock: Monotonic = time.monotonic) -> None:
-        self._default = default_seconds
-        self._clock = clock
-        self._until: dict[str, float] = {}  # user -> monotonic end of the block
-
-    def start(self, user_id: str, retry_after: int | None) -> None:
-        now = self._clock()
-        if len(self._until) >= self.MAX_USERS:
-            self._until = {user: end for user, end in self._until.items() if end > now}
-        self._until[user_id] = now + (retry_after if retry_after else self._default)
-
-    def holds(self, user_id: str) -> bool:
-        until = self._until.get(user_id)
-        if until is not None and until <= self._clock():
-            del self._until[user_id]
-            return False
-        return until is not None
-
-
-def _retrieve(shared: asyncio.Future[Any]) -> None:
-    """Mark a shared read's failure as seen: every request that waited for it got it already,
-    or went away, and asyncio would otherwise log it as never retrieved."""
-    if not shared.cancelled():
-        shared.exception()

@@ -13,7 +13,7 @@ from service import logs
 from service.config import Config
 from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import SESSIONS
-from service.sessions.service import StatusView
+from service.sessions.status import StatusView
 from tests.conftest import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
