@@ -9,9 +9,8 @@ import logging
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from service.clock import utcnow
 from service.errors import NotReady
-from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
+from service.keys import CLOCK, CONFIG, DB_CONTEXT, METRICS, SCHEDULER
 from service.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ async def metrics(request: web.Request) -> web.Response:
     """
     registry = request.app[METRICS]
     try:
-        await registry.refresh_sessions(utcnow())
+        await registry.refresh_sessions(request.app[CLOCK].now())
     except Exception:  # a scrape still answers with everything else
         log.warning("counting sessions for /metrics failed", exc_info=True)
     body = generate_latest(registry.registry)

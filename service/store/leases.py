@@ -69,9 +69,7 @@ class Lease:
 class UserLeases:
     """Claims, renews, fences and releases per-user leases for one worker."""
 
-    def __init__(
-        self, worker_id: str, ttl_seconds: float, clock: Now = utcnow
-    ) -> None:
+    def __init__(self, worker_id: str, ttl_seconds: float, clock: Now = utcnow) -> None:
         self.worker_id = worker_id
         self._ttl = timedelta(seconds=ttl_seconds)
         self._clock = clock
