@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from service.app import create_app
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config, load_config
 from service.crypto import generate_key
 from service.keys import DB_CONTEXT
@@ -81,12 +82,13 @@ async def _empty_tables(app: web.Application) -> None:
 
 @pytest.fixture
 def start_api(aiohttp_client: AiohttpClient) -> StartApi:
-    """Start an app instance (several per test model a restart or a second replica)."""
+    """Start an app instance (several per test model a restart or a second replica), on the
+    system's clock unless given another."""
     started = 0
 
-    async def start(config: Config) -> Api:
+    async def start(config: Config, clock: Clock = SYSTEM_CLOCK) -> Api:
         nonlocal started
-        client = await aiohttp_client(create_app(config))
+        client = await aiohttp_client(create_app(config, clock))
         if started == 0:
             await _empty_tables(client.server.app)
         started += 1

@@ -10,9 +10,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Config
+from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import GATEWAY, METRICS, SESSIONS
 from service.models import GarminAuthenticationState
-from service.problems import PROBLEM_CONTENT_TYPE
 from service.sandbox import Fault
 from tests.support.app import API_KEY, Api, Sandbox, connect, sync_now, use_db
 from tests.support.waiting import eventually

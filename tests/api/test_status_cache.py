@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from service.clock import ManualClock
 from service.config import Config
 from service.keys import SESSIONS
-from service.sessions import store
 from service.sessions.status_cache import StatusCache
+from service.store import sessions as store
 from tests.support.app import Api, Sandbox, connect, sync_now
 from tests.support.app import connect as _connected
 
-StartApi = Callable[[Config], Awaitable[Api]]
+StartApi = Callable[..., Awaitable[Api]]
 
 
 class FakeClock:
@@ -124,11 +125,14 @@ async def test_the_entry_never_outlives_the_validation_it_reports(
     sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
 ) -> None:
     """A cached VALID turns into a live check when the validation TTL ends, not later."""
+    clock = ManualClock()
     api = await start_api(make_config(status={"cache_seconds": 3600,
-                                              "validation_ttl_seconds": 1}))
+                                              "validation_ttl_seconds": 1}), clock)
     await _connected(api, sandbox)
     assert (await _status(api))["checked"] == "cached"
-    await asyncio.sleep(1.1)
+    clock.advance(0.9)
+    assert (await _status(api))["checked"] == "cached"
+    clock.advance(0.1)
     assert (await _status(api))["checked"] == "live"
 
 

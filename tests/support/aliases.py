@@ -13,7 +13,7 @@ from tests.support.app import Api
 # the `make_config` fixture: a Config for this test's sandbox and database, sections overridable
 MakeConfig = Callable[..., Config]
 # the `start_api` fixture: one more app instance on that configuration
-StartApi = Callable[[Config], Awaitable[Api]]
+StartApi = Callable[..., Awaitable[Api]]  # (config, clock=SYSTEM_CLOCK)
 # pytest-aiohttp's `aiohttp_client` and `aiohttp_server` fixtures
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 AiohttpServer = Callable[..., Awaitable[TestServer]]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 from tortoise.exceptions import DBConnectionError
 
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from tests.support.waiting import eventually
 
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.crypto import Cipher
-from service.sessions.vault import SESSION
+from service.store.vault import SESSION
 from tests.support.replicas import Cluster
 
 T = TypeVar("T")

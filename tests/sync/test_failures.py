@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from service.keys import CIPHER, CONFIG, RUNNER, SCHEDULER
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
 from service.models import (
     Activity,
     DailyHealth,
@@ -23,7 +24,6 @@ from service.models import (
     SyncJob,
     SyncKind,
 )
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
 from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
 from tests.support.waiting import eventually
@@ -85,6 +85,12 @@ def _backfill_window(api: Api, account: Account) -> list[dict[str, Any]]:
 async def _stored_activity_ids(api: Api) -> list[int]:
     use_db(api)
     return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
+
+
+def _counted(api: Api, counter: str) -> float:
+    """A counter of the instance's Prometheus registry (absent before its first increment)."""
+    value = api.app[METRICS].registry.get_sample_value(f"garmin_sync_{counter}_total")
+    return value or 0.0
 
 
 def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
@@ -440,7 +446,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     account = _account(sandbox)
     before = await _row(api)
     refreshes = account.refreshes
-    persisted = api.app[RUNNER].stats.refreshes_persisted
+    persisted = _counted(api, "session_refreshes_persisted")
     # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
 
@@ -454,7 +460,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
     assert _session_of(api, after["session_data"])[1]["access_token"] == newest
     assert _session_of(api, before["session_data"])[1]["access_token"] != newest
-    assert api.app[RUNNER].stats.refreshes_persisted == persisted + 1
+    assert _counted(api, "session_refreshes_persisted") == persisted + 1
 
 
 async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
@@ -485,8 +491,8 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
     account = _account(sandbox)
     account.latency_ms = 300
-    stats = first.app[RUNNER].stats
-    dropped, persisted = stats.stale_sessions_dropped, stats.refreshes_persisted
+    dropped = _counted(first, "stale_session_writes_dropped")
+    persisted = _counted(first, "session_refreshes_persisted")
     exchanges, logins = account.exchanges, account.login_attempts
 
     response = await _post_sync(first, "activities")
@@ -518,8 +524,8 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     assert account.refreshes > 0
     after = await _row(first)
     assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
-    assert stats.stale_sessions_dropped == dropped + 1
-    assert stats.refreshes_persisted == persisted
+    assert _counted(first, "stale_session_writes_dropped") == dropped + 1
+    assert _counted(first, "session_refreshes_persisted") == persisted
 
 
 async def test_second_sync_while_a_job_runs_is_refused_as_busy(

@@ -15,7 +15,6 @@ import pytest
 
 from service.config import Config
 from service.keys import SCHEDULER
-from service.leases import LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
     JobStatus,
@@ -24,10 +23,11 @@ from service.models import (
     SyncJob,
     SyncKind,
     UserLease,
-    sql,
 )
-from service.sessions import store as session_store
-from service.sync import store
+from service.store import sessions as session_store
+from service.store import sql
+from service.store import sync as store
+from service.store.leases import LeaseLost, UserLeases
 from tests.support.app import Api, Sandbox, connect, sync_now, use_db
 from tests.support.waiting import eventually
 
