@@ -40,10 +40,11 @@ replicas: $(VENV)/.installed
 		{ echo "cannot reach or create $$url (PostgreSQL running? psql installed?)"; exit 1; }; \
 	GARMIN_SYNC_TEST_DATABASE_URL="$$url" $(BIN)/pytest -q tests/production/test_three_replicas.py
 
-## lint: ruff and mypy
+## lint: ruff, mypy and the import contracts (pyproject.toml [tool.importlinter])
 lint: $(VENV)/.installed
 	$(BIN)/ruff check service tests migrations
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## sandbox: the Garmin sandbox on :9090 with the example accounts
 sandbox: $(VENV)/.installed
@@ -61,4 +62,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -21,11 +21,13 @@ from service import db
 from service.api import probes, v1
 from service.api.middleware import METRICS_PATH, edge_middleware
 from service.api.parsing import MAX_BODY_BYTES
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config
 from service.crypto import build_cipher
 from service.garmin import GarminGateway, GarminSettings, configure_consumer
 from service.keys import (
     CIPHER,
+    CLOCK,
     CONFIG,
     DB_CONTEXT,
     GATEWAY,
@@ -36,9 +38,9 @@ from service.keys import (
     SESSIONS,
     SYNC,
 )
-from service.leases import UserLeases
 from service.metrics import Metrics, loop_lag_ctx
 from service.sessions.service import SessionService
+from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
 from service.sync.service import SyncService
@@ -97,16 +99,18 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Domain services, and the sync scheduler when enabled (drained on shutdown)."""
     config = app[CONFIG]
     db.activate(app[DB_CONTEXT])
-    leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds)
+    clock = app[CLOCK]
+    leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds, clock.now)
     app[LEASES] = leases
-    app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases)
-    runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, metrics=app[METRICS])
-    scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT])
+    app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases, clock)
+    runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, clock.now,
+                        metrics=app[METRICS])
+    scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT], clock.now)
     app[METRICS].watch_sync_jobs(lambda: scheduler.active_jobs)
     runner.on_user_changed = app[SESSIONS].status_cache.forget
     app[RUNNER] = runner
     app[SCHEDULER] = scheduler
-    app[SYNC] = SyncService(scheduler, leases)
+    app[SYNC] = SyncService(scheduler, leases, clock.now)
     lock = SqliteSchedulerLock(config.database.url) if config.database.is_sqlite else None
     if config.sync.enabled:
         if lock is not None:
@@ -121,8 +125,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             lock.release()
 
 
-def create_app(config: Config) -> web.Application:
-    """A fully wired app; resources open when it starts (aiohttp runner or test client)."""
+def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """A fully wired app; resources open when it starts (aiohttp runner or test client).
+    Every service reads the time from `clock`."""
     metrics = Metrics()
     # one middleware does request id, metrics, problem rendering, database and auth: each
     # extra layer cost a coroutine per request (see service/api/middleware.py)
@@ -131,6 +136,7 @@ def create_app(config: Config) -> web.Application:
     ]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[METRICS] = metrics
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,

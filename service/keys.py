@@ -5,17 +5,19 @@ from __future__ import annotations
 from aiohttp import web
 from tortoise.context import TortoiseContext
 
+from service.clock import Clock
 from service.config import Config
 from service.crypto import Cipher
 from service.garmin import GarminGateway
-from service.leases import UserLeases
 from service.metrics import Metrics
 from service.sessions.service import SessionService
+from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SyncScheduler
 from service.sync.service import SyncService
 
 CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
 DB_CONTEXT = web.AppKey("db_context", TortoiseContext)
 CIPHER = web.AppKey("cipher", Cipher)
 GATEWAY = web.AppKey("garmin_gateway", GarminGateway)

@@ -15,7 +15,7 @@ import pytest
 
 from service.config import Config
 from service.crypto import Cipher, generate_key
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
 CliEnv = dict[str, str]

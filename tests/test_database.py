@@ -6,7 +6,7 @@ import pytest
 
 from service.db import READS
 from service.keys import DB_CONTEXT
-from tests.conftest import PG_URL, Api
+from tests.support.app import PG_URL, Api
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="SQLite pragmas need the SQLite backend")
 

@@ -10,12 +10,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Config
+from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import GATEWAY, METRICS, SESSIONS
 from service.models import GarminAuthenticationState
-from service.problems import PROBLEM_CONTENT_TYPE
 from service.sandbox import Fault
-from tests.conftest import API_KEY, Api, Sandbox
-from tests.sync.conftest import connect, sync_now, use_db
+from tests.support.app import API_KEY, Api, Sandbox, connect, sync_now, use_db
+from tests.support.waiting import eventually
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]
@@ -75,13 +75,6 @@ def session_counts(samples: Samples) -> dict[str, float]:
 
 def label_values(samples: Samples) -> set[str]:
     return {label for _name, labels in samples for _key, label in labels}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
-    """Poll until `check` holds (a condition, never a fixed wait)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
 
 
 # --- the endpoint -----------------------------------------------------------------------

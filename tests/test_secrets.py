@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service import logs
-from tests.conftest import PG_URL, Api, Sandbox, raw_rows
+from tests.support.app import PG_URL, Api, Sandbox, raw_rows
 
 PASSWORD = "pw-Zebra-Quartz-9317"
 

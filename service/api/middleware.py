@@ -8,7 +8,7 @@ the same steps in the same order:
 
 1. request id: honour a caller's `X-Request-Id` (or make one) and tag log lines with it;
 2. metrics: count and time the request with the status the caller finally gets;
-3. problems: whatever a step below raises becomes problem+json (`problems.error_response`);
+3. problems: whatever a step below raises becomes problem+json (`error_response`);
 4. database: bind the app's Tortoise context to the request's task;
 5. auth: every /api/v1 route needs an API key and a user id (`/metrics` the key alone when
    `metrics.require_auth` is set); probes and the OpenAPI document stay open.
@@ -22,19 +22,36 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import json
+import logging
 import os
 import re
 import time
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
+from tortoise.exceptions import DBConnectionError
 
 from service import db, logs
 from service.config import Config
+from service.errors import (
+    PROBLEM_CONTENT_TYPE,
+    DatabaseUnavailable,
+    HttpError,
+    InternalError,
+    InvalidUserId,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+)
 from service.keys import DB_CONTEXT
 from service.metrics import CLIENT_CLOSED_STATUS, Metrics
-from service.problems import Problem, error_response
+
+log = logging.getLogger(__name__)
 
 # istr: multidict compares a pre-folded key without case-folding it again on every lookup
 USER_ID_HEADER = istr("X-User-Id")
@@ -66,11 +83,6 @@ def request_id_of(request: web.Request) -> str:
     return new_request_id()
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", "Unauthorized", detail,
-                   headers={"WWW-Authenticate": 'Bearer realm="garmin-sync"'})
-
-
 def encode_keys(keys: tuple[str, ...]) -> tuple[bytes, ...]:
     """The configured keys as bytes, once at startup rather than once per request."""
     return tuple(key.encode() for key in keys)
@@ -91,9 +103,9 @@ def check_api_key(request: web.Request, keys: tuple[bytes, ...]) -> None:
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
-        raise _unauthorized("Send 'Authorization: Bearer <API key>'.")
+        raise Unauthorized("Send 'Authorization: Bearer <API key>'.")
     if not _key_matches(presented, keys):
-        raise _unauthorized("The API key is not valid.")
+        raise Unauthorized("The API key is not valid.")
 
 
 def authenticate(request: web.Request, keys: tuple[bytes, ...]) -> str:
@@ -103,11 +115,70 @@ def authenticate(request: web.Request, keys: tuple[bytes, ...]) -> str:
     values = request.headers.getall(USER_ID_HEADER, ())
     user_id = values[0] if len(values) == 1 else ""
     if not USER_ID_PATTERN.fullmatch(user_id):
-        raise Problem(
-            400, "invalid-user-id", "Invalid user id",
-            f"Send one {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.",
-        )
+        raise InvalidUserId(
+            f"Send one {USER_ID_HEADER} header of 1 to 64 characters of A-Z a-z 0-9 . _ : @ -.")
     return user_id
+
+
+# --- problems ---------------------------------------------------------------------------
+
+# Losing the database (a dropped or refused connection, a stall) is a 503, not a bug (500).
+# asyncpg raises InternalClientError ("cannot switch to state N; another operation (2) is in
+# progress") when a backend dies between its FATAL message and the socket closing
+# (MagicStack/asyncpg#784, #1069); QueryCanceledError is `database.statement_timeout_seconds`.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBConnectionError, OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> web.Response:
+    return web.Response(
+        status=problem.status,
+        text=json.dumps(problem.body(instance)),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _from_http_exception(exc: web.HTTPException) -> Problem:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(exc.allowed_methods)
+    if exc.status == NotFound.status:
+        return NotFound()
+    if exc.status == MethodNotAllowed.status:
+        return MethodNotAllowed()
+    if exc.status == PayloadTooLarge.status:
+        return PayloadTooLarge()
+    return HttpError(exc.status, exc.reason)
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The problem+json answer to an exception a handler (or the auth step) raised.
+
+    The one place errors become answers: `edge_middleware` calls it for every exception.
+    A `Problem` is answered as it says; anything else that escapes a handler is logged with
+    its traceback and answered as a generic 500, so no stack trace or exception text ever
+    reaches a caller. An `HTTPException` below 400 (a redirect) is not an error: it is
+    re-raised for aiohttp to send as it is.
+    """
+    if isinstance(exc, Problem):
+        return problem_response(exc, request.path)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        return problem_response(_from_http_exception(exc), request.path)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(exc).__name__)
+        return problem_response(DatabaseUnavailable(), request.path)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem_response(InternalError(), request.path)
+
+
+# --- the middleware ---------------------------------------------------------------------
 
 
 def edge_middleware(config: Config, metrics: Metrics | None) -> Middleware:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.problems import Problem, bad_request, validation_error
+from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -58,19 +58,18 @@ def object_schema(fields: tuple[StringField, ...]) -> dict[str, Any]:
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
-        raise Problem(415, "unsupported-media-type", "Unsupported media type",
-                      "Send the body as application/json.")
+        raise UnsupportedMediaType()
     raw = await request.read()
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise bad_request("The body is not valid JSON.") from None
+        raise BadRequest("The body is not valid JSON.") from None
     except RecursionError:
         # A few KiB of "[[[[..." nest past the interpreter's recursion limit; that is bad
         # input like any other, not a 500.
-        raise bad_request("The body is nested too deeply.") from None
+        raise BadRequest("The body is nested too deeply.") from None
     if not isinstance(body, dict):
-        raise bad_request("The body must be a JSON object.")
+        raise BadRequest("The body must be a JSON object.")
     return body
 
 
@@ -91,7 +90,7 @@ async def parse_body(request: web.Request, fields: tuple[StringField, ...]) -> d
             errors.append({"field": field.name, "problem": problem})
     if errors:
         summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
-        raise validation_error(summary, errors)
+        raise ValidationFailed(summary, errors)
     return {field.name: body[field.name] for field in fields}
 
 
@@ -104,4 +103,4 @@ def parse_bool_query(request: web.Request, name: str) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise bad_request(f"Query parameter {name} must be true or false.")
+    raise BadRequest(f"Query parameter {name} must be true or false.")

@@ -9,10 +9,9 @@ import logging
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from service.keys import CONFIG, DB_CONTEXT, METRICS, SCHEDULER
+from service.errors import NotReady
+from service.keys import CLOCK, CONFIG, DB_CONTEXT, METRICS, SCHEDULER
 from service.metrics import CONTENT_TYPE
-from service.problems import Problem
-from service.sessions.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,7 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[CONFIG].sync.enabled and not request.app[SCHEDULER].running:
         failing.append("scheduler")
     if failing:
-        raise Problem(503, "not-ready", "Not ready",
-                      f"Not ready: {', '.join(failing)}.", failing=failing)
+        raise NotReady(failing)
     return web.json_response({"status": "ready"})
 
 
@@ -58,7 +56,7 @@ async def metrics(request: web.Request) -> web.Response:
     """
     registry = request.app[METRICS]
     try:
-        await registry.refresh_sessions(utcnow())
+        await registry.refresh_sessions(request.app[CLOCK].now())
     except Exception:  # a scrape still answers with everything else
         log.warning("counting sessions for /metrics failed", exc_info=True)
     body = generate_latest(registry.registry)

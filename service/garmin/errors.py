@@ -1,12 +1,17 @@
 """What can go wrong when talking to Garmin, in the service's own words.
 
-The rest of the service never sees garth or requests exceptions: `service.garmin.client`
-turns all of them into these, in one place. The split that matters is *definitive*
-(the session or credentials are rejected: act on it) versus *transient* (network, 5xx,
-429: keep everything and try later).
+The rest of the service never sees a Garmin library's exceptions: each engine's classifier
+(`service.garmin.garth.classify` for garth) turns all of them into these, in one place.
+The split that matters is *definitive* (the session or credentials are rejected: act on
+it) versus *transient* (network, 5xx, 429: keep everything and try later).
+
+Each kind also names its `outcome` (the label of the Garmin-call metrics) and the
+`problem()` an API caller gets when the failure ends a request.
 """
 
 from __future__ import annotations
+
+from service import errors
 
 
 class GarminError(Exception):
@@ -17,6 +22,11 @@ class GarminError(Exception):
     """
 
     transient = False
+    outcome = "protocol"
+
+    def problem(self) -> errors.Problem:
+        """How the failure reads to our callers (never the raw upstream text)."""
+        return errors.GarminFailed(self.detail)
 
     def __init__(self, detail: str, *, refreshed_session: str | None = None) -> None:
         super().__init__(detail)
@@ -27,9 +37,13 @@ class GarminError(Exception):
 class InvalidCredentials(GarminError):
     """Garmin refused the username or password (or the account cannot sign in)."""
 
+    outcome = "invalid_credentials"
+
 
 class MfaCodeInvalid(GarminError):
     """The MFA code was wrong; `mfa_state` is the challenge to keep (cookies may change)."""
+
+    outcome = "mfa_invalid"
 
     def __init__(self, detail: str, *, mfa_state: str | None = None) -> None:
         super().__init__(detail)
@@ -39,15 +53,20 @@ class MfaCodeInvalid(GarminError):
 class MfaChallengeLost(GarminError):
     """Garmin no longer knows the pending challenge: the user must log in again."""
 
+    outcome = "mfa_challenge_lost"
+
 
 class AuthRejected(GarminError):
     """Garmin definitively rejected the stored session: a new login is required."""
+
+    outcome = "auth_rejected"
 
 
 class RateLimited(GarminError):
     """Garmin answered 429. Never retried at once: a retried 429 extends the block."""
 
     transient = True
+    outcome = "rate_limited"
 
     def __init__(
         self,
@@ -58,6 +77,9 @@ class RateLimited(GarminError):
     ) -> None:
         super().__init__(detail, refreshed_session=refreshed_session)
         self.retry_after = retry_after
+
+    def problem(self) -> errors.Problem:
+        return errors.GarminThrottled(self.retry_after or 60)
 
 
 class GarminUnavailable(GarminError):
@@ -70,9 +92,16 @@ class GarminUnavailable(GarminError):
     ) -> None:
         super().__init__(detail, refreshed_session=refreshed_session)
         self.timeout = timeout
+        self.outcome = "timeout" if timeout else "unavailable"
+
+    def problem(self) -> errors.Problem:
+        return errors.GarminUnavailableProblem(self.timeout)
 
 
 class GarminProtocolError(GarminError):
     """Garmin answered something we do not understand (changed API, truncated body)."""
 
     transient = True
+
+    def problem(self) -> errors.Problem:
+        return errors.GarminBadResponse()

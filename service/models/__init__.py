@@ -1,6 +1,12 @@
 """Tortoise models; every module listed here is part of the `models` app and its migrations."""
 
-from service.models.garmin_auth_state import GarminAuthenticationState, SessionStatus
+from service.models.garmin_auth_state import (
+    GarminAuthenticationState,
+    SessionStatus,
+    mfa_live,
+    status_expression,
+    status_of,
+)
 from service.models.sync import (
     Activity,
     DailyHealth,
@@ -23,4 +29,7 @@ __all__ = [
     "SyncJob",
     "SyncKind",
     "UserLease",
+    "mfa_live",
+    "status_expression",
+    "status_of",
 ]

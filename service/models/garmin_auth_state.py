@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
+from tortoise.expressions import Case, Q, When
 from tortoise.models import Model
 
 
 class SessionStatus(StrEnum):
-    """What we last knew of the stored session (MFA_PENDING is derived, never stored)."""
+    """A user's session status. The row stores what we last knew of the session (MISSING,
+    VALID or EXPIRED); what a user is reported as is derived by `status_of`, where an MFA
+    challenge still running makes MFA_PENDING (never stored)."""
 
     MISSING = "MISSING"
     VALID = "VALID"
     EXPIRED = "EXPIRED"
+    MFA_PENDING = "MFA_PENDING"
 
 
 class GarminAuthenticationState(Model):
@@ -45,3 +51,55 @@ class GarminAuthenticationState(Model):
 
     def __str__(self) -> str:
         return f"GarminAuthenticationState(user_id={self.user_id!r}, version={self.version})"
+
+
+# A user's reported status: the first rule whose lookups all hold, else MISSING (a row whose
+# session was cleared, or never set). Written once as lookups so that the status view reads
+# it from a row (`status_of`) and the metrics count it in SQL (`status_expression`) alike.
+_NOW = object()  # stands for the moment the question is asked
+_RULES: tuple[tuple[SessionStatus, dict[str, Any]], ...] = (
+    (SessionStatus.VALID, {"session_data__isnull": False}),
+    (SessionStatus.MFA_PENDING, {"mfa_pending": True, "mfa_expires_at__gt": _NOW}),
+    (SessionStatus.EXPIRED, {"status": SessionStatus.EXPIRED}),
+)
+_MFA_LIVE = dict(_RULES)[SessionStatus.MFA_PENDING]
+
+
+def _at(lookups: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {lookup: now if wanted is _NOW else wanted for lookup, wanted in lookups.items()}
+
+
+def _holds(row: GarminAuthenticationState, lookups: dict[str, Any], now: datetime) -> bool:
+    for lookup, wanted in lookups.items():
+        name, _, operator = lookup.partition("__")
+        value = getattr(row, name)
+        if wanted is _NOW:
+            wanted = now
+        if operator == "isnull":
+            holds = (value is None) == wanted
+        elif operator == "gt":
+            holds = value is not None and value > wanted
+        else:
+            holds = value == wanted
+        if not holds:
+            return False
+    return True
+
+
+def status_of(row: GarminAuthenticationState, now: datetime) -> SessionStatus:
+    """The status a user with this row is reported as at `now`."""
+    for status, lookups in _RULES:
+        if _holds(row, lookups, now):
+            return status
+    return SessionStatus.MISSING
+
+
+def mfa_live(row: GarminAuthenticationState, now: datetime) -> bool:
+    """An MFA challenge is waiting for its code (whatever else the row holds)."""
+    return _holds(row, _MFA_LIVE, now)
+
+
+def status_expression(now: datetime) -> Case:
+    """`status_of` as a SQL expression over the table, for counting users by status."""
+    return Case(*(When(Q(**_at(lookups, now)), then=status.value) for status, lookups in _RULES),
+                default=SessionStatus.MISSING.value)

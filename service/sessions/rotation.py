@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from service.crypto import Cipher, DecryptionError
 from service.models import GarminAuthenticationState
-from service.sessions import store
+from service.store import sessions as store
 
 log = logging.getLogger(__name__)
 

@@ -1,46 +1,47 @@
-"""Connect, finish MFA, check and disconnect a user's Garmin session.
+"""Connect, finish MFA and disconnect a user's Garmin session (its status: `status`).
 
-Load-Use-Update for every Garmin call that uses a stored session: load the row and its
-version, use a fresh client in the thread pool, write back a refreshed session with
-compare-and-set. A definitive rejection clears the session (EXPIRED); a transient failure
-changes nothing.
+A user's own actions never overlap, with each other nor with a sync job, on any replica:
+each holds the user's lease. A new login's session is written with compare-and-set unless a
+login that started later already finished, and makes the user's syncs due again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config
 from service.crypto import Cipher, DecryptionError
+from service.errors import (
+    InvalidGarminCredentials,
+    LoginCooldown,
+    MfaExpired,
+    MfaUnreadable,
+    NoPendingMfa,
+    UserBusy,
+    WriteConflict,
+    WrongMfaCode,
+)
 from service.garmin import (
-    AuthRejected,
     GarminError,
     GarminGateway,
-    GarminProtocolError,
-    GarminUnavailable,
     InvalidCredentials,
     MfaChallengeLost,
     MfaCodeInvalid,
     RateLimited,
 )
-from service.leases import UserLeases
 from service.models import GarminAuthenticationState, SessionStatus
-from service.problems import Problem
-from service.sessions import store
-from service.sessions.status_cache import StatusCache
-from service.sessions.vault import MFA, SESSION, SessionVault
-from service.sync import store as sync_store
+from service.sessions.status import StatusChecks
+from service.store import sessions as store
+from service.store import sync as sync_store
+from service.store.leases import UserLeases
+from service.store.vault import MFA, SESSION, SessionVault
 
 log = logging.getLogger(__name__)
-
-
-Checked = Literal["live", "cached", "unavailable", "none"]
 
 
 @dataclass(frozen=True)
@@ -50,36 +51,7 @@ class LoginOutcome:
     expires_at: datetime | None = None
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
-class StatusView:
-    status: str
-    checked: Checked
-    last_validated: datetime | None
-    connected_at: datetime | None
-    mfa_pending: bool
-    mfa_expires_at: datetime | None
-    reason: str | None
-    sync: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def garmin_problem(error: GarminError) -> Problem:
-    """How a Garmin failure reads to our callers (never the raw upstream text)."""
-    if isinstance(error, RateLimited):
-        retry = str(error.retry_after) if error.retry_after else "60"
-        return Problem(429, "garmin-rate-limited", "Garmin rate limit",
-                       "Garmin is throttling this account; try again later.",
-                       headers={"Retry-After": retry}, retry_after=int(retry))
-    if isinstance(error, GarminUnavailable):
-        detail = "Garmin did not answer in time." if error.timeout else "Garmin is unreachable."
-        return Problem(503, "garmin-unavailable", "Garmin unavailable", detail,
-                       headers={"Retry-After": "30"})
-    if isinstance(error, GarminProtocolError):
-        return Problem(502, "garmin-bad-response", "Bad answer from Garmin",
-                       "Garmin sent an answer the service cannot use; try again later.")
-    return Problem(502, "garmin-error", "Garmin error", error.detail)
-
-
-class SessionService:
+class SessionService(StatusChecks):
     """The use cases behind `/api/v1/garmin/session/*`."""
 
     def __init__(
@@ -88,30 +60,12 @@ class SessionService:
         gateway: GarminGateway,
         cipher: Cipher,
         leases: UserLeases,
-        clock: Callable[[], datetime] = store.utcnow,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._config = config
-        self._gateway = gateway
-        self._vault = SessionVault(cipher)
+        super().__init__(config, gateway, SessionVault(cipher), clock)
         self._leases = leases
-        self._clock = clock
-        self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
-        self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
-        self._throttled_until: dict[str, float] = {}  # user -> monotonic end of a Garmin 429
-        self.status_cache: StatusCache[StatusView] = StatusCache(
-            config.status.cache_seconds, config.status.cache_max_users)
 
     # --- helpers ------------------------------------------------------------------------
-
-    def _seal(self, user_id: str, purpose: str, plaintext: str) -> str:
-        return self._vault.seal(user_id, purpose, plaintext)
-
-    def _open(self, user_id: str, purpose: str, sealed: str) -> str:
-        return self._vault.open(user_id, purpose, sealed)
-
-    def _busy(self) -> Problem:
-        return Problem(409, "user-busy", "User busy",
-                       "Another login, MFA or sync for this user is in progress; retry shortly.")
 
     async def _exclusive(
         self, user_id: str, purpose: str, work: Callable[[], Awaitable[Any]]
@@ -120,7 +74,7 @@ class SessionService:
         on any replica: they hold the same per-user lease."""
         async with self._leases.hold(user_id, purpose) as lease:
             if lease is None:
-                raise self._busy()
+                raise UserBusy()
             try:
                 return await work()
             finally:
@@ -143,9 +97,7 @@ class SessionService:
         now = self._clock()
         if row.login_cooldown_until and row.login_cooldown_until > now:
             wait = int((row.login_cooldown_until - now).total_seconds()) + 1
-            raise Problem(429, "login-cooldown", "Login cooling down",
-                          "Garmin throttled this account recently; wait before trying again.",
-                          headers={"Retry-After": str(wait)}, retry_after=wait)
+            raise LoginCooldown(wait)
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
@@ -155,13 +107,12 @@ class SessionService:
             log.warning("login for user %s throttled by Garmin; cooling down %ss",
                         user_id, cooldown)
             exc.retry_after = cooldown
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         except InvalidCredentials:
-            raise Problem(422, "garmin-invalid-credentials", "Invalid Garmin credentials",
-                          "Garmin rejected the username or password.") from None
+            raise InvalidGarminCredentials() from None
         except GarminError as exc:
             log.warning("login for user %s failed: %s", user_id, exc.detail)
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         if result.session is not None:
             await self._store_new_session(row, result.session, started=now)
             log.info("user %s connected a Garmin session", user_id)
@@ -169,7 +120,7 @@ class SessionService:
         assert result.mfa_state is not None
         expires_at = self._clock() + timedelta(seconds=self._config.mfa.ttl_seconds)
         await self._write_latest(row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
-                                 mfa_state=self._seal(user_id, MFA, result.mfa_state))
+                                 mfa_state=self._vault.seal(user_id, MFA, result.mfa_state))
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
 
@@ -182,14 +133,13 @@ class SessionService:
             if fresh is None:
                 fresh = await store.load_or_create(row.user_id)
             row.__dict__.update(fresh.__dict__)
-        raise Problem(409, "write-conflict", "Concurrent update",
-                      "The user's session changed concurrently; retry.")
+        raise WriteConflict()
 
     async def _store_new_session(
         self, row: GarminAuthenticationState, session: str, started: datetime
     ) -> None:
         """Persist a new login unless a login that started later already finished."""
-        changes = {"session_data": self._seal(row.user_id, SESSION, session),
+        changes = {"session_data": self._vault.seal(row.user_id, SESSION, session),
                    "status": SessionStatus.VALID, "status_reason": None,
                    "connected_at": started, "last_validated": self._clock(),
                    "login_cooldown_until": None, **self._mfa_cleared()}
@@ -203,8 +153,7 @@ class SessionService:
                 log.info("user %s: a newer login finished first; keeping it", row.user_id)
                 return
             row.__dict__.update(fresh.__dict__)
-        raise Problem(409, "write-conflict", "Concurrent update",
-                      "The user's session changed concurrently; retry.")
+        raise WriteConflict()
 
     # --- MFA ----------------------------------------------------------------------------
 
@@ -214,18 +163,15 @@ class SessionService:
     async def _submit_mfa(self, user_id: str, code: str) -> None:
         row = await store.load(user_id)
         if row is None or not row.mfa_pending or not row.mfa_state:
-            raise Problem(409, "no-pending-mfa", "No pending MFA",
-                          "There is no login waiting for an MFA code; log in first.")
+            raise NoPendingMfa()
         if row.mfa_expires_at is None or row.mfa_expires_at <= self._clock():
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-expired", "MFA expired",
-                          "The MFA challenge expired; log in again.")
+            raise MfaExpired()
         try:
-            mfa_state = self._open(user_id, MFA, row.mfa_state)
+            mfa_state = self._vault.open(user_id, MFA, row.mfa_state)
         except DecryptionError:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-unreadable", "MFA challenge unusable",
-                          "The pending MFA challenge cannot be used; log in again.") from None
+            raise MfaUnreadable() from None
         started = self._clock()
         try:
             session = await self._gateway.resume_mfa(user_id, mfa_state, code)
@@ -233,10 +179,9 @@ class SessionService:
             await self._wrong_mfa_code(row, exc.mfa_state)
         except MfaChallengeLost:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(410, "mfa-expired", "MFA expired",
-                          "Garmin no longer accepts this MFA challenge; log in again.") from None
+            raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
         except GarminError as exc:
-            raise garmin_problem(exc) from None
+            raise exc.problem() from None
         else:
             await self._store_new_session(row, session, started=started)
             log.info("user %s finished MFA and connected a Garmin session", user_id)
@@ -246,164 +191,12 @@ class SessionService:
         remaining = self._config.mfa.max_attempts - attempts
         if remaining <= 0:
             await store.compare_and_set(row, **self._mfa_cleared())
-            raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
-                          "The MFA code was wrong too many times; log in again.",
-                          attempts_remaining=0)
+            raise WrongMfaCode(attempts_remaining=0)
         changes: dict[str, Any] = {"mfa_attempts": attempts}
         if new_state:
-            changes["mfa_state"] = self._seal(row.user_id, MFA, new_state)
+            changes["mfa_state"] = self._vault.seal(row.user_id, MFA, new_state)
         await store.compare_and_set(row, **changes)
-        raise Problem(422, "mfa-code-invalid", "Invalid MFA code",
-                      "Garmin did not accept the MFA code; try again.",
-                      attempts_remaining=remaining)
-
-    # --- status -------------------------------------------------------------------------
-
-    def _view(self, row: GarminAuthenticationState | None, checked: Checked) -> StatusView:
-        if row is None:
-            return StatusView(SessionStatus.MISSING.value, "none", None, None, False, None, None)
-        mfa_live = bool(row.mfa_pending and row.mfa_expires_at
-                        and row.mfa_expires_at > self._clock())
-        if row.session_data:
-            status = SessionStatus.VALID.value
-        elif mfa_live:
-            status = "MFA_PENDING"
-        else:
-            status = row.status.value if row.status != SessionStatus.VALID else "MISSING"
-        return StatusView(status, checked if row.session_data else "none", row.last_validated,
-                          row.connected_at, mfa_live,
-                          row.mfa_expires_at if mfa_live else None, row.status_reason)
-
-    async def status(self, user_id: str, refresh: bool = False) -> StatusView:
-        """The session's status plus where each kind of sync stands.
-
-        A repeated poll is answered from `status_cache`; `refresh` always reads (and asks
-        Garmin).
-        """
-        if refresh:
-            return await self._read_status(user_id, refresh=True)
-        cached = self.status_cache.get(user_id)
-        if cached is not None:
-            return cached
-        # one read per user at a time: when an entry runs out under heavy polling, the
-        # polls waiting for it share that read instead of all going to the database
-        pending = self._status_reads.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._read_status(user_id, refresh=False))
-            self._status_reads[user_id] = pending
-            pending.add_done_callback(lambda done: self._status_read_done(user_id, done))
-        return await asyncio.shield(pending)
-
-    async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
-        ticket = self.status_cache.ticket()
-        row, cursors = await store.load_for_status(user_id)
-        view = await self._session_status(row, refresh)
-        view = replace(view, sync={cursor.kind.value: {
-            "last_success_at": cursor.last_success_at,
-            "next_sync_at": cursor.next_sync_at,
-            "backoff_until": cursor.backoff_until,
-            "last_error": cursor.last_error,
-        } for cursor in cursors})
-        if view.checked in ("cached", "none"):
-            self.status_cache.put(user_id, view, ticket, self._unchanged_for(view))
-        return view
-
-    def _unchanged_for(self, view: StatusView) -> float | None:
-        """Seconds until the clock alone changes this answer (validation or MFA running out)."""
-        now = self._clock()
-        ends = []
-        if view.checked == "cached" and view.last_validated is not None:
-            ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
-            ends.append(view.last_validated + ttl)
-        if view.mfa_expires_at is not None:
-            ends.append(view.mfa_expires_at)
-        return min((end - now).total_seconds() for end in ends) if ends else None
-
-    async def _session_status(self, row: GarminAuthenticationState | None,
-                              refresh: bool) -> StatusView:
-        """Answer from the database while the last validation is fresh; else check Garmin.
-
-        Health probes call this, so concurrent live checks of one user share one Garmin
-        call instead of stampeding it when the cache runs out.
-        """
-        if row is None or not row.session_data:
-            return self._view(row, "none")
-        user_id = row.user_id
-        ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
-        fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
-        if fresh and not refresh:
-            return self._view(row, "cached")
-        if self._throttled(user_id):
-            return self._view(row, "unavailable")
-        pending = self._live_checks.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._live_check(row))
-            self._live_checks[user_id] = pending
-            pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
-        return await asyncio.shield(pending)
-
-    def _throttled(self, user_id: str) -> bool:
-        until = self._throttled_until.get(user_id)
-        if until is not None and until <= time.monotonic():
-            del self._throttled_until[user_id]
-            return False
-        return until is not None
-
-    def _throttle(self, user_id: str, retry_after: int | None) -> None:
-        """After a Garmin 429 no live check for this user until Garmin's Retry-After (or
-        `login.cooldown_seconds` when it gives none): asking again extends the block."""
-        now = time.monotonic()
-        if len(self._throttled_until) >= 10_000:
-            self._throttled_until = {u: t for u, t in self._throttled_until.items() if t > now}
-        wait = retry_after if retry_after else self._config.login.cooldown_seconds
-        self._throttled_until[user_id] = now + wait
-
-    def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
-        self._live_checks.pop(user_id, None)
-        self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
-        _retrieve(done)
-
-    def _status_read_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
-        self._status_reads.pop(user_id, None)
-        _retrieve(done)
-
-    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
-        user_id = row.user_id
-        assert row.session_data is not None
-        try:
-            session = self._open(user_id, SESSION, row.session_data)
-        except DecryptionError as exc:
-            log.error("user %s: stored session cannot be decrypted (%s)", user_id, exc)
-            view = self._view(row, "live")
-            return StatusView(SessionStatus.EXPIRED.value, "live", view.last_validated,
-                              view.connected_at, view.mfa_pending, view.mfa_expires_at,
-                              "stored session cannot be decrypted; log in again")
-        try:
-            usage = await self._gateway.validate(user_id, session)
-        except AuthRejected as exc:
-            return await self._expire(row, exc.detail)
-        except GarminError as exc:
-            log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
-            if isinstance(exc, RateLimited):
-                self._throttle(user_id, exc.retry_after)
-            if exc.refreshed_session:
-                await self._vault.write_back(row, exc.refreshed_session)
-            return self._view(row, "unavailable")
-        changes: dict[str, Any] = {"last_validated": self._clock(),
-                                   "status": SessionStatus.VALID, "status_reason": None}
-        if usage.refreshed_session:
-            changes["session_data"] = self._seal(user_id, SESSION, usage.refreshed_session)
-        if not await store.compare_and_set(row, **changes):
-            log.info("user %s: session changed during validation; keeping the newer one",
-                     user_id)
-            return self._view(await store.load(user_id), "live")
-        return self._view(row, "live")
-
-    async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
-        """Garmin rejected the session for good: clear it, unless a new login replaced it."""
-        if await self._vault.expire(row, reason):
-            return self._view(row, "live")
-        return self._view(await store.load(row.user_id), "live")
+        raise WrongMfaCode(attempts_remaining=remaining)
 
     # --- disconnect ---------------------------------------------------------------------
 
@@ -414,10 +207,3 @@ class SessionService:
                 log.info("user %s disconnected their Garmin session", user_id)
 
         await self._exclusive(user_id, "disconnect", remove)
-
-
-def _retrieve(shared: asyncio.Future[Any]) -> None:
-    """Mark a shared read's failure as seen: every request that waited for it got it already,
-    or went away, and asyncio would otherwise log it as never retrieved."""
-    if not shared.cancelled():
-        shared.exception()

@@ -10,8 +10,9 @@ process drop the user's entry at once; writes made on another replica show withi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from service.clock import Monotonic
 
 V = TypeVar("V")
 
@@ -20,7 +21,7 @@ class StatusCache(Generic[V]):
     """A bounded map user id -> (answer, expiry); the oldest entries go first when full."""
 
     def __init__(self, ttl: float, max_entries: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic) -> None:
         self._ttl = ttl
         self._max = max_entries
         self._clock = clock

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from service import logs
+from service.clock import Now, utcnow
 from service.config import SyncConfig
 from service.crypto import Cipher, DecryptionError
 from service.garmin import (
@@ -39,7 +40,6 @@ from service.garmin import (
     fetch_activities,
     fetch_days,
 )
-from service.leases import Lease, LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
     JobStatus,
@@ -47,31 +47,18 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
-    sql,
 )
-from service.sessions import store as session_store
-from service.sessions.vault import SESSION, SessionVault
-from service.sync import store
+from service.store import sessions as session_store
+from service.store import sql
+from service.store import sync as store
+from service.store.leases import Lease, LeaseLost, UserLeases
+from service.store.vault import SESSION, SessionVault
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunnerStats:
-    """Counters an operator wants to see (exported as metrics by the production issue)."""
-
-    refreshes_persisted: int = 0
-    stale_sessions_dropped: int = 0
-    jobs_by_status: dict[str, int] | None = None
-
-    def count(self, status: JobStatus) -> None:
-        if self.jobs_by_status is None:
-            self.jobs_by_status = {}
-        self.jobs_by_status[status.value] = self.jobs_by_status.get(status.value, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -119,7 +106,7 @@ class SyncRunner:
         gateway: GarminGateway,
         cipher: Cipher,
         leases: UserLeases,
-        clock: Callable[[], datetime] = session_store.utcnow,
+        clock: Now = utcnow,
         metrics: Metrics | None = None,
     ) -> None:
         self._config = config
@@ -127,7 +114,6 @@ class SyncRunner:
         self._vault = SessionVault(cipher)
         self._leases = leases
         self._clock = clock
-        self.stats = RunnerStats()
         self.metrics = metrics
         # told the user id after their jobs ran (the status cache drops its entry)
         self.on_user_changed: Callable[[str], None] | None = None
@@ -161,11 +147,6 @@ class SyncRunner:
         return Plan(first, today)
 
     # --- the job ------------------------------------------------------------------------
-
-    async def run(self, job: SyncJob) -> SyncJob:
-        """Run one PENDING job to a final status; SKIPPED when the user is busy elsewhere."""
-        await self.run_for_user([job])
-        return job
 
     async def run_for_user(self, jobs: list[SyncJob], lease: Lease | None = None) -> None:
         """Run one user's jobs in order under one lease (claimed here unless given).
@@ -249,7 +230,6 @@ class SyncRunner:
         self._count(job, status)
 
     def _count(self, job: SyncJob, status: JobStatus) -> None:
-        self.stats.count(status)
         if self.metrics is not None:
             self.metrics.sync_job(job.kind.value, status.value)
 
@@ -309,13 +289,10 @@ class SyncRunner:
         if not session:
             return
         if await self._vault.write_back(row, session):
-            self.stats.refreshes_persisted += 1
             if self.metrics is not None:
                 self.metrics.refresh_persisted()
-        else:
-            self.stats.stale_sessions_dropped += 1
-            if self.metrics is not None:
-                self.metrics.stale_session_dropped()
+        elif self.metrics is not None:
+            self.metrics.stale_session_dropped()
 
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1

@@ -22,7 +22,7 @@ import fcntl
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -31,11 +31,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.context import TortoiseContext
 
 from service import db
+from service.clock import Now, utcnow
 from service.config import ConfigError, SyncConfig
-from service.leases import Lease
 from service.models import JobStatus, JobTrigger, SyncCursor, SyncJob
-from service.sessions.store import utcnow
-from service.sync import store
+from service.store import sync as store
+from service.store.leases import Lease
 from service.sync.runner import SyncRunner
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class SyncScheduler:
         config: SyncConfig,
         runner: SyncRunner,
         db_context: TortoiseContext,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Now = utcnow,
     ) -> None:
         self._config = config
         self._runner = runner

@@ -5,26 +5,26 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from tortoise.expressions import Q
 
-from service.leases import UserLeases
+from service.clock import Now, utcnow
+from service.errors import BadRequest, GarminThrottled, NoSession, UserBusy
 from service.models import (
     Activity,
     DailyHealth,
     JobTrigger,
     SessionStatus,
-    SyncCursor,
     SyncJob,
     SyncKind,
 )
-from service.problems import Problem, bad_request
-from service.sessions import store as session_store
-from service.sync import store
+from service.store import sessions as session_store
+from service.store import sync as store
+from service.store.leases import UserLeases
 from service.sync.scheduler import SyncScheduler
 
 MAX_HEALTH_RANGE_DAYS = 366
@@ -47,15 +47,15 @@ def _decode(cursor: str, count: int) -> list[str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
     except (binascii.Error, UnicodeError, ValueError):
-        raise bad_request("The cursor is not one this API returned.") from None
+        raise BadRequest("The cursor is not one this API returned.") from None
     if len(parts) != count:
-        raise bad_request("The cursor is not one this API returned.")
+        raise BadRequest("The cursor is not one this API returned.")
     return parts
 
 
 class SyncService:
     def __init__(self, scheduler: SyncScheduler, leases: UserLeases,
-                 clock: Callable[[], datetime] = session_store.utcnow) -> None:
+                 clock: Now = utcnow) -> None:
         self._scheduler = scheduler
         self._leases = leases
         self._clock = clock
@@ -66,20 +66,16 @@ class SyncService:
         row = await session_store.load(user_id)
         if row is None or not row.session_data:
             expired = row is not None and row.status == SessionStatus.EXPIRED
-            raise Problem(409, "no-session", "No Garmin session",
-                          "The Garmin session expired; log in again." if expired
-                          else "The user has not connected a Garmin account; log in first.")
+            raise NoSession(expired)
         now = self._clock()
         throttled = await store.throttled_until(user_id, now)
         if throttled is not None:
             wait = max(1, math.ceil((throttled - now).total_seconds()))
-            raise Problem(429, "garmin-rate-limited", "Garmin rate limit",
-                          "Garmin throttled this account; syncs wait until its block ends.",
-                          headers={"Retry-After": str(wait)}, retry_after=wait)
+            raise GarminThrottled(
+                wait, "Garmin throttled this account; syncs wait until its block ends.")
         lease = await self._leases.acquire(user_id, "sync")
         if lease is None:
-            raise Problem(409, "user-busy", "User busy",
-                          "A sync, login or MFA for this user is running; try again shortly.")
+            raise UserBusy("A sync, login or MFA for this user is running; try again shortly.")
         try:
             await store.resume_cursors_if_missing(user_id)
             jobs = [await store.create_job(user_id, kind, JobTrigger.MANUAL) for kind in kinds]
@@ -94,7 +90,7 @@ class SyncService:
         if cursor:
             text = _decode(cursor, 1)[0]
             if not (text.isascii() and text.isdigit()):
-                raise bad_request("The cursor is not one this API returned.")
+                raise BadRequest("The cursor is not one this API returned.")
             before = int(text)
         rows = await store.jobs_page(user_id, limit + 1, before)
         more = len(rows) > limit
@@ -115,7 +111,7 @@ class SyncService:
             try:
                 at, last_id = datetime.fromisoformat(at_text), int(id_text)
             except ValueError:
-                raise bad_request("The cursor is not one this API returned.") from None
+                raise BadRequest("The cursor is not one this API returned.") from None
             query = query.filter(Q(start_time_utc__lt=at) | Q(start_time_utc=at, id__lt=last_id))
         rows = await query.order_by("-start_time_utc", "-id").limit(limit + 1)
         more = len(rows) > limit
@@ -126,12 +122,9 @@ class SyncService:
 
     async def daily_health(self, user_id: str, first: date, last: date) -> list[DailyHealth]:
         if last < first:
-            raise bad_request("`to` must not be before `from`.")
+            raise BadRequest("`to` must not be before `from`.")
         if (last - first).days >= MAX_HEALTH_RANGE_DAYS:
-            raise bad_request(f"Ask for at most {MAX_HEALTH_RANGE_DAYS} days at once.")
+            raise BadRequest(f"Ask for at most {MAX_HEALTH_RANGE_DAYS} days at once.")
         return await DailyHealth.filter(
             user_id=user_id, calendar_date__gte=first, calendar_date__lte=last
         ).order_by("calendar_date")
-
-    async def summary(self, user_id: str) -> dict[str, SyncCursor]:
-        return {cursor.kind.value: cursor for cursor in await store.cursors_of(user_id)}

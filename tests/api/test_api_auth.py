@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from tests.conftest import API_KEY, Api, Sandbox, raw_rows
+from tests.support.app import API_KEY, Api, Sandbox, connect, raw_rows
 
 StartApi = Callable[[Config], Awaitable[Api]]
 
@@ -40,12 +40,6 @@ async def assert_unauthorized(response: Any) -> dict[str, Any]:
     assert body["title"] and body["detail"]
     assert API_KEY not in text
     return dict(body)
-
-
-async def connect(api: Api, sandbox: Sandbox, user: str = "user-a") -> None:
-    sandbox.add("alice@example.com")
-    response = await api.login(user, "alice@example.com")
-    assert response.status == 200, await response.text()
 
 
 async def test_missing_authorization_is_401_with_www_authenticate(api: Api) -> None:
@@ -100,7 +94,7 @@ async def test_bearer_scheme_is_case_insensitive(api: Api) -> None:
 async def test_every_v1_route_requires_the_key(
     api: Api, sandbox: Sandbox, method: str, path: str, body: Any
 ) -> None:
-    await connect(api, sandbox)
+    await connect(api, sandbox, "user-a")
     before = await raw_rows(api)
     calls = sandbox.state.get_account("alice@example.com")
     seen = (calls.login_attempts, calls.api_calls, calls.mfa_attempts)

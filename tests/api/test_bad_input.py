@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, Api, Sandbox, raw_rows
+from tests.support.app import API_KEY, Api, Sandbox, connect, raw_rows
 
 LOGIN = "/api/v1/garmin/session/login"
 MFA = "/api/v1/garmin/session/mfa"
@@ -219,8 +219,7 @@ async def check_problem(response: Any, status: int) -> dict[str, Any]:
 @pytest.fixture
 async def connected(api: Api, sandbox: Sandbox) -> list[dict[str, Any]]:
     """user-1 holds a valid session; returns the rows as stored."""
-    sandbox.add("alice@example.com")
-    assert (await api.login("user-1", "alice@example.com")).status == 200
+    await connect(api, sandbox)
     rows = await raw_rows(api)
     assert len(rows) == 1 and rows[0]["session_data"]
     return rows

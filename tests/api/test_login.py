@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox, raw_rows
+from tests.support.app import Api, Sandbox, raw_rows
 
 
 async def test_login_success_stores_a_valid_session(api: Api, sandbox: Sandbox) -> None:

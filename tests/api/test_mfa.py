@@ -10,7 +10,7 @@ from service.config import Config
 from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox, raw_rows
+from tests.support.app import Api, Sandbox, raw_rows
 
 StartApi = Callable[[Config], Awaitable[Api]]
 

@@ -11,7 +11,7 @@ import pytest
 from service.api.parsing import StringField
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
 from service.api.v1.openapi import LOGIN_RESULT, STATUS_SCHEMA, build_spec
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 SPEC_PATH = "/api/v1/openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}

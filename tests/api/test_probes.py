@@ -9,7 +9,7 @@ import pytest
 
 from service.config import Config
 from service.keys import DB_CONTEXT, SCHEDULER
-from tests.conftest import Api
+from tests.support.app import Api
 
 StartApi = Callable[[Config], Awaitable[Api]]
 

@@ -11,10 +11,10 @@ import pytest
 
 from service import logs
 from service.config import Config
+from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import SESSIONS
-from service.problems import PROBLEM_CONTENT_TYPE
-from service.sessions.service import StatusView
-from tests.conftest import Api, Sandbox
+from service.sessions.status import StatusView
+from tests.support.app import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]

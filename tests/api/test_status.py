@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
+from service.clock import ManualClock
 from service.config import Config
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox, raw_rows
+from tests.support.app import Api, Sandbox, raw_rows
+from tests.support.app import connect as _connected
 
-StartApi = Callable[[Config], Awaitable[Api]]
-
-
-async def _connected(api: Api, sandbox: Sandbox, **account: object) -> None:
-    sandbox.add("alice@example.com", **account)
-    assert (await api.login("user-1", "alice@example.com")).status == 200
+StartApi = Callable[..., Awaitable[Api]]
 
 
 async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:
@@ -137,10 +133,16 @@ async def test_after_a_429_live_checks_wait_for_retry_after(api: Api, sandbox: S
     assert sandbox.state.get_account("alice@example.com").api_calls == calls
 
 
-async def test_live_checks_resume_once_retry_after_has_passed(api: Api, sandbox: Sandbox) -> None:
+async def test_live_checks_resume_once_retry_after_has_passed(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+) -> None:
+    clock = ManualClock()
+    api = await start_api(make_config(), clock)
     await _connected(api, sandbox)
     sandbox.state.set_fault("alice@example.com", "api", Fault(status=429, retry_after=1))
     assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "unavailable"
     sandbox.state.clear_fault("alice@example.com", "api")
-    await asyncio.sleep(1.1)
+    clock.advance(0.9)
+    assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "unavailable"
+    clock.advance(0.1)
     assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "live"

@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from service.clock import ManualClock
 from service.config import Config
 from service.keys import SESSIONS
-from service.sessions import store
 from service.sessions.status_cache import StatusCache
-from tests.conftest import Api, Sandbox
+from service.store import sessions as store
+from tests.support.app import Api, Sandbox, connect, sync_now
+from tests.support.app import connect as _connected
 
-StartApi = Callable[[Config], Awaitable[Api]]
+StartApi = Callable[..., Awaitable[Api]]
 
 
 class FakeClock:
@@ -36,11 +38,6 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(store, "load_for_status", counting)
     return seen
-
-
-async def _connected(api: Api, sandbox: Sandbox, user: str = "user-1") -> None:
-    sandbox.add("alice@example.com")
-    assert (await api.login(user, "alice@example.com")).status == 200
 
 
 async def _status(api: Api, user: str = "user-1") -> dict[str, object]:
@@ -128,11 +125,14 @@ async def test_the_entry_never_outlives_the_validation_it_reports(
     sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
 ) -> None:
     """A cached VALID turns into a live check when the validation TTL ends, not later."""
+    clock = ManualClock()
     api = await start_api(make_config(status={"cache_seconds": 3600,
-                                              "validation_ttl_seconds": 1}))
+                                              "validation_ttl_seconds": 1}), clock)
     await _connected(api, sandbox)
     assert (await _status(api))["checked"] == "cached"
-    await asyncio.sleep(1.1)
+    clock.advance(0.9)
+    assert (await _status(api))["checked"] == "cached"
+    clock.advance(0.1)
     assert (await _status(api))["checked"] == "live"
 
 
@@ -213,8 +213,6 @@ async def test_status_reads_do_not_wait_for_transactions_holding_every_main_conn
 
 
 async def test_a_sync_finished_on_this_replica_shows_at_once(api: Api, sandbox: Sandbox) -> None:
-    from tests.sync.conftest import connect, sync_now
-
     await connect(api, sandbox, "user-1", "alice@example.com")
     before = await _status(api)
     assert before["sync"]["activities"]["last_success_at"] is None  # type: ignore[index]

@@ -11,7 +11,7 @@ import pytest
 from service.config import Config
 from service.garmin import LoginResult
 from service.garmin.garth import signin
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]

@@ -1,6 +1,6 @@
 """Benchmark plumbing: processes pinned to cores, an open-loop HTTP load generator, /proc.
 
-Processes are started like tests/sync/replicas_support.py starts its replicas (`python -m
+Processes are started like tests/support/replicas.py starts its replicas (`python -m
 service ...` with GARMIN_SYNC_* environment), each pinned to one core with
 `os.sched_setaffinity` in the child before exec, so the server under test and the load
 generator never share a core.
@@ -31,9 +31,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.sync.replicas_support import Proc as Proc
-from tests.sync.replicas_support import _clean_env
-from tests.sync.replicas_support import spawn as spawn_process
+from tests.support.replicas import Proc as Proc
+from tests.support.replicas import _clean_env
+from tests.support.replicas import spawn as spawn_process
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

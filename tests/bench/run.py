@@ -10,7 +10,7 @@ Figures (see BENCHMARKS.md for what each one means):
   2  status p99 at a fixed rate during a 1,000-user sync / the same when idle; loop lag
   3  sync efficiency: floor (calls x 50 ms / W) / measured, users per minute, CPU per user
   4  64 concurrent logins: total time / floor, and requests carrying another user's token
-  5  upsert rate: service.sync.store.upsert_activities / raw driver executemany
+  5  upsert rate: service.store.sync.upsert_activities / raw driver executemany
   6  RSS of one service process with 10,000 connected users, idle and during sync
   7  scaling: sync wall time and CPU per user at 100, 1,000 and 5,000 users; max/min
 
@@ -47,7 +47,7 @@ from typing import Any
 import aiohttp
 
 from tests.bench import harness as h
-from tests.sync.replicas_support import PASSWORD, REPO, TABLES, username_of
+from tests.support.replicas import PASSWORD, REPO, TABLES, username_of
 
 API_KEY = "bench-api-key-0123456789abcdef"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
@@ -117,7 +117,7 @@ class Env:
 async def empty_database(url: str) -> None:
     """Bring the schema up to date and empty every table (as the test suite does on PG).
 
-    Migrations run in a `garmin-sync migrate` subprocess, as tests/sync/replicas_support.py
+    Migrations run in a `garmin-sync migrate` subprocess, as tests/support/replicas.py
     does: Aerich keeps per-process state, so one process cannot migrate SQLite and then
     PostgreSQL."""
     from service.crypto import generate_key
@@ -844,7 +844,7 @@ def activity_rows(count: int) -> list[dict[str, Any]]:
 async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
     from service import db as service_db
     from service.models import Activity
-    from service.sync import store
+    from service.store import sync as store
 
     env = Env(root, "upsert", db)
     rows = activity_rows(10_000)
@@ -950,7 +950,7 @@ async def seed_users(url: str, key: str, session: str, count: int, due: datetime
     from service import db as service_db
     from service.crypto import Cipher
     from service.models import GarminAuthenticationState, SessionStatus, SyncCursor, SyncKind
-    from service.sessions.vault import SESSION
+    from service.store.vault import SESSION
 
     cipher = Cipher([key])
     ctx = await service_db.open_context(url)
@@ -1373,7 +1373,7 @@ def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
         "  be the caller's own account (X-Sandbox-Caller, the user id the service sent it",
         "  for). CPU per login subtracts the probe's idle CPU share over the same span.",
         "- 5 upsert: 10,000 sandbox-generated activities, 5,000 already present;",
-        "  `service.sync.store.upsert_activities` inside one transaction versus the driver's",
+        "  `service.store.sync.upsert_activities` inside one transaction versus the driver's",
         "  own `executemany` of the identical INSERT ... ON CONFLICT DO UPDATE (tuples built",
         "  from the same dicts inside the timing) on the same connection, one transaction.",
         "- 6 memory: 10,000 users inserted directly (each session blob, from one real sandbox",

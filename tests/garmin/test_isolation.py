@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from service.garmin import GarminSettings, configure_consumer
 from service.garmin.garth.client import _Client
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.conftest import Api, Sandbox
+from tests.support.app import Api, Sandbox
 
 USERS = 16
 

@@ -34,7 +34,7 @@ from service.garmin.garth.transport import (
     _Session,
 )
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.conftest import Sandbox
+from tests.support.app import Sandbox
 
 PASSWORD = "pw-correct-horse"
 VARYING = re.compile(r"((?:ticket|mfa_token)=)[^&]+")  # differ from login to login

@@ -21,17 +21,16 @@ from service.config import Config, ConfigError
 from service.keys import DB_CONTEXT, SCHEDULER
 from service.models import Activity, JobStatus, SyncCursor, SyncJob, SyncKind
 from service.sandbox import day_end_clock, expected_activities
-from tests.conftest import PG_URL, Api, Sandbox, raw_rows
-from tests.hardening.faults_support import (
+from tests.support.app import PG_URL, Api, Sandbox, connect, drain, raw_rows, use_db
+from tests.support.faults import (
     backends_waiting_on_lock,
-    eventually,
     not_a_500,
     problem,
     read_through_drop,
     table_locked,
     terminate_app_backends,
 )
-from tests.sync.conftest import connect, drain, use_db
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.skipif(not PG_URL,
                                 reason="needs PostgreSQL (GARMIN_SYNC_TEST_DATABASE_URL)")

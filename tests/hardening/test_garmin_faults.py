@@ -24,9 +24,9 @@ from service.config import Config
 from service.keys import GATEWAY
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox, raw_rows
-from tests.hardening.faults_support import Traffic, eventually, not_a_500, problem
-from tests.sync.conftest import connect, sync_now, use_db
+from tests.support.app import Api, Sandbox, connect, raw_rows, sync_now, use_db
+from tests.support.faults import Traffic, not_a_500, problem
+from tests.support.waiting import eventually
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]

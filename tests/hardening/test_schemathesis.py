@@ -26,8 +26,7 @@ from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
 
 from service.api.v1.openapi import build_spec
 from service.config import Config
-from tests.conftest import API_KEY, Api, Sandbox
-from tests.sync.conftest import connect, sync_now
+from tests.support.app import API_KEY, Api, Sandbox, connect, sync_now
 
 SPEC_PATH = "/api/v1/openapi.json"
 SEED = 20_260_101

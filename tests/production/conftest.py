@@ -1,10 +1,13 @@
-"""Prints what the production tests measured at the end of the run (see `support.measure`)."""
+"""Prints what the production tests measured at the end of the run.
+
+The numbers come from `tests.support.production.measure`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.production.support import MEASUREMENTS
+from tests.support.production import MEASUREMENTS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,7 +1,7 @@
 """Three `garmin-sync serve` replicas on one PostgreSQL database, at a production-like scale.
 
-The sandbox and each replica run as their own processes on loopback (the harness of
-`tests/sync/test_replicas.py`); 300 users connect through the replicas' API and the replicas
+The sandbox and each replica run as their own processes on loopback (the harness in
+`tests/support/replicas.py`); 300 users connect through the replicas' API and the replicas
 sync them for several intervals while one replica is SIGKILLed. Everything is then judged
 from the database's job history and the users' stored sessions: each user synced once per
 interval, never on two replicas at once, the dead replica's users taken over, no session
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.production.support import (
+from tests.support.production import (
     RUNNING_STATES,
     ProductionCluster,
     Snapshot,
@@ -38,14 +38,8 @@ from tests.production.support import (
     turns_of,
     users_per_window,
 )
-from tests.sync.replicas_support import (
-    PG_URL,
-    SKIP_REASON,
-    eventually,
-    migrate_schema,
-    now,
-    username_of,
-)
+from tests.support.replicas import PG_URL, POLL, SKIP_REASON, now, username_of
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 
@@ -82,13 +76,8 @@ SYNC = {
 EXTRA = {"GARMIN_EXECUTOR_THREADS": "16"}
 
 
-@pytest.fixture(scope="module")
-def schema() -> None:
-    migrate_schema()
-
-
 @pytest.fixture
-async def cluster(schema: None, tmp_path: Path) -> AsyncIterator[ProductionCluster]:
+async def cluster(replicas_schema: None, tmp_path: Path) -> AsyncIterator[ProductionCluster]:
     cluster = ProductionCluster(tmp_path, extra=EXTRA)
     await cluster.open()
     try:
@@ -109,25 +98,31 @@ async def start(cluster: ProductionCluster, accounts: list[dict[str, Any]],
                          *(cluster.ready_worker(worker_id) for worker_id in WORKERS))
 
 
-async def lost_claims(cluster: ProductionCluster, killed_at: datetime
-                      ) -> list[tuple[str, str, datetime]]:
+async def claimed_cursors(cluster: ProductionCluster) -> list[dict[str, Any]]:
+    """Every scheduled cursor as it stands (read right after the kill, see `lost_claims`)."""
+    return await cluster.rows("SELECT user_id, kind, next_sync_at FROM sync_cursor "
+                              "WHERE next_sync_at IS NOT NULL")
+
+
+async def lost_claims(cluster: ProductionCluster, cursors: list[dict[str, Any]],
+                      killed_at: datetime) -> list[tuple[str, str, datetime]]:
     """Turns the killed replica claimed (cursor moved on) but died before recording a job.
 
     A claim sets `next_sync_at` to the tick's time plus the interval (no jitter here), so
-    the claim time of every cursor is known right after the kill; a claim of the last
-    seconds with no job created since is one whose replica died in between (the survivors'
-    jobs are given time to appear first)."""
-    cursors = await cluster.rows("SELECT user_id, kind, next_sync_at FROM sync_cursor "
-                                 "WHERE next_sync_at IS NOT NULL")
-    await asyncio.sleep(2)
+    the claim time of every cursor read right after the kill is known; a claim of the last
+    seconds with no job created between it and the cursor's next turn is one whose replica
+    died in between. Called once the killed replica's lease has run out (which takes longer
+    than any survivor's pass), so the survivors' claims of that moment have their jobs by
+    then, and bounded by the next turn, so a later turn's job cannot hide a lost claim."""
     lost = []
     for cursor in cursors:
         claimed = cursor["next_sync_at"] - timedelta(seconds=INTERVALS[cursor["kind"]])
         if not killed_at - timedelta(seconds=3) <= claimed <= killed_at:
             continue
         jobs = await cluster.rows(
-            "SELECT id FROM sync_job WHERE user_id = $1 AND kind = $2 AND created_at >= $3",
-            cursor["user_id"], cursor["kind"], claimed)
+            "SELECT id FROM sync_job WHERE user_id = $1 AND kind = $2 AND created_at >= $3 "
+            "AND created_at < $4", cursor["user_id"], cursor["kind"], claimed,
+            cursor["next_sync_at"])
         if not jobs:
             lost.append((cursor["user_id"], cursor["kind"], claimed))
     return lost
@@ -173,7 +168,7 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
             "SELECT id FROM sync_job WHERE worker = $1 AND status = 'RUNNING'", VICTIM)
         return running if len(running) >= 3 else None
 
-    await eventually(busy_victim, 30, f"{VICTIM} running several jobs",
+    await eventually(busy_victim, 30, f"{VICTIM} running several jobs", interval=POLL,
                      alive=cluster.check_alive)
     cluster.workers[VICTIM].send(signal.SIGKILL)
     killed_at = now()
@@ -182,7 +177,7 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
     orphans = await cluster.rows(
         "SELECT * FROM sync_job WHERE worker = $1 AND status = 'RUNNING' ORDER BY id", VICTIM)
     assert orphans, "the killed replica ran no job"
-    lost = await lost_claims(cluster, killed_at)
+    cursors_at_kill = await claimed_cursors(cluster)
 
     # --- the survivors take over --------------------------------------------------------
     async def recovered() -> list[dict[str, Any]] | None:
@@ -191,7 +186,8 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
         return rows if all(row["status"] not in RUNNING_STATES for row in rows) else None
 
     ended = await eventually(recovered, LEASE_SECONDS + 20, "the killed replica's jobs to end",
-                             alive=lambda: cluster.check_alive(*SURVIVORS))
+                             interval=POLL, alive=lambda: cluster.check_alive(*SURVIVORS))
+    lost = await lost_claims(cluster, cursors_at_kill, killed_at)
 
     async def resynced() -> list[dict[str, Any]] | None:
         later = []
@@ -207,7 +203,7 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
 
     taken_over = await eventually(resynced, max(INTERVALS.values()) + LEASE_SECONDS + 20,
                                   "the survivors to sync the killed replica's users again",
-                                  alive=lambda: cluster.check_alive(*SURVIVORS))
+                                  interval=POLL, alive=lambda: cluster.check_alive(*SURVIVORS))
     # every user's turn of each kind comes once more on the two survivors alone
     await run_for(max(INTERVALS.values()) + LATE - (now() - killed_at).total_seconds(),
                   *SURVIVORS)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import garth.sso
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from service.sandbox import (
     SANDBOX_CONSUMER_KEY,
@@ -18,27 +15,17 @@ from service.sandbox import (
     SandboxState,
     create_sandbox_app,
 )
-
-ALICE = "alice@example.com"
-ALICE_PASSWORD = "alice-pw"
-BOB = "bob@example.com"
-BOB_PASSWORD = "bob-pw"
-MONA = "mona@example.com"
-MONA_PASSWORD = "mona-pw"
-MFA_CODE = "123456"
-
-
-@dataclass
-class FakeClock:
-    """The sandbox's clock, movable by tests (garth keeps using the real one)."""
-
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.aliases import AiohttpClient, AiohttpServer, Http
+from tests.support.sandbox import (
+    ALICE,
+    ALICE_PASSWORD,
+    BOB,
+    BOB_PASSWORD,
+    MFA_CODE,
+    MONA,
+    MONA_PASSWORD,
+    FakeClock,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +60,7 @@ def sbx_state(clock: FakeClock) -> SandboxState:
 
 @pytest.fixture
 async def sbx_server(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], sbx_state: SandboxState
+    aiohttp_server: AiohttpServer, sbx_state: SandboxState
 ) -> TestServer:
     return await aiohttp_server(create_sandbox_app(sbx_state))
 
@@ -84,8 +71,6 @@ def sbx_url(sbx_server: TestServer) -> str:
 
 
 @pytest.fixture
-async def sbx_http(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], sbx_server: TestServer
-) -> TestClient[Any, Any]:
+async def sbx_http(aiohttp_client: AiohttpClient, sbx_server: TestServer) -> Http:
     """A raw HTTP client (with a cookie jar) on the same sandbox."""
     return await aiohttp_client(sbx_server)

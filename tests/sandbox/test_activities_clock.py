@@ -14,9 +14,18 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.sandbox import SandboxState, expected_activities
-
-from .conftest import ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, MONA, MONA_PASSWORD, FakeClock
-from .test_data_endpoints import account, all_pages, bearer
+from tests.support.sandbox import (
+    ALICE,
+    ALICE_PASSWORD,
+    BOB,
+    BOB_PASSWORD,
+    MONA,
+    MONA_PASSWORD,
+    FakeClock,
+    account,
+    all_pages,
+    bearer,
+)
 
 Http = TestClient[Any, Any]
 

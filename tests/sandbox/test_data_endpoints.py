@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from service.sandbox import (
     DATA_FAMILIES,
@@ -25,16 +24,24 @@ from service.sandbox import (
     expected_activities,
     generated_day,
 )
-
-from .conftest import ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, FakeClock
-from .routing import sandbox_client
-
-Http = TestClient[Any, Any]
+from tests.support.aliases import Http
+from tests.support.routing import sandbox_client
+from tests.support.sandbox import (
+    ACTIVITIES,
+    ALICE,
+    ALICE_PASSWORD,
+    BOB,
+    BOB_PASSWORD,
+    FakeClock,
+    account,
+    all_pages,
+    bearer,
+    get_json,
+)
 
 NOW = dt.datetime(2025, 3, 10, 19, 50, tzinfo=dt.UTC)
 TODAY = NOW.date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
-ACTIVITIES = "/connectapi/activitylist-service/activities/search/activities"
 SUMMARY = "/connectapi/usersummary-service/usersummary/daily/{name}"
 SLEEP = "/connectapi/wellness-service/wellness/dailySleepData/{name}"
 HRV = "/connectapi/hrv-service/hrv/{day}"
@@ -46,37 +53,6 @@ BODY_BATTERY = "/connectapi/wellness-service/wellness/bodyBattery/reports/daily"
 def clock() -> FakeClock:
     """Pin the sandbox clock (overrides conftest's real-time one): today is 2025-03-10."""
     return FakeClock(NOW.timestamp())
-
-
-def bearer(state: SandboxState, username: str, password: str) -> dict[str, str]:
-    """Headers with a live access token straight from the state (no HTTP login needed)."""
-    session_id = state.open_sso_session()
-    grant = state.redeem_ticket(state.login(session_id, username, password).ticket)
-    return {"Authorization": f"Bearer {state.exchange(grant.token, refresh=False).token}"}
-
-
-def account(state: SandboxState, username: str) -> Account:
-    found = state.get_account(username)
-    assert found is not None
-    return found
-
-
-async def get_json(
-    http: Http, path: str, headers: dict[str, str], expect: int = 200, **params: Any
-) -> Any:
-    response = await http.get(path, headers=headers, params={k: str(v) for k, v in params.items()})
-    assert response.status == expect, await response.text()
-    return await response.json() if response.status != 204 else None
-
-
-async def all_pages(http: Http, headers: dict[str, str], limit: int, **params: Any) -> list[Any]:
-    """Page like a syncer: until a short page."""
-    items: list[Any] = []
-    while True:
-        page = await get_json(http, ACTIVITIES, headers, start=len(items), limit=limit, **params)
-        items.extend(page)
-        if len(page) < limit:
-            return items
 
 
 # --- activities ------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 import requests
-from aiohttp.test_utils import TestClient
 from garth.auth_tokens import OAuth1Token, OAuth2Token
 from garth.exc import GarthException, GarthHTTPError
 from garth.users import UserProfile, UserSettings
@@ -27,8 +26,9 @@ from service.sandbox import (
     ValidationError,
     load_seed,
 )
-
-from .conftest import (
+from tests.support.aliases import Http
+from tests.support.routing import route, sandbox_client
+from tests.support.sandbox import (
     ALICE,
     ALICE_PASSWORD,
     BOB,
@@ -38,14 +38,11 @@ from .conftest import (
     MONA_PASSWORD,
     FakeClock,
 )
-from .routing import route, sandbox_client
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "examples" / "sandbox-seed.yaml"
 PROFILE = "/userprofile-service/socialProfile"
 PREAUTHORIZED = "/connectapi/oauth-service/oauth/preauthorized"
 GOOD_OAUTH = f'OAuth oauth_consumer_key="{SANDBOX_CONSUMER_KEY}", oauth_signature="c2ln%3D"'
-
-Http = TestClient[Any, Any]
 
 
 # --- helpers ---------------------------------------------------------------------------------

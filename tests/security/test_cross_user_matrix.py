@@ -25,8 +25,7 @@ from tortoise.models import Model
 import service.models
 from service.api.middleware import USER_ID_HEADER
 from service.config import Config
-from tests.conftest import API_KEY, TABLES, Api, Sandbox
-from tests.sync.conftest import connect, drain, sync_now, use_db
+from tests.support.app import API_KEY, TABLES, Api, Sandbox, connect, drain, sync_now, use_db
 
 StartApi = Callable[[Config], Awaitable[Api]]
 

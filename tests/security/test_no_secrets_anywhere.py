@@ -43,8 +43,7 @@ from service.config import Config
 from service.keys import DB_CONTEXT
 from service.sandbox import SANDBOX_CONSUMER_SECRET, Fault
 from service.sandbox.state import PREFIXES
-from tests.conftest import API_KEY, PG_URL, TABLES, Api, Sandbox
-from tests.sync.conftest import sync_now
+from tests.support.app import API_KEY, PG_URL, TABLES, Api, Sandbox, sync_now
 
 PLAIN, MFA, THROTTLED = "plain@example.com", "mfa@example.com", "throttled@example.com"
 KEEP = "keep@example.com"

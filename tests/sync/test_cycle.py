@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import day_end_clock, expected_activities
-from tests.conftest import Api, Sandbox, raw_rows
-from tests.sync.conftest import connect, sync_now, use_db
+from tests.support.app import Api, Sandbox, connect, raw_rows, sync_now, use_db
 
 
 async def test_full_cycle_stores_every_activity_of_the_backfill(api: Api, sandbox: Sandbox) -> None:

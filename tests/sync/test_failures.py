@@ -3,7 +3,6 @@ the cursor's backoff and the data, driven through the real app against the sandb
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -14,7 +13,8 @@ from typing import Any
 import pytest
 
 from service.config import Config
-from service.keys import CIPHER, CONFIG, RUNNER, SCHEDULER
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
 from service.models import (
     Activity,
     DailyHealth,
@@ -24,10 +24,9 @@ from service.models import (
     SyncJob,
     SyncKind,
 )
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
-from tests.conftest import Api, Sandbox, raw_rows
-from tests.sync.conftest import connect, drain, sync_now, use_db
+from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
+from tests.support.waiting import eventually
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]
@@ -60,16 +59,6 @@ async def _cursor(api: Api, kind: SyncKind = SyncKind.ACTIVITIES) -> SyncCursor:
     return await SyncCursor.get(user_id=USER, kind=kind)
 
 
-async def _eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10) -> None:
-    """Poll until `check` holds (a condition, never a fixed wait)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.01)
-
-
 async def _post_sync(api: Api, *kinds: str) -> Any:
     body = {"kinds": list(kinds)} if kinds else {}
     return await api.client.post("/api/v1/garmin/sync", headers=api.headers(USER), json=body)
@@ -96,6 +85,12 @@ def _backfill_window(api: Api, account: Account) -> list[dict[str, Any]]:
 async def _stored_activity_ids(api: Api) -> list[int]:
     use_db(api)
     return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
+
+
+def _counted(api: Api, counter: str) -> float:
+    """A counter of the instance's Prometheus registry (absent before its first increment)."""
+    value = api.app[METRICS].registry.get_sample_value(f"garmin_sync_{counter}_total")
+    return value or 0.0
 
 
 def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
@@ -340,7 +335,7 @@ async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
     scheduler = scheduled.app[SCHEDULER]
     calls = (account.api_calls, dict(account.data_calls))
     target = scheduler.ticks + 5
-    await _eventually(lambda: scheduler.ticks >= target)  # ticks before the last are done
+    await eventually(lambda: scheduler.ticks >= target)  # ticks before the last are done
 
     assert (account.api_calls, account.data_calls) == calls
     use_db(scheduled)
@@ -355,7 +350,7 @@ async def test_rate_limit_backs_off_past_retry_after_and_the_scheduler_waits(
         return await SyncJob.filter(user_id=USER, trigger=JobTrigger.SCHEDULED,
                                     status="SUCCESS").count() == 2
 
-    await _eventually(both_synced)
+    await eventually(both_synced)
     await drain(scheduled)
     assert account.api_calls > calls[0]
 
@@ -451,7 +446,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     account = _account(sandbox)
     before = await _row(api)
     refreshes = account.refreshes
-    persisted = api.app[RUNNER].stats.refreshes_persisted
+    persisted = _counted(api, "session_refreshes_persisted")
     # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
 
@@ -465,7 +460,7 @@ async def test_refresh_before_a_failed_data_call_is_persisted(
     newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
     assert _session_of(api, after["session_data"])[1]["access_token"] == newest
     assert _session_of(api, before["session_data"])[1]["access_token"] != newest
-    assert api.app[RUNNER].stats.refreshes_persisted == persisted + 1
+    assert _counted(api, "session_refreshes_persisted") == persisted + 1
 
 
 async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
@@ -496,15 +491,15 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
     account = _account(sandbox)
     account.latency_ms = 300
-    stats = first.app[RUNNER].stats
-    dropped, persisted = stats.stale_sessions_dropped, stats.refreshes_persisted
+    dropped = _counted(first, "stale_session_writes_dropped")
+    persisted = _counted(first, "session_refreshes_persisted")
     exchanges, logins = account.exchanges, account.login_attempts
 
     response = await _post_sync(first, "activities")
     assert response.status == 202, await response.text()
     job_id = (await response.json())["jobs"][0]["id"]
     # the job has loaded the row and is refreshing at Garmin
-    await _eventually(lambda: account.exchanges > exchanges)
+    await eventually(lambda: account.exchanges > exchanges)
 
     # the lease is in the database: a login on either instance is refused while it runs
     for instance in (first, second):
@@ -529,8 +524,8 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     assert account.refreshes > 0
     after = await _row(first)
     assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
-    assert stats.stale_sessions_dropped == dropped + 1
-    assert stats.refreshes_persisted == persisted
+    assert _counted(first, "stale_session_writes_dropped") == dropped + 1
+    assert _counted(first, "session_refreshes_persisted") == persisted
 
 
 async def test_second_sync_while_a_job_runs_is_refused_as_busy(
@@ -544,7 +539,7 @@ async def test_second_sync_while_a_job_runs_is_refused_as_busy(
     response = await _post_sync(api, "activities")
     assert response.status == 202, await response.text()
     job_id = (await response.json())["jobs"][0]["id"]
-    await _eventually(lambda: account.api_calls > calls)  # the job is at Garmin
+    await eventually(lambda: account.api_calls > calls)  # the job is at Garmin
 
     await _problem(await _post_sync(api, "activities"), 409, "user-busy")
 

@@ -15,7 +15,6 @@ import pytest
 
 from service.config import Config
 from service.keys import SCHEDULER
-from service.leases import LeaseLost, UserLeases
 from service.models import (
     GarminAuthenticationState,
     JobStatus,
@@ -24,12 +23,13 @@ from service.models import (
     SyncJob,
     SyncKind,
     UserLease,
-    sql,
 )
-from service.sessions import store as session_store
-from service.sync import store
-from tests.conftest import Api, Sandbox
-from tests.sync.conftest import connect, sync_now, use_db
+from service.store import sessions as session_store
+from service.store import sql
+from service.store import sync as store
+from service.store.leases import LeaseLost, UserLeases
+from tests.support.app import Api, Sandbox, connect, sync_now, use_db
+from tests.support.waiting import eventually
 
 StartApi = Callable[[Config], Awaitable[Api]]
 MakeConfig = Callable[..., Config]
@@ -216,15 +216,13 @@ async def test_a_freed_slot_claims_the_next_due_user_without_waiting_for_a_tick(
     scheduler = api.app[SCHEDULER]
 
     async def all_synced() -> bool:
+        assert scheduler.active_jobs <= 2
         use_db(api)
         done = await SyncJob.filter(status=JobStatus.SUCCESS).values_list("user_id", "kind")
         return {(user, kind) for user, kind in done} == {
             (user, kind) for user in users for kind in SyncKind}
 
-    async with asyncio.timeout(30):
-        while not await all_synced():
-            assert scheduler.active_jobs <= 2
-            await asyncio.sleep(0.02)
+    await eventually(all_synced, 30, "every user's jobs to succeed")
     assert scheduler.ticks == 1
 
 

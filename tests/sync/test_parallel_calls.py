@@ -4,7 +4,7 @@ token refresh for all of them, and the first failure stopping the rest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -13,11 +13,10 @@ from service.config import Config
 from service.garmin.endpoints import all_of
 from service.keys import GATEWAY
 from service.sandbox import Fault
-from tests.conftest import Api, Sandbox
-from tests.sync.conftest import connect, sync_now
+from tests.support.aliases import MakeConfig, StartApi
+from tests.support.app import Api, Sandbox, connect, sync_now
+from tests.support.waiting import eventually
 
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
@@ -83,8 +82,8 @@ async def test_a_login_during_a_saturating_sync_waits_for_one_call_not_the_whole
     await connect(api, sandbox, "user-1", ALICE, latency_ms=80)
     sandbox.add(BOB)
     job = asyncio.ensure_future(sync_now(api, "user-1", "health"))
-    while sandbox.state.require_account(ALICE).api_calls < 2:
-        await asyncio.sleep(0.005)
+    await eventually(lambda: sandbox.state.require_account(ALICE).api_calls >= 2, 10,
+                     "the job's second call", interval=0.005)
     assert (await api.login("user-2", BOB)).status == 200
     calls_when_logged_in = sandbox.state.require_account(ALICE).api_calls
     assert [job["status"] for job in await job] == ["SUCCESS"]
@@ -99,8 +98,8 @@ async def test_an_access_token_revoked_mid_job_is_refreshed_once_for_all_paralle
     account = sandbox.state.require_account(ALICE)
     refreshes = account.refreshes
     job = asyncio.ensure_future(sync_now(api, "user-1", "health"))
-    while account.api_calls < 1 + 6:  # the profile answered; six day calls in flight
-        await asyncio.sleep(0.002)
+    # the profile answered; six day calls in flight
+    await eventually(lambda: account.api_calls >= 1 + 6, 10, "six day calls", interval=0.002)
     assert sandbox.state.expire_access_tokens(ALICE) >= 1
     assert [job["status"] for job in await job] == ["SUCCESS"]
     assert account.refreshes - refreshes == 1
@@ -144,8 +143,16 @@ async def test_the_first_failure_cancels_the_other_calls_and_is_raised_as_is() -
 
 
 async def test_all_of_keeps_the_order_of_its_calls() -> None:
-    async def after(delay: float, value: int) -> int:
-        await asyncio.sleep(delay)
+    finished: list[int] = []
+    done = {value: asyncio.Event() for value in (1, 2, 3)}
+
+    async def after(previous: int | None, value: int) -> int:
+        """Finishes once call `previous` has: the calls end in another order than given."""
+        if previous is not None:
+            await done[previous].wait()
+        finished.append(value)
+        done[value].set()
         return value
 
-    assert await all_of([after(0.03, 1), after(0.0, 2), after(0.01, 3)]) == [1, 2, 3]
+    assert await all_of([after(3, 1), after(None, 2), after(2, 3)]) == [1, 2, 3]
+    assert finished == [2, 3, 1]

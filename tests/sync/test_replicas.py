@@ -16,56 +16,26 @@ import math
 import signal
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sync.replicas_support import (
+from tests.support.replicas import (
     PG_URL,
+    POLL,
     SKIP_REASON,
     Cluster,
-    eventually,
-    migrate_schema,
     now,
+    start,
     username_of,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 
 LEASE_SECONDS = 5
 TICK_SECONDS = 0.2
-
-
-@pytest.fixture(scope="module")
-def schema() -> None:
-    migrate_schema()
-
-
-@pytest.fixture
-async def cluster(schema: None, tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = Cluster(tmp_path)
-    await cluster.open()
-    try:
-        yield cluster
-    finally:
-        try:
-            await cluster.close()
-        finally:
-            # shown by pytest only when the test failed
-            print(cluster.logs())
-
-
-async def start(cluster: Cluster, accounts: list[dict[str, Any]], workers: list[str],
-                **sync: str) -> None:
-    """The sandbox and the workers, spawned together, each answering before this returns."""
-    cluster.start_sandbox(accounts)
-    for worker_id in workers:
-        cluster.start_worker(worker_id, **sync)
-    await asyncio.gather(cluster.ready_sandbox(),
-                         *(cluster.ready_worker(worker_id) for worker_id in workers))
 
 
 async def running_job(cluster: Cluster, worker_id: str, *, min_age: float = 0.3,
@@ -190,7 +160,8 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
     try:
         await asyncio.gather(*(cluster.connect("w1", user) for user in users))
         victim = await eventually(lambda: running_job(cluster, "w1", kind="health"), 40,
-                                  "a health job RUNNING on w1", alive=cluster.check_alive)
+                                  "a health job RUNNING on w1", interval=POLL,
+                                  alive=cluster.check_alive)
     finally:
         cluster.workers["w2"].send(signal.SIGCONT)
     cluster.workers["w1"].send(signal.SIGKILL)
@@ -209,7 +180,7 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
         return rows if all(row["status"] != "RUNNING" for row in rows) else None
 
     rows = await eventually(recovered, LEASE_SECONDS + 10 * TICK_SECONDS + 3,
-                            "w2 to recover the killed worker's jobs",
+                            "w2 to recover the killed worker's jobs", interval=POLL,
                             alive=lambda: cluster.check_alive("w2"))
     for row in rows:
         assert row["status"] == "FAILED", row
@@ -230,7 +201,7 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
         return True
 
     await eventually(resynced, 40, "w2 to sync the killed worker's users again",
-                     alive=lambda: cluster.check_alive("w2"))
+                     interval=POLL, alive=lambda: cluster.check_alive("w2"))
     assert await cluster.stop("w2") == 0
     assert [job for job in await cluster.jobs() if job["status"] == "RUNNING"] == []
 
@@ -252,7 +223,7 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     assert status == 202, body
     queued_id = body["jobs"][1]["id"]
     stalled = await eventually(lambda: running_job(cluster, "w1", min_age=0.2), 20,
-                               "w1's job RUNNING")
+                               "w1's job RUNNING", interval=POLL)
     assert stalled["kind"] == kind
     cluster.workers["w1"].send(signal.SIGSTOP)
     held_until = (await cluster.lease(user))["expires_at"]  # w1 can no longer renew it
@@ -266,10 +237,11 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
         assert status == 202, body
         return body
 
-    accepted = await eventually(take_over, LEASE_SECONDS + 10, "w2 to accept a sync of the user")
+    accepted = await eventually(take_over, LEASE_SECONDS + 10, "w2 to accept a sync of the user",
+                                interval=POLL)
 
     takeover = await eventually(lambda: _final(cluster, accepted["jobs"][0]["id"]), 30,
-                                "w2's takeover job",
+                                "w2's takeover job", interval=POLL,
                                 alive=lambda: cluster.check_alive("w2"))
     assert (takeover["status"], takeover["worker"]) == ("SUCCESS", "w2"), takeover
     assert takeover["started_at"] >= held_until
@@ -285,7 +257,8 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
         job = await cluster.job(stalled["id"])
         return job if (job["error"] or "").startswith("lease lost") else None
 
-    late = await eventually(refused, 30, "w1's stalled job to end", alive=cluster.check_alive)
+    late = await eventually(refused, 30, "w1's stalled job to end", interval=POLL,
+                            alive=cluster.check_alive)
     assert late["status"] == "FAILED"
     assert late["error"] == "lease lost; results dropped"
     assert late["items_upserted"] == 0
@@ -347,7 +320,8 @@ async def test_sigterm_stops_a_worker_cleanly_mid_job(cluster: Cluster) -> None:
                 HEALTH_INTERVAL_MINUTES="1")
     await cluster.connect("w1", user)
     job = await eventually(lambda: running_job(cluster, "w1", kind="health"), 30,
-                           "the health job RUNNING", alive=cluster.check_alive)
+                           "the health job RUNNING", interval=POLL,
+                           alive=cluster.check_alive)
 
     cluster.workers["w1"].send(signal.SIGTERM)
     started = time.monotonic()

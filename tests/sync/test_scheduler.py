@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,11 +26,10 @@ from service.models import (
     SyncKind,
     UserLease,
 )
-from tests.conftest import PG_URL, Api, Sandbox
-from tests.sync.conftest import connect, use_db
+from tests.support.aliases import MakeConfig, StartApi
+from tests.support.app import PG_URL, Api, Sandbox, connect, use_db
+from tests.support.waiting import eventually
 
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 KINDS = {SyncKind.ACTIVITIES, SyncKind.HEALTH}
@@ -52,17 +50,6 @@ def unscheduled(make_config: MakeConfig) -> Config:
     return make_config(sync={"enabled": False, "initial_spread_seconds": 0})
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str,
-                   timeout: float = 30) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not await condition():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
-
-
 async def wait_for_ticks(api: Api, more: int) -> None:
     """Let the scheduler of `api` tick `more` more times."""
     scheduler = api.app[SCHEDULER]
@@ -71,7 +58,7 @@ async def wait_for_ticks(api: Api, more: int) -> None:
     async def ticked() -> bool:
         return bool(scheduler.ticks >= target)
 
-    await wait_for(ticked, f"{more} scheduler ticks")
+    await eventually(ticked, 30, f"{more} scheduler ticks")
 
 
 async def jobs_of(api: Api, user: str | None = None) -> list[SyncJob]:
@@ -91,7 +78,7 @@ async def wait_for_synced(api: Api, users: list[str], timeout: float = 30) -> No
     async def done() -> bool:
         return wanted <= successes(await jobs_of(api))
 
-    await wait_for(done, f"both kinds synced for {len(users)} user(s)", timeout)
+    await eventually(done, timeout, f"both kinds synced for {len(users)} user(s)")
 
 
 async def _no_active_jobs(api: Api) -> bool:
@@ -149,7 +136,7 @@ async def test_fifty_users_are_each_synced_once_per_kind_with_bounded_concurrenc
 
     api = await start_api(scheduled(make_config, max_concurrent_users=4, backfill_days=2))
     await wait_for_synced(api, list(owner_of), timeout=90)
-    await wait_for(lambda: _no_active_jobs(api), "the last jobs to finish")
+    await eventually(lambda: _no_active_jobs(api), 30, "the last jobs to finish")
 
     jobs = await jobs_of(api)
     per_kind: dict[tuple[str, SyncKind], int] = defaultdict(int)
@@ -305,7 +292,7 @@ async def test_job_still_running_after_the_grace_is_cancelled_and_releases_its_l
     async def started() -> bool:
         return bool(await _running(setup))
 
-    await wait_for(started, "a job to start")
+    await eventually(started, 30, "a job to start")
     [job] = await _running(setup)
     await api.client.close()
 
@@ -332,7 +319,7 @@ async def test_job_finishing_within_the_grace_succeeds_before_close_returns(
     async def started() -> bool:
         return bool(await _running(setup))
 
-    await wait_for(started, "a job to start")
+    await eventually(started, 30, "a job to start")
     [job] = await _running(setup)
     closing = datetime.now(UTC)
     await api.client.close()

@@ -11,8 +11,7 @@ import pytest
 from service.keys import CONFIG
 from service.models import Activity, SyncJob
 from service.sandbox import generated_day
-from tests.conftest import Api, Sandbox
-from tests.sync.conftest import connect, drain, sync_now, use_db
+from tests.support.app import Api, Sandbox, connect, drain, sync_now, use_db
 
 SYNC = "/api/v1/garmin/sync"
 JOBS = "/api/v1/garmin/sync/jobs"

@@ -15,7 +15,7 @@ from aiohttp import web
 from service.api.middleware import USER_ID
 from service.api.parsing import StringField, parse_body, parse_bool_query
 from service.keys import SESSIONS
-from service.sessions.service import StatusView
+from service.sessions.status import StatusView
 
 LOGIN_FIELDS = (
     StringField("username", max_length=254, description="Garmin Connect username (e-mail)."),

@@ -2,50 +2,54 @@
 
 Request schemas come from the same field definitions the handlers validate with, and a
 test compares the documented operations with the app's router, so the two cannot drift.
+Each operation lists the problem classes it can answer with (`service.errors`); their
+statuses and docstrings make its error responses.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from aiohttp import web
 
+from service import errors
 from service.api.parsing import object_schema
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
+from service.models import SessionStatus
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 DATETIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 
+Problems = tuple[type[errors.Problem], ...]
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+def _problems(*kinds: type[errors.Problem]) -> dict[str, Any]:
+    """One response per status, described by the docstrings of the classes that answer it."""
+    by_status: dict[int, list[str]] = {}
+    for kind in kinds:
+        by_status.setdefault(kind.status, []).append(inspect.getdoc(kind) or kind.title)
+    return {str(status): {"description": " Or: ".join(descriptions),
+                          "content": {errors.PROBLEM_CONTENT_TYPE: {"schema": PROBLEM}}}
+            for status, descriptions in sorted(by_status.items())}
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-COMMON_ERRORS = {
-    "400": _problem("Bad input (body, query or X-User-Id)."),
-    "401": _problem("Missing or wrong API key."),
-}
-BODY_ERRORS = {
-    "413": _problem("Body larger than 64 KiB."),
-    "415": _problem("Body is not application/json."),
-}
-GARMIN_ERRORS = {
-    "429": _problem("Garmin throttles this account; see Retry-After."),
-    "502": _problem("Garmin sent an unusable answer."),
-    "503": _problem("Garmin unreachable or timed out."),
-}
+COMMON_ERRORS: Problems = (errors.BadRequest, errors.InvalidUserId, errors.Unauthorized)
+BODY_ERRORS: Problems = (errors.ValidationFailed, errors.PayloadTooLarge,
+                         errors.UnsupportedMediaType)
+GARMIN_ERRORS: Problems = (errors.GarminThrottled, errors.GarminBadResponse,
+                           errors.GarminFailed, errors.GarminUnavailableProblem)
 
 STATUS_SCHEMA = {
     "type": "object",
     "required": ["status", "checked", "last_validated", "connected_at", "mfa_pending",
                  "mfa_expires_at", "reason", "sync"],
     "properties": {
-        "status": {"enum": ["VALID", "MISSING", "EXPIRED", "MFA_PENDING"]},
+        "status": {"enum": [status.value for status in SessionStatus]},
         "checked": {"enum": ["live", "cached", "unavailable", "none"]},
         "last_validated": DATETIME_OR_NULL,
         "connected_at": DATETIME_OR_NULL,
@@ -134,9 +138,11 @@ def _instant(name: str) -> dict[str, Any]:
                                                    {"format": "date"}]}}
 
 
-def _operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [USER_HEADER],
-            "security": [{"apiKey": []}], "responses": {**responses, **COMMON_ERRORS}, **extra}
+def _operation(summary: str, responses: dict[str, Any], raises: Problems = (),
+               **extra: Any) -> dict[str, Any]:
+    """`raises`: the problems the operation answers with, beside those every one can."""
+    return {"summary": summary, "parameters": [USER_HEADER], "security": [{"apiKey": []}],
+            "responses": {**responses, **_problems(*raises, *COMMON_ERRORS)}, **extra}
 
 
 def _body(fields: Any) -> dict[str, Any]:
@@ -160,19 +166,16 @@ def build_spec() -> dict[str, Any]:
         "paths": {
             "/api/v1/garmin/session/login": {"post": _operation(
                 "Log in to Garmin and store the session (or start MFA).",
-                {"200": _json("Logged in, or MFA required.", LOGIN_RESULT),
-                 "409": _problem("Another login, MFA or sync for this user is running."),
-                 "422": _problem("Garmin rejected the credentials."),
-                 **BODY_ERRORS, **GARMIN_ERRORS},
+                {"200": _json("Logged in, or MFA required.", LOGIN_RESULT)},
+                (errors.UserBusy, errors.WriteConflict, errors.InvalidGarminCredentials,
+                 errors.LoginCooldown, *BODY_ERRORS, *GARMIN_ERRORS),
                 requestBody=_body(LOGIN_FIELDS),
             )},
             "/api/v1/garmin/session/mfa": {"post": _operation(
                 "Finish a pending login with the MFA code.",
-                {"200": _json("Logged in.", LOGIN_RESULT),
-                 "409": _problem("No MFA pending, or the user is busy."),
-                 "410": _problem("The MFA challenge expired; log in again."),
-                 "422": _problem("Wrong code; attempts_remaining says how many are left."),
-                 **BODY_ERRORS, **GARMIN_ERRORS},
+                {"200": _json("Logged in.", LOGIN_RESULT)},
+                (errors.NoPendingMfa, errors.UserBusy, errors.WriteConflict, errors.MfaExpired,
+                 errors.MfaUnreadable, errors.WrongMfaCode, *BODY_ERRORS, *GARMIN_ERRORS),
                 requestBody=_body(MFA_FIELDS),
             )},
             "/api/v1/garmin/session/status": {"get": _operation(
@@ -185,11 +188,8 @@ def build_spec() -> dict[str, Any]:
                 "Start a manual sync of the user's activities and/or health data now.",
                 {"202": _json("Jobs created.", {
                     "type": "object", "required": ["jobs"],
-                    "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}}),
-                 "409": _problem("No valid session, or a job/login for the user is running."),
-                 "429": _problem("A job met Garmin's throttling of this account and its "
-                                 "backoff still runs; see Retry-After."),
-                 **BODY_ERRORS},
+                    "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}})},
+                (errors.NoSession, errors.UserBusy, errors.GarminThrottled, *BODY_ERRORS),
                 requestBody={"required": True,
                              "content": {"application/json": {"schema": SYNC_REQUEST}}},
             )},
@@ -215,8 +215,8 @@ def build_spec() -> dict[str, Any]:
             )},
             "/api/v1/garmin/session": {"delete": _operation(
                 "Disconnect: delete the stored session and MFA state.",
-                {"204": {"description": "Deleted (or there was nothing)."},
-                 "409": _problem("Another login, MFA or sync for this user is running.")},
+                {"204": {"description": "Deleted (or there was nothing)."}},
+                (errors.UserBusy,),
             )},
         },
     }

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from service.api.middleware import USER_ID
 from service.api.parsing import read_json_object
+from service.errors import BadRequest, ValidationFailed
 from service.keys import SYNC
 from service.models import Activity, DailyHealth, SyncJob, SyncKind
-from service.problems import bad_request, validation_error
 
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
@@ -25,14 +25,14 @@ def _iso(value: datetime | date | None) -> str | None:
 def query_limit(request: web.Request) -> int:
     text = request.query.get("limit", str(DEFAULT_LIMIT))
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-        raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}.")
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}.")
     return int(text)
 
 
 def query_cursor(request: web.Request) -> str | None:
     cursor = request.query.get("cursor")
     if cursor is not None and not 1 <= len(cursor) <= 200:
-        raise bad_request("The cursor is not one this API returned.")
+        raise BadRequest("The cursor is not one this API returned.")
     return cursor or None
 
 
@@ -43,7 +43,7 @@ def query_date(request: web.Request, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise bad_request(f"{name} must be a date (YYYY-MM-DD).") from None
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD).") from None
 
 
 def query_datetime(request: web.Request, name: str) -> datetime | None:
@@ -53,7 +53,7 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise bad_request(f"{name} must be an ISO 8601 date or date-time.") from None
+        raise BadRequest(f"{name} must be an ISO 8601 date or date-time.") from None
     # normalised to UTC: SQLite compares the stored ISO text, where "+02:00" sorts wrongly
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -96,12 +96,12 @@ async def _kinds(request: web.Request) -> list[SyncKind]:
     kinds = body.get("kinds", [kind.value for kind in SyncKind])
     valid = {kind.value for kind in SyncKind}
     if extra:
-        raise validation_error("unknown field", [{"field": str(name)[:64],
+        raise ValidationFailed("unknown field", [{"field": str(name)[:64],
                                                   "problem": "unknown field"}
                                                  for name in extra])
     if (not isinstance(kinds, list) or not kinds
             or not all(isinstance(kind, str) and kind in valid for kind in kinds)):
-        raise validation_error("kinds: must be a non-empty list of activities, health",
+        raise ValidationFailed("kinds: must be a non-empty list of activities, health",
                                [{"field": "kinds",
                                  "problem": "must be a non-empty list of activities, health"}])
     return [SyncKind(kind) for kind in dict.fromkeys(kinds)]
@@ -126,7 +126,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def list_activities(request: web.Request) -> web.Response:
     kind = request.query.get("type")
     if kind is not None and not 1 <= len(kind) <= 64:
-        raise bad_request("type must be 1 to 64 characters.")
+        raise BadRequest("type must be 1 to 64 characters.")
     page = await request.app[SYNC].activities(
         request[USER_ID], query_datetime(request, "since"), query_datetime(request, "until"),
         kind, query_limit(request), query_cursor(request))
@@ -139,6 +139,6 @@ async def list_daily_health(request: web.Request) -> web.Response:
     first = query_date(request, "from")
     last = query_date(request, "to")
     if first is None or last is None:
-        raise bad_request("from and to are required dates (YYYY-MM-DD).")
+        raise BadRequest("from and to are required dates (YYYY-MM-DD).")
     days = await request.app[SYNC].daily_health(request[USER_ID], first, last)
     return web.json_response({"items": [day_body(day) for day in days]})

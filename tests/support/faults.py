@@ -1,4 +1,4 @@
-"""Helpers for the fault-injection tests: polling, problem checks, and PostgreSQL sabotage.
+"""Helpers for the fault-injection tests: problem checks, PostgreSQL sabotage, sandbox traffic.
 
 The PostgreSQL helpers act from a connection of their own (asyncpg, outside the app's pool),
 the way an operator or a failover would: terminate the app's backends, hold table locks,
@@ -8,7 +8,6 @@ and watch `pg_stat_activity` to know when an app query is really stuck (never a 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -16,7 +15,8 @@ from typing import Any, TypeVar
 import asyncpg
 from tortoise.exceptions import DBConnectionError
 
-from service.problems import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
 
@@ -29,18 +29,6 @@ TERMINATE_APP_BACKENDS = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
 )
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10,
-                     interval: float = 0.02) -> float:
-    """Poll until `check` holds; returns how long it took (a condition, never a fixed wait)."""
-    started = time.perf_counter()
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return time.perf_counter() - started
-            await asyncio.sleep(interval)
 
 
 async def problem(response: Any, status: int | None = None,

@@ -4,7 +4,7 @@ Upserts use one `INSERT ... ON CONFLICT (natural key) DO UPDATE` statement, run 
 rows of a job at once (`executemany`), on SQLite and PostgreSQL alike, so running the same
 sync twice changes no row count.
 
-What every job and every scheduler pass runs is hand-written SQL (`service.models.sql`):
+What every job and every scheduler pass runs is hand-written SQL (`service.store.sql`):
 with Tortoise building each query, the bookkeeping cost more CPU than the job's own work.
 The rarer paths (pausing, resuming, listing) stay on Tortoise's query API.
 """
@@ -28,8 +28,8 @@ from service.models import (
     SyncCursor,
     SyncJob,
     SyncKind,
-    sql,
 )
+from service.store import sql
 
 ACTIVITY_KEY = ["user_id", "garmin_activity_id"]
 ACTIVITY_UPDATE = [

@@ -8,14 +8,15 @@ overwriting a newer login.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from service import db
-from service.models import GarminAuthenticationState, SyncCursor, sql
+from service.clock import utcnow
+from service.models import GarminAuthenticationState, SyncCursor
+from service.store import sql
 
 LOAD = sql.Sql("SELECT * FROM garmin_authentication_state WHERE user_id = ?")
 _AUTH_COLUMNS = tuple(GarminAuthenticationState._meta.fields_db_projection.values())
@@ -28,10 +29,6 @@ LOAD_FOR_STATUS = sql.Sql(f"""
     LEFT JOIN garmin_authentication_state AS a ON a.user_id = wanted.user_id
     LEFT JOIN sync_cursor AS c ON c.user_id = wanted.user_id
 """)  # noqa: S608 - column names come from the models; the user id is a parameter
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def load(user_id: str) -> GarminAuthenticationState | None:

@@ -8,8 +8,6 @@ upserts) are written out once here with `?` placeholders and rendered per dialec
 dates, plain strings for enums, the JSON field's own encoding), so a row written here is
 the same as one Tortoise would write, and rows read here become models through Tortoise's
 own `_init_from_db`.
-
-Not a module of models: `service.models` does not import it.
 """
 
 from __future__ import annotations

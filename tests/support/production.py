@@ -1,4 +1,4 @@
-"""Helpers for the production-readiness replica tests, on top of `tests.sync.replicas_support`.
+"""Helpers for the production-readiness replica tests, on top of `tests.support.replicas`.
 
 `ProductionCluster` is the sync tests' `Cluster` plus worker settings outside `sync` (the
 Garmin thread pool) and decrypted session snapshots; the rest turns the database's job history into
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.crypto import Cipher
-from service.sessions.vault import SESSION
-from tests.sync.replicas_support import Cluster
+from service.store.vault import SESSION
+from tests.support.replicas import Cluster
 
 T = TypeVar("T")
 

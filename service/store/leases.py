@@ -7,7 +7,7 @@ pass claims all its users' leases with one such statement). It needs no transact
 across a Garmin call. Every claim bumps `token`, a fencing token: a worker whose lease
 expired (it stalled or died) can no longer pass `fence()`, so its late writes are refused.
 Inside one process a set of held user ids answers "busy" without a database round trip.
-The statements are hand-written (`service.models.sql`): every sync job claims, fences and
+The statements are hand-written (`service.store.sql`): every sync job claims, fences and
 releases a lease.
 """
 
@@ -16,15 +16,16 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from service.models import UserLease, sql
-from service.sessions.store import utcnow
+from service.clock import Now, utcnow
+from service.models import UserLease
+from service.store import sql
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ class Lease:
 class UserLeases:
     """Claims, renews, fences and releases per-user leases for one worker."""
 
-    def __init__(
-        self, worker_id: str, ttl_seconds: float, clock: Callable[[], datetime] = utcnow
-    ) -> None:
+    def __init__(self, worker_id: str, ttl_seconds: float, clock: Now = utcnow) -> None:
         self.worker_id = worker_id
         self._ttl = timedelta(seconds=ttl_seconds)
         self._clock = clock

@@ -17,8 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ import asyncpg
 
 from service.crypto import generate_key
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
+from tests.support.waiting import eventually
 
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
 SKIP_REASON = "needs PostgreSQL (GARMIN_SYNC_TEST_DATABASE_URL)"
@@ -90,21 +90,6 @@ def _clean_env() -> dict[str, str]:
             if not key.startswith(("GARMIN_SYNC_", "GARTH_"))}
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str,
-                     *, alive: Callable[[], None] | None = None) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if alive is not None:
-            alive()
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(POLL)
-
-
 @dataclass
 class Proc:
     name: str
@@ -125,7 +110,7 @@ class Proc:
     async def wait_exit(self, timeout: float) -> int:
         """The exit code, polled without blocking the loop; AssertionError after `timeout`."""
         code = await eventually(lambda: _exit_code(self.popen), timeout,
-                                f"{self.name} to exit")
+                                f"{self.name} to exit", interval=POLL)
         return code[0]
 
     def kill(self) -> None:
@@ -169,7 +154,7 @@ def spawn(name: str, args: Sequence[str], env: dict[str, str], workdir: Path,
     return Proc(name, popen, port, log)
 
 
-async def _exit_code(popen: subprocess.Popen[bytes]) -> tuple[int] | None:
+def _exit_code(popen: subprocess.Popen[bytes]) -> tuple[int] | None:
     code = popen.poll()
     return None if code is None else (code,)
 
@@ -230,7 +215,8 @@ class Cluster:
                 raise AssertionError(f"{proc.name} exited with {proc.popen.poll()}:\n"
                                      + proc.output()[-4000:])
 
-        await eventually(answers, STARTUP_TIMEOUT, f"{proc.name} to answer {path}", alive=alive)
+        await eventually(answers, STARTUP_TIMEOUT, f"{proc.name} to answer {path}",
+                         interval=POLL, alive=alive)
 
     def start_sandbox(self, accounts: Iterable[dict[str, Any]]) -> Proc:
         """Spawn the sandbox with these accounts as its seed (call `ready_sandbox` after)."""
@@ -319,6 +305,14 @@ class Cluster:
 
     # --- the sandbox --------------------------------------------------------------------
 
+    async def sandbox_account(self, username: str) -> dict[str, Any]:
+        """The sandbox's view of one account, with its request counters."""
+        assert self.http is not None and self.sandbox is not None
+        async with self.http.get(f"{self.sandbox.url}/_sandbox/accounts/{username}") as response:
+            assert response.status == 200, await response.text()
+            account: dict[str, Any] = await response.json()
+            return account
+
     async def sandbox_requests(self) -> list[dict[str, Any]]:
         assert self.http is not None and self.sandbox is not None
         async with self.http.get(self.sandbox.url + "/_sandbox/requests") as response:
@@ -362,3 +356,13 @@ class Cluster:
     async def data_rows(self, user: str, kind: str) -> list[dict[str, Any]]:
         table = "activity" if kind == "activities" else "daily_health"
         return await self.rows(f"SELECT * FROM {table} WHERE user_id = $1", user)
+
+
+async def start(cluster: Cluster, accounts: list[dict[str, Any]], workers: list[str],
+                **sync: str) -> None:
+    """The sandbox and the workers, spawned together, each answering before this returns."""
+    cluster.start_sandbox(accounts)
+    for worker_id in workers:
+        cluster.start_worker(worker_id, **sync)
+    await asyncio.gather(cluster.ready_sandbox(),
+                         *(cluster.ready_worker(worker_id) for worker_id in workers))

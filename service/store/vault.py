@@ -11,8 +11,8 @@ import logging
 
 from service.crypto import Cipher
 from service.models import GarminAuthenticationState, SessionStatus
-from service.sessions import store
-from service.sync import store as sync_store
+from service.store import sessions as store
+from service.store import sync as sync_store
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,217 @@
+"""A user's session status: from the status cache, the database, or Garmin itself.
+
+Health probes poll the status of every user they hold, so most answers come from memory
+(`StatusCache`) or from the row alone while its last validation is fresh. Otherwise a live
+check asks Garmin with the stored session (Load-Use-Update, like every session user):
+concurrent polls of one user share that one call, a refreshed session is written back with
+compare-and-set, a definitive rejection expires the session, and after a Garmin 429 no live
+check runs until Garmin's Retry-After has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from service.clock import Clock, Monotonic
+from service.config import Config
+from service.crypto import DecryptionError
+from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
+from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
+from service.sessions.status_cache import StatusCache
+from service.store import sessions as store
+from service.store.vault import SESSION, SessionVault
+
+log = logging.getLogger(__name__)
+
+
+Checked = Literal["live", "cached", "unavailable", "none"]
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
+class StatusView:
+    status: SessionStatus
+    checked: Checked
+    last_validated: datetime | None
+    connected_at: datetime | None
+    mfa_pending: bool
+    mfa_expires_at: datetime | None
+    reason: str | None
+    sync: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class GarminThrottle:
+    """After a Garmin 429 no live check for the user until Garmin's Retry-After (or
+    `default_seconds` when it gives none) has passed: asking again extends the block."""
+
+    MAX_USERS = 10_000
+
+    def __init__(self, default_seconds: float, clock: Monotonic = time.monotonic) -> None:
+        self._default = default_seconds
+        self._clock = clock
+        self._until: dict[str, float] = {}  # user -> monotonic end of the block
+
+    def start(self, user_id: str, retry_after: int | None) -> None:
+        now = self._clock()
+        if len(self._until) >= self.MAX_USERS:
+            self._until = {user: end for user, end in self._until.items() if end > now}
+        self._until[user_id] = now + (retry_after if retry_after else self._default)
+
+    def holds(self, user_id: str) -> bool:
+        until = self._until.get(user_id)
+        if until is not None and until <= self._clock():
+            del self._until[user_id]
+            return False
+        return until is not None
+
+
+class StatusChecks:
+    """The status use case behind `GET /api/v1/garmin/session/status` (`SessionService`
+    adds the user's own actions, which forget the user's cached answer)."""
+
+    def __init__(self, config: Config, gateway: GarminGateway, vault: SessionVault,
+                 clock: Clock) -> None:
+        self._config = config
+        self._gateway = gateway
+        self._vault = vault
+        self._clock = clock.now
+        self._live_checks: dict[str, asyncio.Future[StatusView]] = {}
+        self._status_reads: dict[str, asyncio.Future[StatusView]] = {}
+        self.throttle = GarminThrottle(config.login.cooldown_seconds, clock.monotonic)
+        self.status_cache: StatusCache[StatusView] = StatusCache(
+            config.status.cache_seconds, config.status.cache_max_users, clock.monotonic)
+
+    def _view(self, row: GarminAuthenticationState | None, checked: Checked) -> StatusView:
+        if row is None:
+            return StatusView(SessionStatus.MISSING, "none", None, None, False, None, None)
+        now = self._clock()
+        waiting = mfa_live(row, now)
+        return StatusView(status_of(row, now), checked if row.session_data else "none",
+                          row.last_validated, row.connected_at, waiting,
+                          row.mfa_expires_at if waiting else None, row.status_reason)
+
+    async def status(self, user_id: str, refresh: bool = False) -> StatusView:
+        """The session's status plus where each kind of sync stands.
+
+        A repeated poll is answered from `status_cache`; `refresh` always reads (and asks
+        Garmin).
+        """
+        if refresh:
+            return await self._read_status(user_id, refresh=True)
+        cached = self.status_cache.get(user_id)
+        if cached is not None:
+            return cached
+        # one read per user at a time: when an entry runs out under heavy polling, the
+        # polls waiting for it share that read instead of all going to the database
+        pending = self._status_reads.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_status(user_id, refresh=False))
+            self._status_reads[user_id] = pending
+            pending.add_done_callback(lambda done: self._status_read_done(user_id, done))
+        return await asyncio.shield(pending)
+
+    async def _read_status(self, user_id: str, refresh: bool) -> StatusView:
+        ticket = self.status_cache.ticket()
+        row, cursors = await store.load_for_status(user_id)
+        view = await self._session_status(row, refresh)
+        view = replace(view, sync={cursor.kind.value: {
+            "last_success_at": cursor.last_success_at,
+            "next_sync_at": cursor.next_sync_at,
+            "backoff_until": cursor.backoff_until,
+            "last_error": cursor.last_error,
+        } for cursor in cursors})
+        if view.checked in ("cached", "none"):
+            self.status_cache.put(user_id, view, ticket, self._unchanged_for(view))
+        return view
+
+    def _unchanged_for(self, view: StatusView) -> float | None:
+        """Seconds until the clock alone changes this answer (validation or MFA running out)."""
+        now = self._clock()
+        ends = []
+        if view.checked == "cached" and view.last_validated is not None:
+            ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
+            ends.append(view.last_validated + ttl)
+        if view.mfa_expires_at is not None:
+            ends.append(view.mfa_expires_at)
+        return min((end - now).total_seconds() for end in ends) if ends else None
+
+    async def _session_status(self, row: GarminAuthenticationState | None,
+                              refresh: bool) -> StatusView:
+        """Answer from the database while the last validation is fresh; else check Garmin.
+
+        Health probes call this, so concurrent live checks of one user share one Garmin
+        call instead of stampeding it when the cache runs out.
+        """
+        if row is None or not row.session_data:
+            return self._view(row, "none")
+        user_id = row.user_id
+        ttl = timedelta(seconds=self._config.status.validation_ttl_seconds)
+        fresh = row.last_validated is not None and self._clock() - row.last_validated < ttl
+        if fresh and not refresh:
+            return self._view(row, "cached")
+        if self.throttle.holds(user_id):
+            return self._view(row, "unavailable")
+        pending = self._live_checks.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._live_check(row))
+            self._live_checks[user_id] = pending
+            pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
+        return await asyncio.shield(pending)
+
+    def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
+        self._live_checks.pop(user_id, None)
+        self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
+        _retrieve(done)
+
+    def _status_read_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
+        self._status_reads.pop(user_id, None)
+        _retrieve(done)
+
+    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
+        user_id = row.user_id
+        assert row.session_data is not None
+        try:
+            session = self._vault.open(user_id, SESSION, row.session_data)
+        except DecryptionError as exc:
+            log.error("user %s: stored session cannot be decrypted (%s)", user_id, exc)
+            view = self._view(row, "live")
+            return StatusView(SessionStatus.EXPIRED, "live", view.last_validated,
+                              view.connected_at, view.mfa_pending, view.mfa_expires_at,
+                              "stored session cannot be decrypted; log in again")
+        try:
+            usage = await self._gateway.validate(user_id, session)
+        except AuthRejected as exc:
+            return await self._expire(row, exc.detail)
+        except GarminError as exc:
+            log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
+            if isinstance(exc, RateLimited):
+                self.throttle.start(user_id, exc.retry_after)
+            if exc.refreshed_session:
+                await self._vault.write_back(row, exc.refreshed_session)
+            return self._view(row, "unavailable")
+        changes: dict[str, Any] = {"last_validated": self._clock(),
+                                   "status": SessionStatus.VALID, "status_reason": None}
+        if usage.refreshed_session:
+            changes["session_data"] = self._vault.seal(user_id, SESSION, usage.refreshed_session)
+        if not await store.compare_and_set(row, **changes):
+            log.info("user %s: session changed during validation; keeping the newer one",
+                     user_id)
+            return self._view(await store.load(user_id), "live")
+        return self._view(row, "live")
+
+    async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
+        """Garmin rejected the session for good: clear it, unless a new login replaced it."""
+        if await self._vault.expire(row, reason):
+            return self._view(row, "live")
+        return self._view(await store.load(row.user_id), "live")
+
+
+def _retrieve(shared: asyncio.Future[Any]) -> None:
+    """Mark a shared read's failure as seen: every request that waited for it got it already,
+    or went away, and asyncio would otherwise log it as never retrieved."""
+    if not shared.cancelled():
+        shared.exception()
