@@ -6,16 +6,14 @@ ha-garmin's exceptions lose what matters: a wrong MFA code and a lost challenge 
 Retry-After. So every response the engine's HTTP sees is recorded as a `Seen` (status and
 the few verdict fields of its body, never tokens), and the error is decided from those:
 
-| answer                                                   | error                    |
-|----------------------------------------------------------|--------------------------|
-| 427 or 429, or SSO JSON `{"error": {"status-code": "429"}}` | RateLimited(retry_after) |
-| SSO JSON `responseStatus.type` INVALID_MFA_CODE (any status) | MfaCodeInvalid         |
-| SSO JSON INVALID_USERNAME_PASSWORD, or an ACCOUNT_* type  | InvalidCredentials       |
-| token endpoint `invalid_grant` / `invalid_client`         | AuthRejected             |
-| connectapi 401 (e.g. "Token is not active")               | AuthRejected (the session refreshes once first) |
-| 403 HTML page (Cloudflare)                                | GarminUnavailable: no verdict on the credentials |
-| 5xx, 408, no answer at all                                | GarminUnavailable (timeout when timed out) |
-| any other 4xx                                             | GarminProtocolError      |
+- 427 or 429, or SSO JSON `{"error": {"status-code": "429"}}`: RateLimited (Retry-After);
+- SSO JSON `responseStatus.type` INVALID_MFA_CODE, whatever the status: MfaCodeInvalid;
+- SSO JSON INVALID_USERNAME_PASSWORD or an ACCOUNT_* type: InvalidCredentials;
+- token endpoint JSON `error` invalid_grant (or invalid_client): AuthRejected;
+- connectapi 401 ("Token is not active"): AuthRejected, once the session refreshed;
+- a 403 HTML page (Cloudflare's): GarminUnavailable, no verdict on the credentials;
+- 5xx, 408, no answer at all: GarminUnavailable (`timeout` when it timed out);
+- any other 4xx: GarminProtocolError.
 
 Several responses of one step (an MFA code goes to two URLs) are ranked: a 429 anywhere
 wins, since whatever else was said, Garmin must be left alone now.

@@ -186,8 +186,8 @@ class _Clock(types.ModuleType):
 
 def _install() -> None:
     ha_auth._http_post = _http_post
-    if not isinstance(ha_auth.time, _Clock):
-        ha_auth.time = _Clock("time")  # type: ignore[assignment]
+    if not isinstance(vars(ha_auth)["time"], _Clock):
+        setattr(ha_auth, "time", _Clock("time"))  # noqa: B010 - not exported by ha-garmin
 
 
 _install()
