@@ -29,7 +29,7 @@ from curl_cffi import requests as cffi_requests
 
 from service.garmin.di.classify import Seen, seen_failure, seen_response
 from service.garmin.engine import GarminSettings
-from service.garmin.errors import GarminProtocolError, GarminUnavailable
+from service.garmin.errors import GarminProtocolError, GarminUnavailable, RateLimited
 from service.garmin.routing import SANDBOX_CALLER_HEADER, RoutingRefused, routed_url
 
 _ACTIVE: ContextVar[Wire | None] = ContextVar("di_wire", default=None)
@@ -49,6 +49,7 @@ class Wire:
         self._deadline = None if budget_seconds is None else clock() + budget_seconds
         self.seen: list[Seen] = []
         self.paused: list[float] = []  # the pauses ha-garmin asked for (taken or not)
+        self.limited: RateLimited | None = None  # Garmin's 429: nothing more is sent
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Wire]:
@@ -92,7 +93,13 @@ class Wire:
         self._sleep(seconds)
 
     def send(self, method: str, call: Callable[..., Any], url: str, **kwargs: Any) -> Any:
-        """One request through `call` (a session's get/post, or ha-garmin's post)."""
+        """One request through `call` (a session's get/post, or ha-garmin's post).
+
+        After a 429 nothing more is sent on this wire: ha-garmin posts an MFA code to a
+        second URL after a 429 on the first, and each post extends Garmin's block.
+        """
+        if self.limited is not None:
+            raise self.limited
         try:
             target = routed_url(url, self._settings.base_url, self._settings.domain)
         except RoutingRefused:
@@ -109,7 +116,10 @@ class Wire:
         except Exception as exc:
             self.seen.append(seen_failure(method, url, exc))
             raise
-        self.seen.append(seen_response(method, url, response))
+        seen = seen_response(method, url, response)
+        self.seen.append(seen)
+        if seen.status in (427, 429) or seen.json_status == "429":
+            self.limited = RateLimited("Garmin rate limit", retry_after=seen.retry_after)
         return response
 
     def post(self, url: str, **kwargs: Any) -> Any:
