@@ -34,7 +34,8 @@ def jwt(exp: int, client_id: str = "GARMIN_CONNECT_MOBILE_ANDROID_DI_2025Q2",
     """An unsigned JWT with the claims ha-garmin reads (`client_id`, `exp`)."""
     def part(value: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-    return f"{part({'alg': 'none'})}.{part({'exp': exp, 'client_id': client_id, 'sub': subject})}.sig"
+    claims = {"exp": exp, "client_id": client_id, "sub": subject}
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
 
 
 @dataclass
