@@ -145,8 +145,8 @@ def prepare_sqlite_path(url: str) -> None:
     except OSError as exc:
         raise StartupError(
             "database.url",
-            f"cannot create the SQLite file {path}: {exc.strerror or exc}; check that the "
-            "path is right and that this user may write its folder",
+            f"cannot create or open the SQLite file {path}: {exc.strerror or exc}; check "
+            "that the path is right and that this user may write the file and its folder",
         ) from None
     if path.stat().st_mode & 0o077:
         log.warning("the SQLite file %s is readable by other users; chmod 600 it", path)
@@ -154,9 +154,8 @@ def prepare_sqlite_path(url: str) -> None:
 
 def _where(url: str) -> str:
     """The database a URL names, without its credentials."""
-    path = sqlite_path(url)
-    if path is not None or url.startswith("sqlite://"):
-        return f"the SQLite file {path}"
+    if url.startswith("sqlite://"):
+        return f"the SQLite file {sqlite_path(url) or ':memory:'}"
     parts = urlsplit(url)
     return f"PostgreSQL at {parts.hostname}:{parts.port or 5432}{parts.path}"
 
