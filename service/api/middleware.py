@@ -102,7 +102,7 @@ def _key_matches(presented: str, keys: tuple[bytes, ...]) -> bool:
 def check_api_key(request: web.Request, keys: tuple[bytes, ...]) -> None:
     """The caller presents one of `keys` (`auth.api_keys`) as a bearer token, or gets a 401."""
     if not keys:
-        raise _unauthorized(NO_KEY_CONFIGURED)
+        raise Unauthorized(NO_KEY_CONFIGURED)
     header = request.headers.get(AUTHORIZATION_HEADER, "")
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
