@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run serve test lint sandbox migrate bench replicas clean
+.PHONY: run serve test lint sandbox migrate bench replicas config-doc clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,6 +52,11 @@ sandbox: $(VENV)/.installed
 
 migrate: $(VENV)/.installed
 	$(BIN)/garmin-sync migrate
+
+## config-doc: regenerate docs/configuration.md and config.yaml from service/config.py
+config-doc: $(VENV)/.installed
+	$(BIN)/garmin-sync config-doc > docs/configuration.md
+	$(BIN)/garmin-sync config-doc --yaml > config.yaml
 
 ## bench: the benchmark suite (9-12 minutes on 2 cores with PostgreSQL; --quick is shorter; needs
 ## >= 2 cores); prints a table and

@@ -1,16 +1,20 @@
-"""The `garmin-sync` command: serve, migrate, sandbox, rotate-keys, generate-key.
+"""The `garmin-sync` command: serve, migrate, sandbox, rotate-keys, generate-key, config-doc.
 
 Configuration and schema problems end the process with exit code 2 and one line naming
-what is wrong, never a traceback.
+what is wrong, never a traceback; a setting whose target cannot be used (the database does
+not answer, a folder cannot be written, the host does not resolve) with exit code 1 and one
+line naming the key and its environment variable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +23,21 @@ from aiohttp import web
 from tortoise.exceptions import BaseORMException
 
 from service import db, logs
-from service.config import Config, ConfigError, load_config, resolve_config_path
+from service.config import (
+    Config,
+    ConfigError,
+    StartupError,
+    load_config,
+    resolve_config_path,
+)
 from service.cpu import lower_priority
 from service.crypto import build_cipher, generate_key
 
 log = logging.getLogger("service")
 
 EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+CONFIG_HELP = "configuration file (default: $GARMIN_SYNC_CONFIG or config.yaml)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,22 +45,31 @@ def _parser() -> argparse.ArgumentParser:
         prog="garmin-sync",
         description="Persist users' Garmin Connect sessions so background jobs can sync them.",
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="configuration file (default: $GARMIN_SYNC_CONFIG or config.yaml)")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    # the same option after the command; SUPPRESS keeps a value given before it
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                            help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the HTTP API (applies migrations first "
+    serve = commands.add_parser("serve", parents=[configured],
+                                help="run the HTTP API (applies migrations first "
                                 "unless database.auto_migrate is false)")
-    serve.add_argument("--host", help="override http.host")
-    serve.add_argument("--port", type=int, help="override http.port")
-    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    serve.add_argument("--host", help="override http.host (and GARMIN_SYNC_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="override http.port (and GARMIN_SYNC_HTTP_PORT)")
+    commands.add_parser("migrate", parents=[configured],
+                        help="apply pending database migrations and exit")
     sandbox = commands.add_parser(
         "sandbox", help="run the Garmin sandbox (a stand-in for Garmin's SSO and API)")
     sandbox.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=9090, help="listen port (9090)")
     sandbox.add_argument("--seed", metavar="FILE", help="YAML/JSON file of accounts to create")
-    commands.add_parser("rotate-keys", help="re-encrypt every stored session with the first "
+    commands.add_parser("rotate-keys", parents=[configured],
+                        help="re-encrypt every stored session with the first "
                         "key of security.encryption_keys; prints counts")
     commands.add_parser("generate-key", help="print a new random encryption key")
+    doc = commands.add_parser("config-doc", help="print the configuration reference "
+                              "(docs/configuration.md), or with --yaml the default config.yaml")
+    doc.add_argument("--yaml", action="store_true", help="print config.yaml instead")
     return parser
 
 
@@ -70,21 +91,50 @@ async def freeze_startup_heap(app: web.Application) -> None:
     gc.freeze()
 
 
+def warn_about_settings(config: Config) -> None:
+    """Startup warnings about settings that leave the service unusable as configured."""
+    if not config.auth.api_keys:
+        log.warning("no API key is configured, so every /api/v1 call is refused with 401: "
+                    "add one (16+ characters, e.g. from `garmin-sync generate-key`) to "
+                    "auth.api_keys in the configuration file or GARMIN_SYNC_AUTH_API_KEYS")
+
+
+def _check_listen_address(host: str, port: int, host_key: str) -> None:
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(host_key, f"the listen host {host} does not resolve ({exc.strerror});"
+                           " use a name or an address of this machine, e.g. 127.0.0.1 (or "
+                           "0.0.0.0 for every interface)") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     config = _load(args)
+    warn_about_settings(config)
+    host = args.host or config.http.host
+    port = args.port if args.port is not None else config.http.port
+    _check_listen_address(host, port, "--host" if args.host else "http.host")
     if config.sync.enabled:
         # a sync worker gives way to API replicas on the same cores
         lower_priority(config.sync.nice)
     app = create_app(config)
     app.on_startup.append(freeze_startup_heap)
-    host = args.host or config.http.host
-    port = args.port if args.port is not None else config.http.port
     log.info("starting garmin-sync on http://%s:%s (database: %s)", host, port,
              "sqlite" if config.database.is_sqlite else "postgres")
-    web.run_app(app, host=host, port=port, print=None, access_log=None,
-                shutdown_timeout=config.http.shutdown_timeout_seconds)
+    try:
+        web.run_app(app, host=host, port=port, print=None, access_log=None,
+                    shutdown_timeout=config.http.shutdown_timeout_seconds)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError("--port" if args.port is not None else "http.port",
+                               f"port {port} is already in use on {host}; stop the other "
+                               "process or choose another port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise StartupError("--host" if args.host else "http.host",
+                               f"{host} is not an address of this machine") from None
+        raise
     return 0
 
 
@@ -121,7 +171,8 @@ async def _rotate(config: Config) -> int:
     ctx = await db.open_context(config.database.url)
     try:
         db.activate(ctx)
-        report = await rotate_keys(cipher)
+        async with db.naming_the_database(config.database.url):
+            report = await rotate_keys(cipher)
     finally:
         await db.close_context(ctx)
     print(f"re-encrypted: {report.reencrypted}  already current: {report.current}  "
@@ -141,11 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate-key":
         print(generate_key())
         return 0
+    if args.command == "config-doc":
+        from service import config_doc
+
+        sys.stdout.write(config_doc.yaml_text() if args.yaml else config_doc.markdown())
+        return 0
     try:
         return commands[args.command](args)
     except ConfigError as exc:
         print(f"garmin-sync: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"garmin-sync: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except db.SchemaError as exc:
         print(f"garmin-sync: database error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

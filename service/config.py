@@ -1,40 +1,86 @@
 """Configuration: `config.yaml`, then `GARMIN_SYNC_<SECTION>_<KEY>` environment overrides.
 
-One schema drives parsing, environment overrides and validation, so a key cannot exist in
-one place and be forgotten in another. Every problem becomes a `ConfigError` naming the key;
-the CLI turns it into one line and exit code 2.
+Every key is declared once below with `setting()` (type, default, bounds, documentation);
+`service.settings` reads the file and the environment from those declarations, and
+`docs/configuration.md` and `config.yaml` are generated from them (`make config-doc`).
+Precedence: a command-line flag, then the environment, then the file, then the default.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ENV_PREFIX = "GARMIN_SYNC_"
+from service.settings import ENV_PREFIX as ENV_PREFIX
+from service.settings import ConfigError as ConfigError
+from service.settings import StartupError as StartupError
+from service.settings import (
+    build_section,
+    check_environment,
+    check_known_keys,
+    sections_of,
+    setting,
+)
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+# `GARMIN_SYNC_*` variables that are not configuration keys, and what each is for
+NOT_SETTINGS: dict[str, str] = {
+    CONFIG_ENV: "the configuration file, when `--config` is not given",
+    f"{ENV_PREFIX}MIGRATIONS_DIR": "where the migration files are (found beside the package "
+                                   "when unset)",
+    f"{ENV_PREFIX}TEST_DATABASE_URL": "the test suite's PostgreSQL database (`make test`); "
+                                      "the service ignores it",
+}
 
 
-class ConfigError(Exception):
-    """Invalid configuration; `str()` is the single line shown to the operator."""
+def _database_url(url: str) -> str:
+    url = url.strip()
+    if not re.match(r"^(sqlite|postgres|asyncpg|psycopg)://", url):
+        raise ValueError("must start with sqlite:// or postgres://")
+    return url
 
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"configuration error: {key}: {problem}")
-        self.key = key
+
+def _base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url and not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("must be empty or an http(s):// URL")
+    return url
 
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str
-    auto_migrate: bool
-    statement_timeout_seconds: float
-    pool_max_size: int
+    """Where sessions and synced data are stored."""
+
+    url: str = setting(
+        "sqlite://./data/garmin-sync.sqlite3",
+        "`sqlite://<path>` (the embedded default) or `postgres://user:password@host:5432/db`. "
+        "SQLite runs in WAL mode with `synchronous=NORMAL`: no fsync per commit, the file "
+        "stays consistent after any crash, and only the last commits before a power loss or "
+        "OS crash can be lost (a refresh or cursor is redone by the next job; a lost login is "
+        "asked for again); append `?synchronous=FULL` to sync every commit. A new SQLite "
+        "file and its folder are created readable by this user only.",
+        check=_database_url, check_doc="starts with `sqlite://` or `postgres://`",
+        path_kind="sqlite-url")
+    auto_migrate: bool = setting(
+        True, "`serve` applies pending migrations when it starts; when false, a schema "
+        "behind the code stops startup (run `garmin-sync migrate`).")
+    statement_timeout_seconds: float = setting(
+        5.0, "PostgreSQL only: a query waiting longer than this (a held lock, a stalled "
+        "server) is cancelled and the request answers 503 instead of hanging with its pool "
+        "connection. 0 turns it off. Migrations never have this limit.", minimum=0)
+    pool_max_size: int = setting(
+        10, "PostgreSQL only: connections per replica (a `maxsize` in the URL wins). Requests "
+        "and sync jobs share them; below `sync.max_concurrent_users`, jobs queue for one. "
+        "Status reads have 2 more of their own, so probes never wait behind sync "
+        "transactions.", minimum=1)
 
     @property
     def is_sqlite(self) -> bool:
@@ -43,84 +89,168 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    host: str
-    port: int
-    shutdown_timeout_seconds: float
+    """The HTTP listener of `serve` (`--host` and `--port` override it)."""
+
+    host: str = setting("127.0.0.1", "Listen address: a name or an address of this machine "
+                        "(`0.0.0.0` for every interface).")
+    port: int = setting(8080, "Listen port (0: any free port).", minimum=0, maximum=65535)
+    shutdown_timeout_seconds: float = setting(
+        30.0, "In-flight requests get this long to finish on SIGTERM.", minimum=0)
 
 
 @dataclass(frozen=True)
 class GarminConfig:
-    domain: str
-    base_url: str
-    oauth_consumer_key: str
-    oauth_consumer_secret: str
-    executor_threads: int
-    thread_nice: int
-    timeout_seconds: float
-    retries: int
+    """How Garmin Connect is reached."""
+
+    domain: str = setting("garmin.com", "Garmin's domain.")
+    base_url: str = setting(
+        "", "Empty: talk to Garmin. Set to the sandbox (`http://127.0.0.1:9090`) to route "
+        "every `https://<sub>.<domain><path>` request to `<base_url>/<sub><path>`.",
+        check=_base_url, check_doc="empty or an `http(s)://` URL")
+    oauth_consumer_key: str = setting(
+        "", "garth's OAuth consumer key. Empty (with the secret): garth downloads the "
+        "consumer once from its published location. Set both or neither.")
+    oauth_consumer_secret: str = setting(
+        "", "garth's OAuth consumer secret (see `garmin.oauth_consumer_key`).")
+    executor_threads: int = setting(
+        16, "The bounded pool for garth's blocking calls: the most Garmin calls one replica "
+        "runs at once.", minimum=1)
+    thread_nice: int = setting(
+        10, "The pool's threads run at this Linux nice, below the event loop, so a request "
+        "waiting for the loop runs before the Garmin calls' Python work on a busy core. On a "
+        "host shared with other CPU-bound processes at normal priority, those run first, so "
+        "set 0 there; 0 keeps the process's priority.", minimum=0, maximum=19)
+    timeout_seconds: float = setting(15.0, "Timeout of each Garmin request.", minimum=0.1)
+    retries: int = setting(
+        2, "Retries of connection errors and 502-504 on GET only (never a 429, never a "
+        "login POST).", minimum=0)
 
 
 @dataclass(frozen=True)
 class AuthConfig:
-    api_keys: tuple[str, ...]
+    """Who may call the API."""
+
+    api_keys: tuple[str, ...] = setting(
+        (), "Bearer keys the calling services present (at least 16 characters each; several "
+        "may be active during a rotation). Empty: every `/api/v1` call is refused with 401, "
+        "and `serve` warns at startup.")
 
 
 @dataclass(frozen=True)
 class SecurityConfig:
-    encryption_keys: tuple[str, ...]
-    data_dir: str
+    """Encryption of the stored Garmin sessions (see docs/security.md)."""
+
+    encryption_keys: tuple[str, ...] = setting(
+        (), "Base64 of 32 random bytes each (`garmin-sync generate-key`); the first encrypts, "
+        "all decrypt. Required with PostgreSQL. Empty on SQLite: a key is generated once into "
+        "`<data_dir>/encryption.key` (mode 0600).")
+    data_dir: str = setting(
+        "./data", "Where the generated key file lives (SQLite without `encryption_keys`). "
+        "Keep it apart from database backups.", path_kind="path")
 
 
 @dataclass(frozen=True)
 class StatusConfig:
-    validation_ttl_seconds: int
-    cache_seconds: float
-    cache_max_users: int
+    """The session status endpoint."""
+
+    validation_ttl_seconds: int = setting(
+        300, "A successful validation is trusted this long; `?refresh=true` forces a live "
+        "check.", minimum=0)
+    cache_seconds: float = setting(
+        1.0, "Repeated polls of one user are answered from memory for this long (0: always "
+        "read the database); writes made by this replica show at once, those of other "
+        "replicas within it.", minimum=0)
+    cache_max_users: int = setting(
+        10_000, "At most this many users' answers are kept in memory (the oldest go first).",
+        minimum=0)
 
 
 @dataclass(frozen=True)
 class MfaConfig:
-    ttl_seconds: int
-    max_attempts: int
+    """Logins waiting for a multi-factor code."""
+
+    ttl_seconds: int = setting(600, "Lifetime of a pending MFA login.", minimum=1)
+    max_attempts: int = setting(
+        5, "Wrong codes accepted before the pending login is dropped.", minimum=1)
 
 
 @dataclass(frozen=True)
 class LoginConfig:
-    cooldown_seconds: int
+    """Logins to Garmin."""
+
+    cooldown_seconds: int = setting(
+        900, "After Garmin answers 429 to a login, new logins for the account are refused "
+        "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
 
 
 @dataclass(frozen=True)
 class SyncConfig:
-    enabled: bool
-    worker_id: str
-    tick_seconds: float
-    max_concurrent_users: int
-    calls_per_user: int
-    claim_batch: int
-    activities_interval_minutes: float
-    health_interval_minutes: float
-    initial_spread_seconds: float
-    jitter_fraction: float
-    backfill_days: int
-    overlap_days: int
-    page_size: int
-    lease_seconds: int
-    shutdown_grace_seconds: float
-    nice: int
-    backoff_base_seconds: int
-    backoff_max_seconds: int
+    """The in-process scheduler that syncs activities and health data."""
+
+    enabled: bool = setting(
+        True, "Run the scheduler (periodic syncs) in this process. Several replicas may run "
+        "it on one PostgreSQL database; on SQLite only one process may (a second one refuses "
+        "to start).")
+    worker_id: str = setting(
+        "", "This worker's name in sync jobs and leases; empty: `<hostname>:<pid>:<random>`.")
+    tick_seconds: float = setting(30.0, "How often the scheduler looks for due users.",
+                                  minimum=0.05)
+    max_concurrent_users: int = setting(8, "Users synced at once by this replica.", minimum=1)
+    calls_per_user: int = setting(
+        4, "Garmin calls of one user's job at once (the days of a backfill, a day's three "
+        "sources); the replica's calls together stay within `garmin.executor_threads`.",
+        minimum=1)
+    claim_batch: int = setting(200, "Due users claimed per tick.", minimum=1)
+    activities_interval_minutes: float = setting(
+        15.0, "How often each user's activities are synced.", minimum=0.01)
+    health_interval_minutes: float = setting(
+        60.0, "How often each user's health data is synced.", minimum=0.01)
+    initial_spread_seconds: float = setting(
+        60.0, "A newly connected user's first sync starts within this many seconds.",
+        minimum=0)
+    jitter_fraction: float = setting(
+        0.1, "Plus or minus this fraction of the interval is added at random, so users drift "
+        "apart.", minimum=0, below=1)
+    backfill_days: int = setting(30, "The first sync of a user fetches this many days back.",
+                                 minimum=1)
+    overlap_days: int = setting(
+        2, "Later syncs go back this many days before the last synced day (today's data "
+        "changes).", minimum=0)
+    page_size: int = setting(100, "Activities per page asked of Garmin (100 is Garmin's "
+                             "largest page).", minimum=1, maximum=100)
+    lease_seconds: int = setting(
+        300, "A per-user lease not renewed for this long is taken over (a dead worker's users "
+        "move on).", minimum=5)
+    shutdown_grace_seconds: float = setting(
+        20.0, "On SIGTERM running jobs get this long, then they are cancelled and marked "
+        "FAILED.", minimum=0)
+    nice: int = setting(
+        0, "`serve` with the scheduler on lowers its CPU priority (Linux nice) to this, so "
+        "API replicas (`sync.enabled: false`) sharing its cores answer first; 0 leaves it.",
+        minimum=0, maximum=19)
+    backoff_base_seconds: int = setting(
+        60, "After a failure the next try waits base * 2^(failures-1), with jitter, capped "
+        "at `sync.backoff_max_seconds`; a 429's Retry-After wins.", minimum=1)
+    backoff_max_seconds: int = setting(21600, "The longest failure backoff.", minimum=1)
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: str
-    format: str
+    """Log output (always on stderr)."""
+
+    level: str = setting("INFO", "The least severe level written.", choices=LOG_LEVELS)
+    format: str = setting("text", "`json` writes one JSON object per line.",
+                          choices=("json", "text"))
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    enabled: bool
-    require_auth: bool
+    """Prometheus metrics."""
+
+    enabled: bool = setting(True, "Serve Prometheus metrics at `GET /metrics`.")
+    require_auth: bool = setting(
+        False, "`/metrics` needs the same `Authorization: Bearer <key>` as `/api/v1` (one of "
+        "`auth.api_keys`; no `X-User-Id`).")
 
 
 @dataclass(frozen=True)
@@ -136,204 +266,6 @@ class Config:
     sync: SyncConfig
     logging: LoggingConfig
     metrics: MetricsConfig
-
-
-# --- the schema -------------------------------------------------------------------------
-
-Parser = Callable[[Any], Any]
-
-
-def _as_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool | dict | list):
-        raise ValueError("must be a string")
-    return str(value)
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    raise ValueError("must be an integer")
-
-
-def _as_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number") from None
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _as_list(value: Any) -> tuple[str, ...]:
-    """A YAML list, a comma-separated string, or the schema's own default (a tuple)."""
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    if isinstance(value, list | tuple) and all(isinstance(item, str | int) for item in value):
-        return tuple(str(item) for item in value)
-    raise ValueError("must be a list of strings (comma-separated in the environment)")
-
-
-def _at_least(parse: Parser, minimum: float) -> Parser:
-    def parse_bounded(value: Any) -> Any:
-        parsed = parse(value)
-        if parsed < minimum:
-            raise ValueError(f"must be >= {minimum:g}")
-        return parsed
-
-    return parse_bounded
-
-
-def _one_of(*choices: str, upper: bool = False) -> Parser:
-    def parse_choice(value: Any) -> str:
-        parsed = _as_str(value)
-        parsed = parsed.upper() if upper else parsed.lower()
-        if parsed not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return parsed
-
-    return parse_choice
-
-
-def _database_url(value: Any) -> str:
-    url = _as_str(value).strip()
-    if not re.match(r"^(sqlite|postgres|asyncpg|psycopg)://", url):
-        raise ValueError("must start with sqlite:// or postgres://")
-    return url
-
-
-def _base_url(value: Any) -> str:
-    url = _as_str(value).strip().rstrip("/")
-    if url and not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError("must be empty or an http(s):// URL")
-    return url
-
-
-def _fraction(value: Any) -> float:
-    parsed = _as_float(value)
-    if not 0 <= parsed < 1:
-        raise ValueError("must be a fraction from 0 to below 1")
-    return parsed
-
-
-def _nice(value: Any) -> int:
-    parsed = _as_int(value)
-    if not 0 <= parsed <= 19:
-        raise ValueError("must be a niceness from 0 to 19")
-    return parsed
-
-
-def _page_size(value: Any) -> int:
-    parsed = _as_int(value)
-    if not 1 <= parsed <= 100:
-        raise ValueError("must be 1 to 100 (Garmin's largest page)")
-    return parsed
-
-
-def _port(value: Any) -> int:
-    port = _as_int(value)
-    if not 0 <= port <= 65535:
-        raise ValueError("must be a TCP port (0-65535)")
-    return port
-
-
-SCHEMA: dict[str, dict[str, tuple[Parser, Any]]] = {
-    "database": {
-        "url": (_database_url, "sqlite://./data/garmin-sync.sqlite3"),
-        "auto_migrate": (_as_bool, True),
-        "statement_timeout_seconds": (_at_least(_as_float, 0), 5.0),
-        "pool_max_size": (_at_least(_as_int, 1), 10),
-    },
-    "http": {
-        "host": (_as_str, "127.0.0.1"),
-        "port": (_port, 8080),
-        "shutdown_timeout_seconds": (_at_least(_as_float, 0), 30.0),
-    },
-    "garmin": {
-        "domain": (_as_str, "garmin.com"),
-        "base_url": (_base_url, ""),
-        "oauth_consumer_key": (_as_str, ""),
-        "oauth_consumer_secret": (_as_str, ""),
-        "executor_threads": (_at_least(_as_int, 1), 16),
-        "thread_nice": (_nice, 10),
-        "timeout_seconds": (_at_least(_as_float, 0.1), 15.0),
-        "retries": (_at_least(_as_int, 0), 2),
-    },
-    "auth": {"api_keys": (_as_list, ())},
-    "security": {
-        "encryption_keys": (_as_list, ()),
-        "data_dir": (_as_str, "./data"),
-    },
-    "status": {
-        "validation_ttl_seconds": (_at_least(_as_int, 0), 300),
-        "cache_seconds": (_at_least(_as_float, 0), 1.0),
-        "cache_max_users": (_at_least(_as_int, 0), 10_000),
-    },
-    "mfa": {
-        "ttl_seconds": (_at_least(_as_int, 1), 600),
-        "max_attempts": (_at_least(_as_int, 1), 5),
-    },
-    "login": {"cooldown_seconds": (_at_least(_as_int, 0), 900)},
-    "sync": {
-        "enabled": (_as_bool, True),
-        "worker_id": (_as_str, ""),
-        "tick_seconds": (_at_least(_as_float, 0.05), 30.0),
-        "max_concurrent_users": (_at_least(_as_int, 1), 8),
-        "calls_per_user": (_at_least(_as_int, 1), 4),
-        "claim_batch": (_at_least(_as_int, 1), 200),
-        "activities_interval_minutes": (_at_least(_as_float, 0.01), 15.0),
-        "health_interval_minutes": (_at_least(_as_float, 0.01), 60.0),
-        "initial_spread_seconds": (_at_least(_as_float, 0), 60.0),
-        "jitter_fraction": (_fraction, 0.1),
-        "backfill_days": (_at_least(_as_int, 1), 30),
-        "overlap_days": (_at_least(_as_int, 0), 2),
-        "page_size": (_page_size, 100),
-        "lease_seconds": (_at_least(_as_int, 5), 300),
-        "shutdown_grace_seconds": (_at_least(_as_float, 0), 20.0),
-        "nice": (_nice, 0),
-        "backoff_base_seconds": (_at_least(_as_int, 1), 60),
-        "backoff_max_seconds": (_at_least(_as_int, 1), 21600),
-    },
-    "logging": {
-        "level": (_one_of(*LOG_LEVELS, upper=True), "INFO"),
-        "format": (_one_of("json", "text"), "text"),
-    },
-    "metrics": {
-        "enabled": (_as_bool, True),
-        "require_auth": (_as_bool, False),
-    },
-}
-
-SECTION_TYPES: dict[str, type[Any]] = {
-    "database": DatabaseConfig,
-    "http": HttpConfig,
-    "garmin": GarminConfig,
-    "auth": AuthConfig,
-    "security": SecurityConfig,
-    "status": StatusConfig,
-    "mfa": MfaConfig,
-    "login": LoginConfig,
-    "sync": SyncConfig,
-    "logging": LoggingConfig,
-    "metrics": MetricsConfig,
-}
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -357,37 +289,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_known_keys(raw: Mapping[str, Any]) -> None:
-    for section, values in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(str(section), "unknown section")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise ConfigError(section, "must be a mapping")
-        for key in values:
-            if key not in SCHEMA[section]:
-                raise ConfigError(f"{section}.{key}", "unknown key")
-
-
-def _env_name(section: str, key: str) -> str:
-    return f"{ENV_PREFIX}{section}_{key}".upper()
-
-
-def _section(section: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    values = raw.get(section) or {}
-    parsed: dict[str, Any] = {}
-    for key, (parse, default) in SCHEMA[section].items():
-        env_name = _env_name(section, key)
-        source = env[env_name] if env_name in env else values.get(key, default)
-        label = env_name if env_name in env else f"{section}.{key}"
-        try:
-            parsed[key] = parse(source)
-        except ValueError as exc:
-            raise ConfigError(label, str(exc)) from None
-    return SECTION_TYPES[section](**parsed)
-
-
 def _check_consistency(config: Config) -> None:
     """Rules that involve more than one key."""
     garmin = config.garmin
@@ -403,8 +304,8 @@ def resolve_config_path(cli_path: str | None, env: Mapping[str, str]) -> Path:
     """`--config` wins over `GARMIN_SYNC_CONFIG`, which wins over the shipped default."""
     if cli_path:
         return Path(cli_path)
-    if env.get(f"{ENV_PREFIX}CONFIG"):
-        return Path(env[f"{ENV_PREFIX}CONFIG"])
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
     return DEFAULT_CONFIG_PATH
 
 
@@ -416,16 +317,24 @@ def load_config(
     """Build the effective configuration; raises `ConfigError` naming the first bad key.
 
     `overrides` (section -> key -> value) sits between the file and the environment; tests
-    use it to build configurations without writing files.
+    use it to build configurations without writing files. Relative paths written in the
+    file, and the defaults, resolve against the file's folder; those from the environment
+    (and everything when there is no file) against the working directory.
     """
     env = os.environ if env is None else env
+    check_environment(env, Config, NOT_SETTINGS)
     raw: dict[str, Any] = _read_yaml(path) if path is not None else {}
-    _check_known_keys(raw)
+    check_known_keys(raw, Config)
     for section, values in (overrides or {}).items():
         merged = dict(raw.get(section) or {})
         merged.update(values)
         raw[section] = merged
-    _check_known_keys(raw)
-    config = Config(**{section: _section(section, raw, env) for section in SCHEMA})
+    check_known_keys(raw, Config)
+    cwd = Path.cwd()
+    file_dir = path.resolve().parent if path is not None else cwd
+    config = Config(**{
+        section: build_section(section, cls, raw.get(section) or {}, env, file_dir, cwd)
+        for section, cls in sections_of(Config)
+    })
     _check_consistency(config)
     return config

@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.config import ConfigError
+from service.config import ConfigError, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -127,29 +127,48 @@ class Cipher:
 
 
 def load_or_create_key_file(data_dir: str) -> str:
-    """The embedded default's key: read it, or create it once with mode 0600.
+    """The embedded default's key: read it, or create it once with mode 0600 (its folder
+    0700).
 
     Only the path is logged, never the key. Creation uses O_EXCL so two processes starting
     together cannot each write a different key.
     """
     path = Path(data_dir) / KEY_FILE_NAME
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise StartupError(
+                "security.data_dir",
+                f"cannot create the encryption key file {path}: {exc.strerror or exc}; check "
+                "that the folder can be written by this user, or set security.encryption_keys",
+            ) from None
         else:
             with os.fdopen(fd, "w", encoding="ascii") as handle:
                 handle.write(generate_key() + "\n")
-            log.warning("generated a new encryption key at %s; back it up", path)
+            log.warning(
+                "generated a new encryption key at %s: sessions sealed with any other key "
+                "cannot be read with it, so if this database already holds sessions, restore "
+                "their key file or set security.encryption_keys; back this file up, apart "
+                "from the database's backups", path)
     try:
         text = path.read_text(encoding="ascii").strip()
-    except OSError as exc:
-        problem = f"cannot read {path}: {exc.strerror}"
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
         raise ConfigError("security.encryption_keys", problem) from None
     if path.stat().st_mode & 0o077:
         log.warning("encryption key file %s is readable by other users; chmod 600 it", path)
+    try:
+        _decode_key(text)
+    except ValueError as exc:
+        raise ConfigError(
+            "security.data_dir",
+            f"the key file {path} does not hold a key ({exc}); restore it from a backup or "
+            "set security.encryption_keys (GARMIN_SYNC_SECURITY_ENCRYPTION_KEYS)",
+        ) from None
     return text
 
 

@@ -9,19 +9,23 @@ own task with `activate()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import copy
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 
-from service.config import ConfigError
+from service.config import ConfigError, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +121,77 @@ def migrations_dir() -> Path:
     raise ConfigError(MIGRATIONS_ENV, "cannot find the migrations/ folder")
 
 
-def prepare_sqlite_path(url: str) -> None:
-    """SQLite does not create missing folders; do it so the first run just works."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory SQLite)."""
     if not url.startswith("sqlite://"):
-        return
+        return None
     path = url.removeprefix("sqlite://").split("?", 1)[0]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Path(path) if path and path != ":memory:" else None
+
+
+def prepare_sqlite_path(url: str) -> None:
+    """Create a missing SQLite file, and its folder, readable by this user only.
+
+    SQLite does not create folders, and creates the file with the process's umask (usually
+    world-readable); its -wal and -shm files take the database file's mode, so creating the
+    file 0600 first keeps all three private.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise StartupError(
+            "database.url",
+            f"cannot create or open the SQLite file {path}: {exc.strerror or exc}; check "
+            "that the path is right and that this user may write the file and its folder",
+        ) from None
+    if path.stat().st_mode & 0o077:
+        log.warning("the SQLite file %s is readable by other users; chmod 600 it", path)
+
+
+def _where(url: str) -> str:
+    """The database a URL names, without its credentials."""
+    if url.startswith("sqlite://"):
+        return f"the SQLite file {sqlite_path(url) or ':memory:'}"
+    parts = urlsplit(url)
+    return f"PostgreSQL at {parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+# What connecting can raise: OSError covers refused connections, unresolvable hosts and
+# timeouts (Tortoise's DBConnectionError is one too); asyncpg raises the server's refusals
+# (unknown role, wrong password) untranslated while a pool is being created.
+CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def unreachable(url: str, exc: BaseException) -> StartupError:
+    """A failure to connect as one line naming `database.url`, never the URL's password."""
+    if isinstance(exc, socket.gaierror):
+        reason = f"the host {urlsplit(url).hostname} does not resolve"
+    elif isinstance(exc, ConnectionRefusedError):
+        reason = "the connection was refused"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return StartupError(
+        "database.url",
+        f"cannot connect to {_where(url)}: {reason}; check that the server is running and "
+        "that the URL's host, port, user, password and database name are right",
+    )
+
+
+@contextlib.asynccontextmanager
+async def naming_the_database(url: str) -> AsyncIterator[None]:
+    """Turn a failure to reach the database into a `StartupError` naming the setting."""
+    try:
+        yield
+    except StartupError:
+        raise
+    except CONNECT_ERRORS as exc:
+        raise unreachable(url, exc) from None
 
 
 def _known_versions() -> list[str]:
@@ -173,7 +241,8 @@ async def upgrade(url: str) -> list[str]:
     task = asyncio.get_running_loop().create_task(
         _migrate_in_own_context(url, apply=True), context=contextvars.Context()
     )
-    return await task
+    async with naming_the_database(url):
+        return await task
 
 
 async def pending(url: str) -> list[str]:
@@ -181,7 +250,8 @@ async def pending(url: str) -> list[str]:
     task = asyncio.get_running_loop().create_task(
         _migrate_in_own_context(url, apply=False), context=contextvars.Context()
     )
-    return await task
+    async with naming_the_database(url):
+        return await task
 
 
 async def _within(ctx: TortoiseContext, work: Callable[[], Awaitable[None]]) -> None:
@@ -201,7 +271,8 @@ async def open_context(url: str, statement_timeout_seconds: float = 0,
     ctx = TortoiseContext()
     config = tortoise_config(url, statement_timeout_seconds=statement_timeout_seconds,
                              pool_max_size=pool_max_size)
-    await _within(ctx, lambda: ctx.init(config=config))
+    async with naming_the_database(url):
+        await _within(ctx, lambda: ctx.init(config=config))
     return ctx
 
 

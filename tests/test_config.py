@@ -14,6 +14,7 @@ from service.config import (
 )
 
 LONG_KEY = "k" * 16
+ROOT = DEFAULT_CONFIG_PATH.parent
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -24,7 +25,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_come_from_the_shipped_config_yaml() -> None:
     config = load_config(DEFAULT_CONFIG_PATH, env={})
-    assert config.database.url == "sqlite://./data/garmin-sync.sqlite3"
+    # the file's relative paths resolve against the file's folder, not the working directory
+    assert config.database.url == f"sqlite://{ROOT}/data/garmin-sync.sqlite3"
     assert config.database.is_sqlite
     assert config.database.auto_migrate is True
     assert config.http.host == "127.0.0.1"
@@ -36,7 +38,7 @@ def test_defaults_come_from_the_shipped_config_yaml() -> None:
     assert config.garmin.retries == 2
     assert config.auth.api_keys == ()
     assert config.security.encryption_keys == ()
-    assert config.security.data_dir == "./data"
+    assert config.security.data_dir == f"{ROOT}/data"
     assert config.status.validation_ttl_seconds == 300
     assert config.mfa.ttl_seconds == 600
     assert config.mfa.max_attempts == 5
@@ -45,7 +47,8 @@ def test_defaults_come_from_the_shipped_config_yaml() -> None:
     assert config.logging.format == "text"
 
 
-def test_shipped_file_and_built_in_defaults_agree() -> None:
+def test_shipped_file_and_built_in_defaults_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # without a file, relative defaults resolve against the cwd
     assert load_config(DEFAULT_CONFIG_PATH, env={}) == load_config(None, env={})
 
 
@@ -195,7 +198,9 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     assert "absent.yaml" in str(info.value)
 
 
-def test_empty_config_file_means_all_defaults(tmp_path: Path) -> None:
+def test_empty_config_file_means_all_defaults(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert load_config(write(tmp_path, ""), env={}) == load_config(None, env={})
 
 
@@ -259,3 +264,132 @@ def test_migrations_use_the_sqlite_url_as_given() -> None:
 
     config = tortoise_config("sqlite://./x.sqlite3", with_aerich=True)
     assert config["connections"] == {"default": "sqlite://./x.sqlite3"}
+
+
+# --- one declaration per key ----------------------------------------------------------------
+
+
+def test_the_committed_configuration_reference_is_current() -> None:
+    from service.config_doc import markdown
+
+    committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert committed == markdown(), "docs/configuration.md is stale: run `make config-doc`"
+
+
+def test_the_shipped_config_yaml_is_current() -> None:
+    from service.config_doc import yaml_text
+
+    committed = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+    assert committed == yaml_text(), "config.yaml is stale: run `make config-doc`"
+
+
+def test_every_key_is_documented_with_its_variable_and_default() -> None:
+    from service.config import Config
+    from service.config_doc import markdown
+    from service.settings import keys_of, sections_of
+
+    doc = markdown()
+    keys = [key for section, cls in sections_of(Config) for key in keys_of(section, cls)]
+    assert len(keys) >= 40
+    for key in keys:
+        assert f"### `{key.dotted}`" in doc
+        assert f"`{key.env_name}`" in doc
+        assert key.rule.doc.split()[0] in doc
+
+
+def test_a_declared_bound_is_enforced_from_file_and_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "sync:\n  page_size: 101\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.key == "sync.page_size"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"GARMIN_SYNC_SYNC_JITTER_FRACTION": "1"})
+    assert info.value.key == "GARMIN_SYNC_SYNC_JITTER_FRACTION"
+    assert load_config(None, env={"GARMIN_SYNC_SYNC_PAGE_SIZE": "1"}).sync.page_size == 1
+
+
+def test_choices_ignore_case_and_normalise() -> None:
+    config = load_config(None, env={"GARMIN_SYNC_LOGGING_LEVEL": "debug",
+                                    "GARMIN_SYNC_LOGGING_FORMAT": "JSON"})
+    assert (config.logging.level, config.logging.format) == ("DEBUG", "json")
+
+
+def test_an_unknown_file_key_suggests_the_likely_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "database:\n  ulr: sqlite://x.db\n"), env={})
+    assert info.value.key == "database.ulr"
+    assert "did you mean database.url?" in str(info.value)
+
+
+# --- environment variables that name no key -------------------------------------------------
+
+
+def test_a_misspelt_variable_is_refused_naming_the_likely_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"GARMIN_SYNC_DATABSE_URL": "postgres://u@db:5432/gs"})
+    assert info.value.key == "GARMIN_SYNC_DATABSE_URL"
+    message = str(info.value)
+    assert "unknown environment variable" in message
+    assert "did you mean GARMIN_SYNC_DATABASE_URL?" in message
+    assert "\n" not in message
+
+
+def test_an_unknown_variable_far_from_every_key_gets_no_guess() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"GARMIN_SYNC_FLUX_CAPACITOR": "1"})
+    assert info.value.key == "GARMIN_SYNC_FLUX_CAPACITOR"
+    assert "did you mean" not in str(info.value)
+
+
+def test_variables_that_are_not_keys_but_are_known_are_accepted(tmp_path: Path) -> None:
+    env = {"GARMIN_SYNC_CONFIG": str(tmp_path / "c.yaml"),
+           "GARMIN_SYNC_MIGRATIONS_DIR": str(tmp_path),
+           "GARMIN_SYNC_TEST_DATABASE_URL": "postgres://u@db:5432/test",
+           "GARMIN_SYNCHRONY": "other program", "HOME": "/root"}
+    assert load_config(None, env=env).http.port == 8080
+
+
+# --- relative paths -----------------------------------------------------------------------
+
+
+def test_relative_paths_in_the_file_resolve_against_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    path = folder / "config.yaml"
+    path.write_text("database:\n  url: sqlite://state/gs.sqlite3?synchronous=FULL\n"
+                    "security:\n  data_dir: ../keys\n", encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path, env={})
+    assert config.database.url == f"sqlite://{folder}/state/gs.sqlite3?synchronous=FULL"
+    assert config.security.data_dir == f"{tmp_path}/keys"
+
+
+def test_defaults_missing_from_the_file_resolve_against_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "http:\n  port: 9000\n")
+    monkeypatch.chdir("/")
+    config = load_config(path, env={})
+    assert config.database.url == f"sqlite://{tmp_path}/data/garmin-sync.sqlite3"
+    assert config.security.data_dir == f"{tmp_path}/data"
+
+
+def test_relative_paths_from_the_environment_resolve_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(DEFAULT_CONFIG_PATH, env={
+        "GARMIN_SYNC_DATABASE_URL": "sqlite://./here.sqlite3",
+        "GARMIN_SYNC_SECURITY_DATA_DIR": "keys"})
+    assert config.database.url == f"sqlite://{tmp_path}/here.sqlite3"
+    assert config.security.data_dir == f"{tmp_path}/keys"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/lib/gs.sqlite3", "sqlite://:memory:",
+                                 "postgres://u@db:5432/gs"])
+def test_absolute_memory_and_server_urls_are_kept_as_written(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f"database:\n  url: '{url}'\n")
+    assert load_config(path, env={}).database.url == url

@@ -61,6 +61,8 @@ USER_ID = web.RequestKey("user_id", str)
 API_PREFIX = "/api/"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json"})
 METRICS_PATH = "/metrics"
+NO_KEY_CONFIGURED = ("No API key is configured on the server, so every call is refused: its "
+                     "operator sets auth.api_keys (GARMIN_SYNC_AUTH_API_KEYS).")
 
 
 REQUEST_ID_HEADER = istr("X-Request-Id")
@@ -99,6 +101,8 @@ def _key_matches(presented: str, keys: tuple[bytes, ...]) -> bool:
 
 def check_api_key(request: web.Request, keys: tuple[bytes, ...]) -> None:
     """The caller presents one of `keys` (`auth.api_keys`) as a bearer token, or gets a 401."""
+    if not keys:
+        raise Unauthorized(NO_KEY_CONFIGURED)
     header = request.headers.get(AUTHORIZATION_HEADER, "")
     scheme, _, presented = header.partition(" ")
     presented = presented.strip()
