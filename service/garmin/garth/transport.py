@@ -65,8 +65,10 @@ class _ClientAdapter(BaseAdapter):
     """
 
     def __init__(self, transport: Transport, owned: bool, base_url: str, domain: str,
-                 caller: str) -> None:
+                 caller: str, proxy_url: str | None = None) -> None:
         super().__init__()
+        # the configured proxy replaces the environment's for every request of the client
+        self._proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
         self._transport = transport
         self._owned = owned
         self._base_url = base_url.rstrip("/")
@@ -85,7 +87,8 @@ class _ClientAdapter(BaseAdapter):
             request.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
             request.headers[SANDBOX_CALLER_HEADER] = self._caller
         return self._transport.adapter.send(request, stream=stream, timeout=timeout,
-                                            verify=verify, cert=cert, proxies=proxies)
+                                            verify=verify, cert=cert,
+                                            proxies=self._proxies or proxies)
 
     def close(self) -> None:
         if self._owned:
