@@ -246,7 +246,7 @@ async def finish(claimed: Claimed, status: DeliveryStatus, next_attempt_at: date
 async def retry_dead(delivery_id: int, now: datetime) -> bool:
     """Queue a dead delivery again, with fresh attempts and age (`created_at` is when it was
     last queued); False when there is no dead delivery of that id."""
-    return bool(await sql.execute(RETRY, [now, now, now, delivery_id],
+    return bool(await sql.execute(RETRY, [now, now, delivery_id],
                                   sql.connection_of(WebhookDelivery)))
 
 

@@ -7,6 +7,7 @@ that fails either check is recorded as bad and answered 400, so tests assert `ba
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -68,6 +69,10 @@ class Receiver:
     hits: dict[str, int] = field(default_factory=dict)  # requests by path
     server: TestServer | None = None
     port: int = 0
+    # when set, each request is recorded in `stalled` and left unanswered until it is set
+    stall: asyncio.Event | None = None
+    stalled: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
@@ -95,6 +100,10 @@ class Receiver:
         if errors:
             self.bad.append(f"schema: {errors[:2]}")
             return web.Response(status=400)
+        if self.stall is not None:
+            self.stalled.append(headers["webhook-id"])
+            self.arrived.set()
+            await self.stall.wait()
         status = self.status
         self.got.append(Received(headers["webhook-id"], headers["webhook-timestamp"], payload,
                                  "ok" if 200 <= status < 300 else str(status)))
