@@ -11,18 +11,10 @@ from service.models.sync import (
     SyncKind,
     UserLease,
 )
-from service.models.webhooks import (
-    DeliveryStatus,
-    WebhookDelivery,
-    WebhookEvent,
-    WebhookSyncHealth,
-    WebhookUserSequence,
-)
 
 __all__ = [
     "Activity",
     "DailyHealth",
-    "DeliveryStatus",
     "GarminAuthenticationState",
     "JobStatus",
     "JobTrigger",
@@ -31,8 +23,4 @@ __all__ = [
     "SyncJob",
     "SyncKind",
     "UserLease",
-    "WebhookDelivery",
-    "WebhookEvent",
-    "WebhookSyncHealth",
-    "WebhookUserSequence",
 ]

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from service import db
 from service.keys import DB_CONTEXT, METRICS
-from service.models import DeliveryStatus
+from service.models.webhooks import DeliveryStatus
 from service.problems import Problem, bad_request
 from service.webhooks import outbox
 from service.webhooks.config import WebhooksConfig

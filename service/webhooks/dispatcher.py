@@ -30,7 +30,7 @@ from standardwebhooks import Webhook
 from tortoise.context import TortoiseContext
 
 from service import db
-from service.models import DeliveryStatus
+from service.models.webhooks import DeliveryStatus
 from service.webhooks import outbox
 from service.webhooks.config import Endpoint, WebhooksConfig
 from service.webhooks.metrics import WebhookMetrics, attempt_outcome

@@ -24,7 +24,8 @@ from standardwebhooks import Webhook
 from tortoise.context import TortoiseContext
 
 from service import db
-from service.models import DeliveryStatus, WebhookDelivery, WebhookEvent, sql
+from service.models import sql
+from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
 from service.webhooks import outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.events import PAYLOAD_SCHEMA, Event

@@ -14,7 +14,7 @@ from pathlib import Path
 from tortoise.context import TortoiseContext
 
 from service import db
-from service.models import DeliveryStatus, WebhookDelivery
+from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.webhooks import events
 from service.webhooks.dispatcher import Dispatcher
 from tests.webhooks.conftest import Clock, Receiver, config_for, emit

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from tortoise.context import TortoiseContext
 
 from service import db
-from service.models import DeliveryStatus, WebhookDelivery
+from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.problems import error_response
 from service.webhooks import api, events
 from service.webhooks.dispatcher import Dispatcher
