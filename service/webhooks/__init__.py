@@ -1,0 +1,6 @@
+"""Signed webhooks from a transactional outbox (see docs/webhooks.md).
+
+`events` builds the payloads, `outbox` writes them in the caller's transaction and claims
+them for delivery, `dispatcher` signs and sends them, `targets` keeps them off private
+addresses, `api` lists and retries deliveries and runs the dispatcher in the app.
+"""

@@ -1,0 +1,278 @@
+"""The dispatcher: claims due deliveries from the outbox and POSTs them, signed.
+
+One runs in every replica where webhooks are enabled; the claim (`outbox.claim`) keeps
+replicas off each other's deliveries and each user's events in order per endpoint. At most
+`concurrency` POSTs run at once, each bounded by connect and total timeouts, on an HTTP
+client of the dispatcher's own: a slow receiver holds a dispatcher slot, never a request
+or a sync job. A 2xx answer is success; anything else (another status, a redirect, which
+is never followed, a timeout, a refused address) is retried with exponential backoff and
+jitter until `max_attempts` attempts were made or the next one would fall past
+`max_age_seconds` after the delivery was queued; then the delivery is dead.
+
+Two clocks: `clock` schedules (due times, claim expiry, backoff; tests inject one to skip
+hours), `wall_clock` stamps `webhook-timestamp`, which receivers compare with their own
+clock to refuse replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import aiohttp
+from standardwebhooks import Webhook
+from tortoise.context import TortoiseContext
+
+from service import db
+from service.models.webhooks import DeliveryStatus
+from service.webhooks import outbox
+from service.webhooks.config import Endpoint, WebhooksConfig
+from service.webhooks.metrics import WebhookMetrics, attempt_outcome
+from service.webhooks.outbox import Claimed, utcnow
+from service.webhooks.targets import GuardedResolver, TargetRefused, check_target
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "garmin-sync-webhooks/1"
+JITTER = 0.2  # each backoff is drawn from +-20% around its nominal value
+GAUGES_EVERY_SECONDS = 5.0
+
+
+def signature_header(endpoint_secrets: tuple[Webhook, ...], message_id: str,
+                     timestamp: datetime, body: str) -> str:
+    """`v1,<base64>` per active secret, space-separated (the receiver accepts any match)."""
+    return " ".join(key.sign(message_id, timestamp, body) for key in endpoint_secrets)
+
+
+class Dispatcher:
+    def __init__(self, config: WebhooksConfig, worker_id: str, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 wall_clock: Callable[[], datetime] = utcnow,
+                 metrics: WebhookMetrics | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._metrics = metrics
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._keys = {e.id: tuple(Webhook(s) for s in e.secrets) for e in config.endpoints}
+        self._session: aiohttp.ClientSession | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._gauges_at = float("-inf")
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """The HTTP client: no DNS cache (every connection resolves, and is checked, anew),
+        no proxy from the environment, at most `concurrency` connections."""
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.config.allow_private_targets),
+            use_dns_cache=False, limit=self.config.concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds,
+                                        connect=self.config.connect_timeout_seconds)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                              trust_env=False, auto_decompress=False)
+
+    def start(self, ctx: TortoiseContext | None = None) -> None:
+        """Run the claim loop as a task (with `ctx` as its Tortoise context)."""
+        self.open()
+
+        async def loop() -> None:
+            if ctx is not None:
+                db.activate(ctx)
+            await self.run()
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        """Stop claiming; deliveries being sent are interrupted and queued again at once."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def wake(self) -> None:
+        """Claim now rather than at the next poll (call after committing an event)."""
+        self._wakeup.set()
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            claimed = 0
+            free = self.config.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    claimed = self._launch(await self._claim(free))
+                except Exception:
+                    log.exception("claiming webhook deliveries failed; retrying at next poll")
+            await self._refresh_gauges()
+            if claimed and claimed == free:
+                continue  # there may be more due already
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.config.poll_seconds)
+            self._wakeup.clear()
+
+    async def run_once(self) -> int:
+        """Claim what is due now and send it all; the number of deliveries attempted."""
+        self.open()
+        claimed = await self._claim(self.config.concurrency)
+        await asyncio.gather(*(self.deliver(c) for c in claimed))
+        return len(claimed)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        owner = f"{self.worker_id}/{secrets.token_hex(6)}"
+        return await outbox.claim(owner, self._clock(), self.config.lease_seconds, limit)
+
+    def _launch(self, claimed: list[Claimed]) -> int:
+        for item in claimed:
+            task = asyncio.get_running_loop().create_task(self.deliver(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        if self._metrics is not None:
+            self._metrics.in_flight.set(len(self._inflight))
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._metrics is not None:
+            self._metrics.in_flight.set(len(self._inflight))
+        self._wakeup.set()
+
+    async def _refresh_gauges(self) -> None:
+        if self._metrics is None:
+            return
+        now = time.monotonic()
+        if now - self._gauges_at < GAUGES_EVERY_SECONDS:
+            return
+        self._gauges_at = now
+        try:
+            await self.refresh_gauges()
+        except Exception:
+            log.warning("webhook backlog gauges not refreshed", exc_info=True)
+
+    async def refresh_gauges(self) -> None:
+        if self._metrics is None:
+            return
+        oldest, dead = await outbox.backlog()
+        lag = (self._clock() - oldest).total_seconds() if oldest is not None else 0.0
+        self._metrics.backlog(lag, dead)
+
+    # --- one delivery -------------------------------------------------------------------
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed attempt: base x 2^(attempts-1), capped,
+        with jitter."""
+        nominal = min(self.config.backoff_base_seconds * 2 ** min(attempts - 1, 62),
+                      self.config.backoff_max_seconds)
+        return timedelta(seconds=nominal * self._rng.uniform(1 - JITTER, 1 + JITTER))
+
+    async def deliver(self, claimed: Claimed) -> None:
+        """Send one claimed delivery and record the outcome (never raises but on cancel)."""
+        delivery = claimed.delivery
+        endpoint = self.config.endpoint(delivery.endpoint)
+        deadline = delivery.created_at + timedelta(seconds=self.config.max_age_seconds)
+        if endpoint is None:
+            await self._finish(claimed, DeliveryStatus.DEAD, None, "endpoint not configured")
+            return
+        if delivery.attempts > self.config.max_attempts or self._clock() >= deadline:
+            await self._finish(claimed, DeliveryStatus.DEAD, None, "retries exhausted")
+            return
+        try:
+            status, error = await self._post(endpoint, claimed)
+        except asyncio.CancelledError:
+            # shutting down: hand it back now instead of after the claim expires
+            await asyncio.shield(self._finish(claimed, DeliveryStatus.PENDING, None,
+                                              "interrupted at shutdown", self._clock()))
+            raise
+        if status is not None and 200 <= status < 300:
+            await self._finish(claimed, DeliveryStatus.DELIVERED, status, None)
+            return
+        now = self._clock()
+        retry_at = now + self.backoff(delivery.attempts)
+        if delivery.attempts >= self.config.max_attempts or retry_at > deadline:
+            await self._finish(claimed, DeliveryStatus.DEAD, status, error)
+        else:
+            await self._finish(claimed, DeliveryStatus.PENDING, status, error, retry_at)
+
+    async def _post(self, endpoint: Endpoint, claimed: Claimed) -> tuple[int | None, str | None]:
+        """(HTTP status or None, error); errors name a category, never the URL."""
+        assert self._session is not None, "open() the dispatcher first"
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            check_target(endpoint.url, self.config.allow_private_targets)
+            timestamp = self._wall_clock()
+            headers = {
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                "webhook-id": claimed.message_id,
+                "webhook-timestamp": str(int(timestamp.timestamp())),
+                "webhook-signature": signature_header(self._keys[endpoint.id],
+                                                      claimed.message_id, timestamp,
+                                                      claimed.body),
+            }
+            async with self._session.post(endpoint.url, data=claimed.body.encode(),
+                                          headers=headers, allow_redirects=False) as response:
+                status = response.status
+            if not 200 <= status < 300:
+                error = f"HTTP {status}" + (" (redirects are not followed)"
+                                            if 300 <= status < 400 else "")
+        except TargetRefused as exc:
+            error = "refused"
+            log.warning("webhook %s to endpoint %s refused: %s", claimed.message_id,
+                        endpoint.id, exc)
+        except aiohttp.ClientConnectorError as exc:
+            error = "refused" if isinstance(exc.__cause__, TargetRefused) else "connection"
+            log.info("webhook %s to endpoint %s: %s", claimed.message_id, endpoint.id,
+                     "address refused" if error == "refused" else "cannot connect")
+        except TimeoutError:
+            error = "timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            error = "connection"
+            log.info("webhook %s to endpoint %s failed: %s", claimed.message_id, endpoint.id,
+                     type(exc).__name__)
+        if self._metrics is not None:
+            self._metrics.attempted(attempt_outcome(status, error),
+                                    time.perf_counter() - started)
+        return status, error
+
+    async def _finish(self, claimed: Claimed, status: DeliveryStatus, http_status: int | None,
+                      error: str | None, retry_at: datetime | None = None) -> None:
+        now = self._clock()
+        try:
+            kept = await outbox.finish(claimed, status, retry_at or now, http_status, error, now)
+        except Exception:
+            log.exception("webhook delivery %s: outcome not recorded; it is sent again after "
+                          "its claim expires", claimed.delivery.id)
+            return
+        if not kept:
+            log.warning("webhook delivery %s: claim lost before its outcome was recorded",
+                        claimed.delivery.id)
+            return
+        if self._metrics is not None and error != "interrupted at shutdown":
+            self._metrics.delivery({DeliveryStatus.DELIVERED: "delivered",
+                                    DeliveryStatus.DEAD: "dead"}.get(status, "retry"))
+        if status == DeliveryStatus.DEAD:
+            log.warning("webhook delivery %s (%s) to endpoint %s is dead after %d attempt(s): %s",
+                        claimed.delivery.id, claimed.message_id, claimed.delivery.endpoint,
+                        claimed.delivery.attempts, error)
