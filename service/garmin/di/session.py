@@ -212,6 +212,8 @@ class DiSession:
                 proxies={"http": proxy, "https": proxy} if proxy else None)
         except requests.RequestException as exc:
             raise classify.verdict(classify.seen_failure("GET", url, exc)) or exc from None
+        if response.status_code < 400:  # a data page is not parsed twice for a verdict
+            return classify.Seen("GET", "connectapi", path, response.status_code), response
         return classify.seen_response("GET", url, response), response
 
     def _new_http(self) -> requests.Session:
