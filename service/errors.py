@@ -106,6 +106,15 @@ class NotFound(Problem):
     default_detail = "No such resource."
 
 
+class DeliveryNotDead(Problem):
+    """Only a dead webhook delivery can be queued again."""
+
+    status = 409
+    slug = "delivery-not-dead"
+    title = "Delivery not dead"
+    default_detail = "Only a dead delivery can be retried."
+
+
 class MethodNotAllowed(Problem):
     """The resource does not take that method; `Allow` lists those it takes."""
 

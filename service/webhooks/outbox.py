@@ -32,8 +32,8 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from service.models import sql
 from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
+from service.store import sql
 from service.webhooks import events
 from service.webhooks.config import Endpoint, WebhooksConfig
 from service.webhooks.events import Event

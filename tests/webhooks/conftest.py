@@ -24,8 +24,8 @@ from standardwebhooks import Webhook
 from tortoise.context import TortoiseContext
 
 from service import db
-from service.models import sql
 from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
+from service.store import sql
 from service.webhooks import outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.events import PAYLOAD_SCHEMA, Event

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tortoise.context import TortoiseContext
 
-from service.models import sql
 from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent, WebhookSyncHealth
+from service.store import sql
 from service.webhooks import events, outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.dispatcher import Dispatcher

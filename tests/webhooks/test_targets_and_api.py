@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 from tortoise.context import TortoiseContext
 
 from service import db
+from service.api.middleware import error_response
+from service.api.v1 import webhooks as api
 from service.models.webhooks import DeliveryStatus, WebhookDelivery
-from service.problems import error_response
-from service.webhooks import api, events
+from service.webhooks import events
 from service.webhooks.dispatcher import Dispatcher
 from service.webhooks.metrics import WebhookMetrics
 from tests.webhooks.conftest import Clock, Receiver, config_for, drain, emit

@@ -21,9 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from service import db
+from service.errors import BadRequest, DeliveryNotDead, NotFound
 from service.keys import DB_CONTEXT, METRICS
 from service.models.webhooks import DeliveryStatus
-from service.problems import Problem, bad_request
 from service.webhooks import outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.dispatcher import Dispatcher
@@ -57,7 +57,7 @@ def delivery_json(view: DeliveryView) -> dict[str, Any]:
 
 def _positive_int(text: str, name: str, maximum: int) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
-        raise bad_request(f"{name} must be an integer from 1 to {maximum}.")
+        raise BadRequest(f"{name} must be an integer from 1 to {maximum}.")
     return int(text)
 
 
@@ -69,13 +69,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
         try:
             status = DeliveryStatus(status_text)
         except ValueError:
-            raise bad_request("status must be one of pending, delivered, dead.") from None
+            raise BadRequest("status must be one of pending, delivered, dead.") from None
     limit = _positive_int(request.query.get("limit", str(DEFAULT_LIMIT)), "limit", MAX_LIMIT)
     cursor = request.query.get("cursor")
     before = None
     if cursor:
         if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_ID:
-            raise bad_request("The cursor is not one this API returned.")
+            raise BadRequest("The cursor is not one this API returned.")
         before = int(cursor)
     page = await outbox.deliveries_page(status, limit + 1, before)
     more = len(page) > limit
@@ -90,15 +90,14 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def retry_delivery(request: web.Request) -> web.Response:
     text = request.match_info["id"]
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
-        raise Problem(404, "not-found", "Not found", "No webhook delivery has this id.")
+        raise NotFound("No webhook delivery has this id.")
     delivery_id = int(text)
     if not await outbox.retry_dead(delivery_id, utcnow()):
         view = await outbox.get_delivery(delivery_id)
         if view is None:
-            raise Problem(404, "not-found", "Not found", "No webhook delivery has this id.")
-        raise Problem(409, "delivery-not-dead", "Delivery not dead",
-                      f"Only a dead delivery can be retried; this one is "
-                      f"{view.delivery.status.value}.")
+            raise NotFound("No webhook delivery has this id.")
+        raise DeliveryNotDead(
+            f"Only a dead delivery can be retried; this one is {view.delivery.status.value}.")
     dispatcher = request.app.get(DISPATCHER)
     if dispatcher is not None:
         dispatcher.wake()
