@@ -255,6 +255,17 @@ class LoadResult:
     # how late the generator's own 1 ms dispatch ticks woke (its loop's lag): when this
     # grows, part of a latency increase is the load generator's, not the server's
     dispatch_lag: list[float] = field(repr=False, default_factory=list)
+    # when each measured request was scheduled, in s from the window's start (same order as
+    # `latencies`): the p99 over time, not only over the whole window
+    scheduled_at: list[float] = field(repr=False, default_factory=list)
+
+    def timeline(self, window: float = 1.0) -> list[list[float]]:
+        """[start s, p99 ms, requests] per `window` seconds of scheduled time."""
+        buckets: dict[int, list[float]] = {}
+        for at, latency in zip(self.scheduled_at, self.latencies, strict=True):
+            buckets.setdefault(int(at // window), []).append(latency)
+        return [[round(index * window, 2), _ms(ranked(values, 0.99)), len(values)]
+                for index, values in sorted(buckets.items())]
 
     @property
     def achieved(self) -> float:
@@ -274,7 +285,8 @@ class LoadResult:
                 "dispatch_lag_p99_ms": _ms(ranked(self.dispatch_lag, 0.99)),
                 "dispatch_lag_max_ms": _ms(max(self.dispatch_lag, default=float("nan"))),
                 "unfinished": self.unfinished,
-                "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2)}
+                "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2),
+                "p99_timeline": self.timeline()}
 
 
 async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, duration: float,
@@ -297,6 +309,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
     stop = asyncio.Event()
     in_flight: dict[int, float] = {}  # worker -> scheduled time of its unanswered request
     dispatch_lag: list[float] = []
+    scheduled_at: list[float] = []
 
     async def worker(conn: _Conn) -> None:
         index = 0
@@ -321,6 +334,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
                     counters["non_2xx"] += 1
                 if scheduled >= measuring["from"]:
                     latencies.append(done - scheduled)
+                    scheduled_at.append(scheduled - measuring["from"])
 
     async def scheduler() -> None:
         assert rate is not None
@@ -362,7 +376,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
         client_cpu=(cpu1 - cpu0) / elapsed,
         server_cpu=None if server0 is None or server1 is None else (server1 - server0) / elapsed,
         unfinished=len(waiting), oldest_unfinished=wall1 - min(waiting, default=wall1),
-        dispatch_lag=dispatch_lag,
+        dispatch_lag=dispatch_lag, scheduled_at=scheduled_at,
     )
 
 
