@@ -34,9 +34,12 @@ def draw(results: Path) -> list[Path]:
     """Every chart whose figure has results; the paths written."""
     files = load(results)
     data = grouped(files)
-    # each line names the day its figure ran: the charts may mix runs of different days
+    # each line names the day its figure ran (the charts may mix runs of different days)
+    # and, where measured, the share of the machine other work took meanwhile
     for f in files:
-        f["result"]["label"] = f"{f['db']}, {f['machine']['date'][:10]}"
+        other = f["run"].get("other_cpu_share")
+        f["result"]["label"] = (f"{f['db']}, {f['machine']['date'][:10]}"
+                                + (f", other work {other:.0%}" if other is not None else ""))
     written = []
     scale = [item for item in data.get("scale", []) if "points" in item]
     if scale:

@@ -1097,6 +1097,7 @@ async def guarded(results: dict[str, Any], key: str, db: str, args: argparse.Nam
                   root: Path, machine: dict[str, Any]) -> None:
     log(f"{key} ({db}) ...")
     started, load_before = time.perf_counter(), load_average()
+    busy0, own0 = h.busy_cpu_seconds(), h.children_cpu_seconds()
     command = [sys.executable, "-m", "bench.run", "--child", f"{key}:{db}",
                "--root", str(root), "--users", str(args.users),
                "--memory-users", str(args.memory_users), "--tail-users", str(args.tail_users),
@@ -1112,14 +1113,19 @@ async def guarded(results: dict[str, Any], key: str, db: str, args: argparse.Nam
         print(done.stderr[-3000:], file=sys.stderr)
         outcome = {"db": db, "error": (errors[-1] if errors else f"exit {done.returncode}")[:200]}
     elapsed = time.perf_counter() - started
-    log(f"{key} ({db}) done in {elapsed:.0f} s")
+    # the machine's busy CPU that was not this figure's processes: other work on a shared
+    # machine (and PostgreSQL's own processes, which are not our children)
+    other = max(0.0, (h.busy_cpu_seconds() - busy0) - (h.children_cpu_seconds() - own0))
+    other_share = round(other / (elapsed * len(h.cpus())), 2)
+    log(f"{key} ({db}) done in {elapsed:.0f} s; other work {other_share:.0%} of the machine")
     if key == "sandbox":
         results[key] = outcome
     else:
         results.setdefault(key, []).append(outcome)
     if not args.no_write:
         run = {"options": _options(sys.argv[1:]), "duration_s": round(elapsed, 1),
-               "load_before": load_before, "load_after": load_average()}
+               "load_before": load_before, "load_after": load_average(),
+               "other_cpu_share": other_share}
         report.save(key, db, outcome, machine, run)
 
 
