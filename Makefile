@@ -42,7 +42,7 @@ replicas: $(VENV)/.installed
 
 ## lint: ruff, mypy and the import contracts (pyproject.toml [tool.importlinter])
 lint: $(VENV)/.installed
-	$(BIN)/ruff check service tests migrations
+	$(BIN)/ruff check service tests migrations bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -59,12 +59,17 @@ config-doc: $(VENV)/.installed
 	$(BIN)/garmin-sync config-doc --yaml > config.yaml
 
 ## bench: the benchmark suite (9-12 minutes on 2 cores with PostgreSQL; --quick is shorter; needs
-## >= 2 cores); prints a table and
-## writes BENCHMARKS.md. PostgreSQL figures too when GARMIN_SYNC_TEST_DATABASE_URL is set (its
-## tables are emptied). Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
+## >= 2 cores); prints a table, writes each figure's results to bench/results/ and rebuilds
+## BENCHMARKS.md and its charts from them. PostgreSQL figures too when
+## GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied).
+## Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
 BENCH_ARGS ?=
-bench: $(VENV)/.installed
-	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
