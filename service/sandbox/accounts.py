@@ -48,6 +48,11 @@ def default_profile_id(username: str) -> int:
     return 10_000_000 + zlib.crc32(username.casefold().encode()) % 90_000_000
 
 
+def garmin_guid(account: Account) -> str:
+    """The account's Garmin GUID: in socialProfile, and the `sub` of its DI access tokens."""
+    return f"{account.profile_id:08d}-0000-4000-8000-000000000000"
+
+
 _PATCHABLE_FIELDS: Final = (
     "password",
     "mfa_code",

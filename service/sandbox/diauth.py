@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .accounts import Account
+from .accounts import Account, garmin_guid
 from .errors import SandboxError
 from .issued import Issuer
 from .sso import TICKET_TTL_SECONDS, FindAccount, Ticket
@@ -87,11 +87,6 @@ class DiTokens:
 
     access: DiAccess
     refresh: DiRefresh
-
-
-def user_guid(username: str) -> str:
-    """A stable per-account id for the JWT's `sub` (Garmin's user GUID stand-in)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "sandbox-user:" + username.casefold()))
 
 
 def _b64url(data: bytes) -> str:
@@ -177,8 +172,8 @@ class DiDesk:
         expires_at = now + account.di_access_lifetime_seconds
         payload = {
             "iss": DI_ISSUER,
-            "sub": user_guid(account.username),
-            "garmin_guid": user_guid(account.username),
+            "sub": garmin_guid(account),
+            "garmin_guid": garmin_guid(account),
             "user_id": account.profile_id,
             "client_id": client_id,
             "scope": list(DI_SCOPES),
