@@ -4,6 +4,7 @@ MFA (right and wrong codes, both verifyCode URLs), blocks, and its strategy chai
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +19,13 @@ from ha_garmin.exceptions import (
     GarminRateLimitError,
 )
 
-from service.sandbox import DI_CLIENT_IDS, Fault, SandboxState
+from service.sandbox import DI_CLIENT_IDS, Fault, SandboxState, load_seed
 
 from .conftest import ALICE, ALICE_PASSWORD, MFA_CODE, MONA, MONA_PASSWORD
 
 Http = TestClient[Any, Any]
 PORTAL_SERVICE = "https://connect.garmin.com/app"
+SEED_FILE = Path(__file__).resolve().parents[2] / "examples" / "sandbox-seed.yaml"
 
 
 def paths(state: SandboxState, scope: str) -> list[str]:
@@ -252,3 +254,50 @@ async def test_blocking_both_flows_costs_ten_credential_posts(
     alice = sbx_state.get_account(ALICE)
     assert alice is not None and alice.login_attempts == 10
     assert not ha_auth.is_authenticated
+
+
+def test_seed_file_sets_the_di_options() -> None:
+    accounts = {a.username: a for a in load_seed(SEED_FILE)}
+    assert accounts["alice@example.com"].di_access_lifetime_seconds == 1200
+    assert accounts["mona@example.com"].mfa_max_attempts == 5
+    assert set(accounts["limited@example.com"].faults) == {"login", "portal_login"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mfa_invalid_status": 302},
+        {"mfa_invalid_status": "400"},
+        {"mfa_max_attempts": 0},
+        {"di_access_lifetime_seconds": -1},
+        {"di_reuse_revokes_family": "yes"},
+    ],
+)
+async def test_control_api_validates_the_di_fields(
+    changes: dict[str, Any], sbx_http: Http, sbx_state: SandboxState
+) -> None:
+    response = await sbx_http.patch(f"/_sandbox/accounts/{ALICE}", json=changes)
+    assert response.status == 400 and (await response.json())["error"] == "bad_request"
+    alice = sbx_state.get_account(ALICE)
+    assert alice is not None and (alice.mfa_invalid_status, alice.mfa_max_attempts) == (200, None)
+
+
+async def test_control_api_installs_body_and_cloudflare_faults(sbx_http: Http) -> None:
+    in_body = {"error": {"status-code": "429"}}
+    put = await sbx_http.put(f"/_sandbox/accounts/{ALICE}/faults/portal_login",
+                             json={"body": in_body, "times": 1})
+    assert put.status == 204
+    bad = await sbx_http.put("/_sandbox/faults/di_refresh", json={"body": ["not", "an object"]})
+    assert bad.status == 400
+    view = await (await sbx_http.get(f"/_sandbox/accounts/{ALICE}")).json()
+    assert view["faults"]["portal_login"]["body"] == in_body
+    assert {"mfa_invalid_status", "mfa_max_attempts", "di_access_lifetime_seconds",
+            "di_refresh_lifetime_seconds", "di_reuse_revokes_family", "di_exchanges",
+            "di_refresh_attempts", "di_refreshes", "di_refresh_reuses"} <= set(view)
+    await sbx_http.get("/sso/portal/sso/en-US/sign-in")
+    login = await sbx_http.post("/sso/portal/api/login",
+                                json={"username": ALICE, "password": ALICE_PASSWORD})
+    assert (login.status, await login.json()) == (200, in_body)
+    junk = await sbx_http.post("/diauth/di-oauth2-service/oauth/token", data=b"\xff\xfe",
+                               headers={"Authorization": "Basic !!!"})
+    assert junk.status == 400
