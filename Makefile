@@ -13,7 +13,7 @@ export PYTHON
 SERVE_ARGS = $(if $(filter undefined,$(origin HOST)),,--host $(HOST)) \
              $(if $(filter undefined,$(origin PORT)),,--port $(PORT))
 
-.PHONY: run serve test lint sandbox migrate bench replicas clean lock lock-check image-check
+.PHONY: run serve test lint sandbox migrate bench replicas clean lock lock-check image-check compose-check
 
 RUNTIME = $(VENV)/.installed-runtime
 TESTENV = $(VENV)/.installed-test
@@ -83,6 +83,11 @@ lock-check: $(TOOLS)/.installed-tools
 ## image-check: build the image and prove it with real containers (podman; not part of CI)
 image-check: $(RUNTIME)
 	deploy/image-check.sh
+
+## compose-check: deploy/compose.yaml up with podman-compose, checked, then removed (after
+## image-check, whose image it uses; not part of CI)
+compose-check:
+	deploy/compose-check.sh
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(VENV).lock $(TOOLS).lock .pytest_cache .mypy_cache .ruff_cache
