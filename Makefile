@@ -6,7 +6,6 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 TOOLS  ?= .venv-tools
 SANDBOX_PORT ?= 9090
-export PYTHON
 
 # --host/--port only when HOST/PORT were given, so GARMIN_SYNC_HTTP_* and config.yaml
 # decide otherwise
@@ -19,13 +18,13 @@ RUNTIME = $(VENV)/.installed-runtime
 TESTENV = $(VENV)/.installed-test
 
 $(RUNTIME): requirements/runtime.txt requirements/build.txt pyproject.toml
-	@deploy/venv.sh $(VENV) requirements/runtime.txt --project
+	@PYTHON=$(PYTHON) deploy/venv.sh $(VENV) requirements/runtime.txt --project
 
 $(TESTENV): requirements/test.txt requirements/build.txt pyproject.toml
-	@deploy/venv.sh $(VENV) requirements/test.txt --project
+	@PYTHON=$(PYTHON) deploy/venv.sh $(VENV) requirements/test.txt --project
 
 $(TOOLS)/.installed-tools: requirements/tools.txt
-	@deploy/venv.sh $(TOOLS) requirements/tools.txt
+	@PYTHON=$(PYTHON) deploy/venv.sh $(TOOLS) requirements/tools.txt
 
 ## run: install, apply migrations and serve (config.yaml: SQLite on http://127.0.0.1:8080;
 ## make run PORT=9000 HOST=0.0.0.0 overrides the address)
@@ -74,11 +73,11 @@ bench: $(TESTENV)
 ## make lock UPGRADE=1 moves every pin to the newest release, UPGRADE=aiohttp only that one
 UPGRADE ?=
 lock: $(TOOLS)/.installed-tools
-	UV=$(abspath $(TOOLS))/bin/uv deploy/lock.sh $(if $(filter 1,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+	PYTHON=$(PYTHON) UV=$(abspath $(TOOLS))/bin/uv deploy/lock.sh $(if $(filter 1,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
 ## lock-check: fail when pyproject.toml and requirements/ disagree (asks PyPI, a few seconds)
 lock-check: $(TOOLS)/.installed-tools
-	UV=$(abspath $(TOOLS))/bin/uv deploy/lock.sh --check
+	PYTHON=$(PYTHON) UV=$(abspath $(TOOLS))/bin/uv deploy/lock.sh --check
 
 ## image-check: build the image and prove it with real containers (podman; not part of CI)
 image-check: $(RUNTIME)
