@@ -16,12 +16,13 @@ SERVE_ARGS = $(if $(filter undefined,$(origin HOST)),,--host $(HOST)) \
 
 RUNTIME = $(VENV)/.installed-runtime
 TESTENV = $(VENV)/.installed-test
+# an extra's lock (requirements/bench.txt, once pyproject.toml declares a `bench` extra)
+# installs on top of the test venv
+extra = $(if $(wildcard requirements/$(1).txt),$(VENV)/.installed-$(1))
 
-$(RUNTIME): requirements/runtime.txt requirements/build.txt pyproject.toml
-	@PYTHON=$(PYTHON) deploy/venv.sh $(VENV) requirements/runtime.txt --project
-
-$(TESTENV): requirements/test.txt requirements/build.txt pyproject.toml
-	@PYTHON=$(PYTHON) deploy/venv.sh $(VENV) requirements/test.txt --project
+# $(VENV)/.installed-NAME: the venv holds requirements/NAME.txt and the project
+$(VENV)/.installed-%: requirements/%.txt requirements/build.txt pyproject.toml
+	@PYTHON=$(PYTHON) deploy/venv.sh $(VENV) requirements/$*.txt --project
 
 $(TOOLS)/.installed-tools: requirements/tools.txt
 	@PYTHON=$(PYTHON) deploy/venv.sh $(TOOLS) requirements/tools.txt
@@ -66,7 +67,7 @@ migrate: $(RUNTIME)
 ## writes BENCHMARKS.md. PostgreSQL figures too when GARMIN_SYNC_TEST_DATABASE_URL is set (its
 ## tables are emptied). Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
 BENCH_ARGS ?=
-bench: $(TESTENV)
+bench: $(TESTENV) $(call extra,bench)
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 ## lock: recompile requirements/*.txt from pyproject.toml, keeping the pins it allows;
