@@ -19,7 +19,7 @@ import pytest
 
 from service.config import Config
 from service.crypto import generate_key
-from tests.conftest import Api
+from tests.support.app import Api
 
 StartApi = Callable[[Config], Awaitable[Api]]
 

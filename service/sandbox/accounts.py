@@ -18,6 +18,10 @@ from .faults import Fault, faults_from
 from .fields import boolean, int_in, optional_int, optional_str, reject_unknown_keys, require_str
 
 DEFAULT_OAUTH2_LIFETIME_SECONDS: Final = 3600
+DEFAULT_DI_ACCESS_LIFETIME_SECONDS: Final = 3600
+DEFAULT_DI_REFRESH_LIFETIME_SECONDS: Final = 7_776_000
+MFA_INVALID_STATUSES: Final = (200, 400, 401, 403, 422)
+"""Statuses a wrong MFA code may be answered with; Garmin's is undocumented (see sso.py)."""
 MAX_LATENCY_MS: Final = 600_000
 DEFAULT_HISTORY_DAYS: Final = 60
 MAX_HISTORY_DAYS: Final = 3650
@@ -30,7 +34,11 @@ DATA_FAMILIES: Final = ("activities", "summary", "sleep", "hrv", "stress", "body
 _COUNTER_OF_SCOPE: Final = {
     "login": "login_attempts",
     "mfa": "mfa_attempts",
+    "portal_login": "login_attempts",
+    "portal_mfa": "mfa_attempts",
     "exchange": "exchanges",
+    "di_token": "di_exchanges",
+    "di_refresh": "di_refresh_attempts",
     "api": "api_calls",
 }
 
@@ -38,6 +46,11 @@ _COUNTER_OF_SCOPE: Final = {
 def default_profile_id(username: str) -> int:
     """A stable 8-digit id derived from the username: same account, same id, every run."""
     return 10_000_000 + zlib.crc32(username.casefold().encode()) % 90_000_000
+
+
+def garmin_guid(account: Account) -> str:
+    """The account's Garmin GUID: in socialProfile, and the `sub` of its DI access tokens."""
+    return f"{account.profile_id:08d}-0000-4000-8000-000000000000"
 
 
 _PATCHABLE_FIELDS: Final = (
@@ -51,6 +64,11 @@ _PATCHABLE_FIELDS: Final = (
     "history_days",
     "activities_per_day",
     "malformed_activity_every",
+    "mfa_invalid_status",
+    "mfa_max_attempts",
+    "di_access_lifetime_seconds",
+    "di_refresh_lifetime_seconds",
+    "di_reuse_revokes_family",
 )
 _CREATABLE_FIELDS: Final = ("username", "profile_id", "faults", *_PATCHABLE_FIELDS)
 
@@ -64,6 +82,14 @@ class Account:
     counts successful exchanges without an `audience` (garth's refresh, not its login).
     `data_calls` splits the GETs to the data endpoints (see `connectapi.py`) by family, so a
     test can check how many pages a sync fetched or which days a second sync fetched again.
+    `mfa_attempts` counts MFA code POSTs on both the mobile and the portal URL.
+
+    DI (see `diauth.py`): `di_exchanges` and `di_refresh_attempts` count requests to the DI
+    token endpoint's two grants; `di_refreshes` the successful refreshes;
+    `di_refresh_reuses` the refreshes presenting a refresh token that was already rotated
+    (a client that stores every rotation keeps it at 0). A wrong MFA code is answered with
+    `mfa_invalid_status`; after `mfa_max_attempts` wrong codes (None: no limit) the
+    challenge is gone.
 
     The data options shape what `activities.py` and `wellness.py` generate: `history_days` of
     activities before today, `activities_per_day` per day, and every
@@ -84,11 +110,20 @@ class Account:
     history_days: int = DEFAULT_HISTORY_DAYS
     activities_per_day: int = 1
     malformed_activity_every: int | None = None
+    mfa_invalid_status: int = 200
+    mfa_max_attempts: int | None = None
+    di_access_lifetime_seconds: int = DEFAULT_DI_ACCESS_LIFETIME_SECONDS
+    di_refresh_lifetime_seconds: int = DEFAULT_DI_REFRESH_LIFETIME_SECONDS
+    di_reuse_revokes_family: bool = False
     login_attempts: int = 0
     mfa_attempts: int = 0
     exchanges: int = 0
     refreshes: int = 0
     api_calls: int = 0
+    di_exchanges: int = 0
+    di_refresh_attempts: int = 0
+    di_refreshes: int = 0
+    di_refresh_reuses: int = 0
     data_calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DATA_FAMILIES, 0))
 
     def __post_init__(self) -> None:
@@ -153,8 +188,16 @@ def _validated_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
             staged[key] = int_in(value, key, 0, 10 * 365 * 86_400)
         elif key == "latency_ms":
             staged[key] = int_in(value, key, 0, MAX_LATENCY_MS)
-        elif key == "oauth1_revoked":
+        elif key in ("oauth1_revoked", "di_reuse_revokes_family"):
             staged[key] = boolean(value, key)
+        elif key == "mfa_invalid_status":
+            staged[key] = int_in(value, key, 200, 499)
+            if staged[key] not in MFA_INVALID_STATUSES:
+                raise ValidationError(f"mfa_invalid_status must be one of {MFA_INVALID_STATUSES}")
+        elif key == "mfa_max_attempts":
+            staged[key] = optional_int(value, key, 1, 100)
+        elif key in ("di_access_lifetime_seconds", "di_refresh_lifetime_seconds"):
+            staged[key] = int_in(value, key, 0, 10 * 365 * 86_400)
         elif key == "history_days":
             staged[key] = int_in(value, key, 0, MAX_HISTORY_DAYS)
         elif key == "activities_per_day":

@@ -1,10 +1,12 @@
-"""The sandbox's HTTP face: Garmin's SSO and connectapi endpoints as garth 0.8.0 uses them.
+"""The sandbox's HTTP face: Garmin's SSO, token and connectapi endpoints as garth 0.8.0 and
+DI clients (ha-garmin) use them.
 
 Clients reach it by rewriting `https://<sub>.garmin.com<path>` to `<base_url>/<sub><path>`,
-so routes live under `/sso/...` and `/connectapi/...`. A JSON control API under
+so routes live under `/sso/...`, `/diauth/...` and `/connectapi/...`. A JSON control API under
 `/_sandbox/...` scripts accounts and faults when the sandbox runs as its own process.
 
-By Garmin's parts: SSO (`sso_routes.py`), OAuth tokens (`oauth_routes.py`), connectapi
+By Garmin's parts: SSO (`sso_routes.py`), OAuth tokens (`oauth_routes.py`), DI tokens
+(`diauth_routes.py`), connectapi
 profile and data (`connectapi.py`), the control API (`control.py`); latency and faults
 (`interference.py`) and attribution (`handling.py`) are shared. This module adds the two
 middlewares (the request record, JSON errors) and assembles the app.
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import connectapi, control, oauth_routes, sso_routes
+from . import connectapi, control, diauth_routes, oauth_routes, sso_routes
 from .errors import AccountExists, UnknownAccount, ValidationError
 from .handling import (
     ATTRIBUTION,
@@ -46,6 +48,8 @@ def _initial_scope(path: str) -> str:
         return "sso"
     if path.startswith("/connectapi/"):
         return "api"
+    if path.startswith("/diauth/"):
+        return "di_token"
     return "unknown"
 
 
@@ -168,6 +172,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> web.Application:
     _redact_access_log()
     sso_routes.add_routes(app.router)
     oauth_routes.add_routes(app.router)
+    diauth_routes.add_routes(app.router)
     connectapi.add_routes(app.router)  # its catch-all comes after the OAuth paths
     control.add_routes(app.router)
     return app

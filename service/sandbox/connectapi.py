@@ -1,6 +1,12 @@
 """Every Bearer call to connectapi: the access token is checked, then the profile paths
 (`profile.py`) or the data endpoints (`data.py`) answer for the token's account.
 
+garth's OAuth2 tokens and DI access tokens (JWTs, see `diauth.py`) are both accepted. A DI
+token that is expired, expired by control, or unknown is refused with 401 and, as assumed
+here from what DI clients report, `{"message": "Token is not active", "error":
+"invalid_token"}`; so is any JWT-shaped token the sandbox never issued. A fault can force the
+same answer: scope `api`, `{"status": 401, "body": {"message": "Token is not active", ...}}`.
+
 The data endpoints go through the same handler as the profile calls, so token checks,
 faults, latency and the record apply to them alike; they also bump the account's
 `data_calls` by family.
@@ -12,6 +18,7 @@ from aiohttp import web
 
 from .accounts import Account
 from .data import data_answer, data_family
+from .diauth import looks_like_jwt
 from .errors import SandboxError
 from .handling import attribute, connect_error, json_error, state_of
 from .interference import interfere
@@ -56,6 +63,9 @@ async def connectapi(request: web.Request) -> web.StreamResponse:
     try:
         account = state.authorize(token)
     except SandboxError as error:
+        if state.di.issued(token) or looks_like_jwt(token):
+            return web.json_response({"message": "Token is not active", "error": "invalid_token"},
+                                     status=401)
         return connect_error(error)
     if request.method != "GET":
         return json_error(404, "NotFound", f"no sandbox data for {request.method} {path}")

@@ -68,13 +68,15 @@ async def delete_fault(request: web.Request) -> web.StreamResponse:
 
 
 async def revoke(request: web.Request) -> web.StreamResponse:
-    """POST /_sandbox/accounts/{username}/revoke: revoke all OAuth1 tokens (no refreshes)."""
+    """POST /_sandbox/accounts/{username}/revoke: a password change; every OAuth1 token and
+    DI refresh token of the account stops refreshing. `revoked` counts both kinds."""
     count = state_of(request).revoke_oauth1(request.match_info["username"])
     return web.json_response({"revoked": count})
 
 
 async def expire_access_tokens(request: web.Request) -> web.StreamResponse:
-    """POST .../expire-access-tokens: Garmin drops the OAuth2 tokens, OAuth1 stays good."""
+    """POST .../expire-access-tokens: Garmin drops the OAuth2 and DI access tokens; the
+    refresh credentials (OAuth1, DI refresh tokens) stay good. `expired` counts both kinds."""
     count = state_of(request).expire_access_tokens(request.match_info["username"])
     return web.json_response({"expired": count})
 
@@ -116,7 +118,6 @@ async def reset(request: web.Request) -> web.StreamResponse:
         raise bad_request("keep_seed must be true or false")
     state_of(request).reset(keep_seed=keep_seed)
     return web.Response(status=204)
-
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

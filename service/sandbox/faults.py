@@ -14,8 +14,23 @@ from typing import Any, Final
 from .errors import ValidationError
 from .fields import boolean, int_in, number_in, optional_int, reject_unknown_keys
 
-SCOPES: Final = ("signin", "login", "mfa", "preauthorized", "exchange", "api")
-"""Where a fault can be injected; one per step of garth's login, plus every API call."""
+SCOPES: Final = (
+    "signin",
+    "login",
+    "mfa",
+    "preauthorized",
+    "exchange",
+    "api",
+    "portal_signin",
+    "portal_login",
+    "portal_mfa",
+    "di_token",
+    "di_refresh",
+)
+"""Where a fault can be injected: one per step of the mobile SSO flow (garth's, and the first
+one DI clients try) and of the OAuth1/OAuth2 exchanges, every API call, the portal SSO flow
+(its own rate-limit bucket at Garmin, so a test can block one flow and not the other), and
+the DI token endpoint's two grants (service ticket, refresh)."""
 
 MAX_HANG_SECONDS: Final = 3600.0
 
@@ -32,9 +47,12 @@ class Fault:
     """A scripted misbehaviour for one scope, like Garmin's outages and rate limits.
 
     Effects, in order: sleep `hang_seconds`, then drop the connection (`reset`), or answer
-    an HTML page (`html`), or truncated JSON (`truncated`), or a JSON error with `status`.
-    A fault with only `hang_seconds` delays the real answer. `times` limits the fault to the
-    next N matching requests; None keeps it until removed.
+    Cloudflare's bot-challenge page (`cloudflare`, 403 unless `status` says otherwise), or an
+    HTML page (`html`), or truncated JSON (`truncated`), or the JSON object `body` as given
+    (with `status`, 200 by default: Garmin's SSO reports some blocks inside a 200, e.g.
+    `{"error": {"status-code": "429"}}`), or a JSON error with `status` shaped like the
+    endpoint's own errors. A fault with only `hang_seconds` delays the real answer. `times`
+    limits the fault to the next N matching requests; None keeps it until removed.
     """
 
     status: int | None = None
@@ -43,6 +61,8 @@ class Fault:
     reset: bool = False
     truncated: bool = False
     html: bool = False
+    cloudflare: bool = False
+    body: dict[str, Any] | None = None
     times: int | None = None
 
     @classmethod
@@ -58,6 +78,8 @@ class Fault:
             reset=boolean(data.get("reset", False), "reset"),
             truncated=boolean(data.get("truncated", False), "truncated"),
             html=boolean(data.get("html", False), "html"),
+            cloudflare=boolean(data.get("cloudflare", False), "cloudflare"),
+            body=_optional_body(data.get("body")),
             times=optional_int(data.get("times"), "times", 1, 1_000_000),
         )
         fault.check()
@@ -71,10 +93,13 @@ class Fault:
             or self.reset
             or self.truncated
             or self.html
+            or self.cloudflare
+            or self.body is not None
         )
         if not has_effect:
             raise ValidationError(
-                "a fault needs at least one of status, hang_seconds, reset, truncated, html"
+                "a fault needs at least one of status, hang_seconds, reset, truncated, html,"
+                " cloudflare, body"
             )
         if self.retry_after is not None and self.status is None:
             raise ValidationError("retry_after needs a status (e.g. 429 or 503)")
@@ -91,6 +116,14 @@ def _optional_status(value: Any) -> int | None:
     if status in (204, 304):
         raise ValidationError("status must allow a body (not 204 or 304)")
     return status
+
+
+def _optional_body(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError("body must be a JSON object")
+    return dict(value)
 
 
 def _optional_hang(value: Any) -> float | None:

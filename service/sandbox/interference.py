@@ -20,7 +20,17 @@ from .handling import ATTRIBUTION, ConnectionDropped, json_error, sso_answer, st
 logger = logging.getLogger(__name__)
 
 STOPPING: Final = web.AppKey("sandbox_stopping", asyncio.Event)
-SSO_SCOPES: Final = frozenset({"signin", "login", "mfa"})
+SSO_SCOPES: Final = frozenset(
+    {"signin", "login", "mfa", "portal_signin", "portal_login", "portal_mfa"}
+)
+DI_SCOPES: Final = frozenset({"di_token", "di_refresh"})
+_CLOUDFLARE_HTML: Final = (
+    "<!DOCTYPE html><html lang='en-US'><head><title>Just a moment...</title></head>"
+    "<body><div id='challenge-running'>Checking if the site connection is secure</div>"
+    "<div class='cf-error-details'>sso.garmin.com needs to review the security of your"
+    " connection before proceeding.</div><div>Performance &amp; security by Cloudflare</div>"
+    "</body></html>"
+)
 
 
 async def pause(app: web.Application, seconds: float) -> None:
@@ -55,6 +65,13 @@ def _html_page(status: int, fault: Fault) -> web.Response:
     )
 
 
+def _cloudflare_page(status: int, fault: Fault) -> web.Response:
+    """Cloudflare's bot challenge, as Garmin's SSO serves it to clients it distrusts."""
+    headers = {**_fault_headers(fault), "cf-mitigated": "challenge", "Server": "cloudflare"}
+    return web.Response(status=status, text=_CLOUDFLARE_HTML, content_type="text/html",
+                        headers=headers)
+
+
 def _truncated_json(status: int, fault: Fault) -> web.Response:
     text = '{"responseStatus": {"type": "SUCCESSFUL", "mess'
     return web.Response(
@@ -66,11 +83,13 @@ def _status_answer(scope: str, status: int, fault: Fault) -> web.Response:
     """A JSON error shaped like the real endpoint's (SSO `responseStatus`, or connectapi)."""
     reason = _reason(status)
     kind = reason.upper().replace(" ", "_").replace("-", "_")
-    response = (
-        sso_answer(kind, f"{status} {reason}", status=status)
-        if scope in SSO_SCOPES
-        else json_error(status, kind, f"{status} {reason}")
-    )
+    if scope in SSO_SCOPES:
+        response = sso_answer(kind, f"{status} {reason}", status=status)
+    elif scope in DI_SCOPES:  # an OAuth 2.0 token endpoint's error shape (RFC 6749 5.2)
+        body = {"error": kind.lower(), "error_description": f"{status} {reason}"}
+        response = web.json_response(body, status=status)
+    else:
+        response = json_error(status, kind, f"{status} {reason}")
     response.headers.update(_fault_headers(fault))
     return response
 
@@ -87,7 +106,11 @@ async def _perform(request: web.Request, scope: str, fault: Fault) -> web.Respon
         await pause(request.app, fault.hang_seconds)
     if fault.reset:
         _drop_connection(request)
+    if fault.cloudflare:
+        return _cloudflare_page(fault.status if fault.status is not None else 403, fault)
     status = fault.status if fault.status is not None else 200
+    if fault.body is not None:
+        return web.json_response(fault.body, status=status, headers=_fault_headers(fault))
     if fault.html:
         return _html_page(status, fault)
     if fault.truncated:

@@ -2,8 +2,10 @@
 
 Credentials (tickets, OAuth1 tokens and secrets, MFA tokens, access and refresh tokens) are
 opaque random strings with a recognisable prefix, remembered so a test can grep logs and
-databases for leaks. The SSO session cookie and token ids are issued the same way but not
-remembered: clients legitimately keep them (for example to resume an MFA challenge later).
+databases for leaks. DI access tokens are JWTs (see `diauth.py`): they cannot carry the
+prefix, so they are remembered through `remember`. The SSO session cookie and token ids are
+issued the same way but not remembered: clients legitimately keep them (for example to
+resume an MFA challenge later).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ PREFIXES: Final = {
     "refresh": "sbx-rt-",
     "jti": "sbx-jti-",
     "sso_session": "sbx-sso-",
+    "di_refresh": "sbx-drt-",
+    "di_jti": "sbx-djti-",
 }
 """Prefix of each kind of value the sandbox issues; a leak check can grep for "sbx-"."""
 ISSUED_VALUE_PATTERN: Final = re.compile(r"(?:ST-)?sbx-[a-z0-9]+-[0-9a-f]{32}")
@@ -39,6 +43,10 @@ class Issuer:
         if secret:
             self._secrets.append(value)
         return value
+
+    def remember(self, value: str) -> None:
+        """Remember a secret minted elsewhere (a signed DI access token)."""
+        self._secrets.append(value)
 
     def secrets(self) -> list[str]:
         """Every secret issued so far, oldest first."""

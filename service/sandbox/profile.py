@@ -8,7 +8,7 @@ import re
 import zlib
 from typing import Any, Final
 
-from .accounts import Account
+from .accounts import Account, garmin_guid
 from .handling import bad_request
 
 
@@ -18,7 +18,7 @@ def _social_profile(account: Account) -> dict[str, Any]:
     return {
         "id": account.profile_id,
         "profileId": account.profile_id,
-        "garminGUID": f"{account.profile_id:08d}-0000-4000-8000-000000000000",
+        "garminGUID": garmin_guid(account),
         "displayName": account.display_name,
         "fullName": account.full_name,
         "userName": account.username,

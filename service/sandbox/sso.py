@@ -1,8 +1,15 @@
 """Garmin's SSO, as a model: sign-in sessions, password and MFA checks, service tickets.
 
 An MFA challenge is bound to the sign-in session (the SSO cookie) that got MFA_REQUIRED, as
-at Garmin; a ticket is single use, bound to one account and short-lived. The HTTP face is
-`sso_routes.py`; tickets are redeemed for OAuth1 tokens in `oauth.py`.
+at Garmin, whichever flow (mobile or portal URL) posts the code; a wrong code leaves it
+usable for the right one, up to the account's `mfa_max_attempts`. A ticket is single use,
+bound to one account and short-lived, and issued for the `service` named by the request that
+got it (the credential POST, or the MFA POST when one was needed), as CAS does: the DI token
+endpoint accepts it only with that `service_url`. The HTTP face is `sso_routes.py`; tickets
+are redeemed for OAuth1 tokens in `oauth.py` and for DI tokens in `diauth.py`.
+
+A wrong MFA code raises SandboxError with the account's `mfa_invalid_status` (Garmin's status
+for it is undocumented; clients have seen 200 and 4xx) and kind INVALID_MFA_CODE.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class SsoSession:
     session_id: str
     created_at: float
     mfa_username: str | None = None
+    mfa_service: str | None = None
+    wrong_codes: int = 0
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Ticket:
     username: str
     issued_at: float
     via_mfa: bool
+    service: str | None = None
     used: bool = False
 
 
@@ -79,8 +89,11 @@ class SsoDesk:
         session = self._sessions.get(session_id) if session_id else None
         return session.mfa_username if session else None
 
-    def login(self, session_id: str | None, username: str, password: str) -> LoginResult:
-        """Check credentials inside an SSO session: a ticket, or an MFA challenge."""
+    def login(
+        self, session_id: str | None, username: str, password: str, service: str | None = None
+    ) -> LoginResult:
+        """Check credentials inside an SSO session: a ticket for `service`, or an MFA
+        challenge (a new one: earlier wrong codes no longer count)."""
         session = self._sessions.get(session_id) if session_id else None
         if session is None:
             raise SandboxError(403, "INVALID_SESSION", "sign-in session cookie missing")
@@ -90,27 +103,41 @@ class SsoDesk:
             raise SandboxError(401, "INVALID_USERNAME_PASSWORD", "Invalid username or password")
         if account.mfa_code is not None:
             session.mfa_username = account.username
+            session.mfa_service = service
+            session.wrong_codes = 0
             return LoginResult(ticket=None, mfa_required=True)
         session.mfa_username = None
-        return LoginResult(ticket=self._new_ticket(account, via_mfa=False), mfa_required=False)
+        ticket = self._new_ticket(account, via_mfa=False, service=service)
+        return LoginResult(ticket=ticket, mfa_required=False)
 
-    def verify_mfa(self, session_id: str | None, code: str) -> str:
-        """Check an MFA code against the challenge of this SSO session; returns a ticket.
+    def verify_mfa(self, session_id: str | None, code: str, service: str | None = None) -> str:
+        """Check an MFA code against the challenge of this SSO session; returns a ticket
+        for `service` (the login's service when the MFA POST names none).
 
-        A wrong code leaves the challenge usable (Garmin allows retries; the sandbox only
-        counts them). A right code consumes the challenge.
+        A wrong code leaves the challenge usable (Garmin allows retries) until the account's
+        `mfa_max_attempts` wrong codes, after which the session has no challenge. A right
+        code consumes the challenge.
         """
         username = self.mfa_username(session_id)
         account = self._find(username) if username else None
         if account is None or account.mfa_code is None or session_id is None:
             raise SandboxError(400, "INVALID_SESSION", "No MFA challenge for this session")
+        session = self._sessions[session_id]
         if not hmac.compare_digest(account.mfa_code.encode(), code.encode()):
-            raise SandboxError(200, "INVALID_MFA_CODE", "Invalid verification code")
-        self._sessions[session_id].mfa_username = None
-        return self._new_ticket(account, via_mfa=True)
+            session.wrong_codes += 1
+            limit = account.mfa_max_attempts
+            if limit is not None and session.wrong_codes >= limit:
+                session.mfa_username = None
+            raise SandboxError(
+                account.mfa_invalid_status, "INVALID_MFA_CODE", "Invalid verification code"
+            )
+        session.mfa_username = None
+        return self._new_ticket(account, via_mfa=True, service=service or session.mfa_service)
 
-    def _new_ticket(self, account: Account, *, via_mfa: bool) -> str:
-        ticket = Ticket(self._issuer.issue("ticket"), account.username, self._clock(), via_mfa)
+    def _new_ticket(self, account: Account, *, via_mfa: bool, service: str | None) -> str:
+        ticket = Ticket(
+            self._issuer.issue("ticket"), account.username, self._clock(), via_mfa, service
+        )
         self._tickets[ticket.value] = ticket
         return ticket.value
 

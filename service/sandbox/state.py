@@ -3,8 +3,9 @@
 Pure Python on purpose (no aiohttp): tests can script and inspect it directly, and the HTTP
 layer stays a thin translation of this model into Garmin-shaped answers. `SandboxState` is
 the one object tests talk to; it keeps the accounts, the faults and the record itself and
-hands SSO to `sso.SsoDesk` and tokens to `oauth.OAuthDesk`, which share its clock, its
-accounts and its `Issuer` (so `issued_secrets()` lists every credential, see `issued.py`).
+hands SSO to `sso.SsoDesk`, garth's tokens to `oauth.OAuthDesk` and DI tokens to
+`diauth.DiDesk` (reachable as `state.di`), which share its clock, its accounts and its
+`Issuer` (so `issued_secrets()` lists every credential, see `issued.py`).
 
 The state is not thread-safe: the sandbox app runs on one event loop and only touches it
 from there.
@@ -23,6 +24,7 @@ from typing import Any
 
 from . import faults as fault_tables
 from .accounts import MAX_LATENCY_MS, Account
+from .diauth import DiDesk
 from .errors import AccountExists, UnknownAccount, ValidationError
 from .faults import Fault, validate_scope
 from .fields import int_in
@@ -102,6 +104,7 @@ class SandboxState:
         self.oauth = OAuthDesk(
             self.get_account, self._now, self._issuer, grace_seconds=access_token_grace_seconds
         )
+        self.di = DiDesk(self.get_account, self._now, self._issuer, access_token_grace_seconds)
         # the latency of requests attributed to no account: the sign-in and embed pages
         # carry no username, yet at Garmin they take as long as any other call
         self.latency_ms = 0
@@ -206,7 +209,7 @@ class SandboxState:
         account = self.get_account(username) if username else None
         if account is not None:
             return [account.faults, self.global_faults]
-        if scope == "signin":
+        if scope in ("signin", "portal_signin"):
             return [self.global_faults, *(a.faults for a in self.accounts.values())]
         return [self.global_faults]
 
@@ -230,13 +233,16 @@ class SandboxState:
         """The account whose MFA challenge is bound to this SSO session, if any."""
         return self.sso.mfa_username(session_id)
 
-    def login(self, session_id: str | None, username: str, password: str) -> LoginResult:
-        """Check credentials inside an SSO session: a ticket, or an MFA challenge."""
-        return self.sso.login(session_id, username, password)
+    def login(
+        self, session_id: str | None, username: str, password: str, service: str | None = None
+    ) -> LoginResult:
+        """Check credentials inside an SSO session: a ticket for `service`, or an MFA
+        challenge."""
+        return self.sso.login(session_id, username, password, service)
 
-    def verify_mfa(self, session_id: str | None, code: str) -> str:
+    def verify_mfa(self, session_id: str | None, code: str, service: str | None = None) -> str:
         """Check an MFA code against the challenge of this SSO session; returns a ticket."""
-        return self.sso.verify_mfa(session_id, code)
+        return self.sso.verify_mfa(session_id, code, service)
 
     def ticket_owner(self, ticket: str | None) -> str | None:
         """The account a ticket was issued to (even if used or expired), for attribution."""
@@ -253,6 +259,7 @@ class SandboxState:
     @access_token_grace_seconds.setter
     def access_token_grace_seconds(self, seconds: float) -> None:
         self.oauth.grace_seconds = seconds
+        self.di.grace_seconds = seconds
 
     def redeem_ticket(self, ticket: str | None) -> OAuth1Grant:
         """Trade a fresh, unused ticket for an OAuth1 token pair (the ticket is burnt)."""
@@ -263,27 +270,35 @@ class SandboxState:
         return self.oauth.oauth1_owner(token)
 
     def revoke_oauth1(self, username: str) -> int:
-        """Revoke every OAuth1 token of the account, so no refresh works; returns how many.
+        """A Garmin password change: revoke every OAuth1 token and every DI refresh token of
+        the account, so no refresh works with either engine; returns how many.
 
-        Tokens issued by later logins work again, as after a Garmin password change.
+        Tokens issued by later logins work again. Access tokens stay live until they expire.
         """
-        return self.oauth.revoke_oauth1(self.require_account(username))
+        account = self.require_account(username)
+        return self.oauth.revoke_oauth1(account) + self.di.revoke_refresh_tokens(account)
+
+    revoke = revoke_oauth1
 
     def exchange(self, oauth_token: str | None, *, refresh: bool) -> AccessGrant:
         """Issue a new access token for a valid OAuth1 token; older ones stay valid."""
         return self.oauth.exchange(oauth_token, refresh=refresh)
 
     def access_owner(self, token: str | None) -> str | None:
-        """The account an access token belongs to (even if expired), for attribution."""
-        return self.oauth.access_owner(token)
+        """The account an OAuth2 or DI access token belongs to (even if expired)."""
+        return self.oauth.access_owner(token) or self.di.access_owner(token)
 
     def authorize(self, token: str | None) -> Account:
-        """The account behind a valid access token; SandboxError(401) otherwise."""
+        """The account behind a valid OAuth2 or DI access token; SandboxError(401) otherwise."""
+        if self.di.issued(token):
+            return self.di.authorize(token)
         return self.oauth.authorize(token)
 
     def expire_access_tokens(self, username: str) -> int:
-        """Make every access token of the account answer 401 from now on; returns how many."""
-        return self.oauth.expire_access_tokens(self.require_account(username))
+        """Make every access token of the account (OAuth2 and DI) answer 401 from now on;
+        returns how many. The refresh credentials stay good."""
+        account = self.require_account(username)
+        return self.oauth.expire_access_tokens(account) + self.di.expire_access_tokens(account)
 
     # record and reset ---------------------------------------------------------------------
 
@@ -306,6 +321,7 @@ class SandboxState:
         self.requests.clear()
         self.sso.clear()
         self.oauth.clear()
+        self.di.clear()
         self.latency_ms = 0
         if keep_seed:
             self._load_seed()

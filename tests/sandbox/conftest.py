@@ -1,12 +1,15 @@
-"""Fixtures for the sandbox's own tests: a sandbox on loopback, and garth kept offline."""
+"""Fixtures for the sandbox's own tests: a sandbox on loopback, garth kept offline, and
+ha-garmin's DI client pointed at the sandbox."""
 
 from __future__ import annotations
 
 import time
 
 import garth.sso
+import ha_garmin.auth
 import pytest
 from aiohttp.test_utils import TestServer
+from ha_garmin.auth import GarminAuth
 
 from service.sandbox import (
     SANDBOX_CONSUMER_KEY,
@@ -25,6 +28,15 @@ from tests.support.sandbox import (
     MONA,
     MONA_PASSWORD,
     FakeClock,
+)
+
+HA_GARMIN_DELAYS = (
+    "MOBILE_DELAY_MIN_S",
+    "MOBILE_DELAY_MAX_S",
+    "LOGIN_DELAY_MIN_S",
+    "LOGIN_DELAY_MAX_S",
+    "WIDGET_DELAY_MIN_S",
+    "WIDGET_DELAY_MAX_S",
 )
 
 
@@ -74,3 +86,20 @@ def sbx_url(sbx_server: TestServer) -> str:
 async def sbx_http(aiohttp_client: AiohttpClient, sbx_server: TestServer) -> Http:
     """A raw HTTP client (with a cookie jar) on the same sandbox."""
     return await aiohttp_client(sbx_server)
+
+
+@pytest.fixture
+def ha_auth(sbx_url: str, monkeypatch: pytest.MonkeyPatch) -> GarminAuth:
+    """ha-garmin's real DI client with every Garmin host pointed at the sandbox.
+
+    Its anti-WAF pauses are set to 0 (they only sleep between a page load and its POST); its
+    portal service URL stays Garmin's, as the sandbox only compares it with the ticket's.
+    Its calls block, so tests run them with `asyncio.to_thread`.
+    """
+    for name in HA_GARMIN_DELAYS:
+        monkeypatch.setattr(ha_garmin.auth, name, 0.0)
+    auth = GarminAuth()
+    auth._sso = f"{sbx_url}/sso"
+    auth._connectapi = f"{sbx_url}/connectapi"
+    auth._di_token_url = f"{sbx_url}/diauth/di-oauth2-service/oauth/token"
+    return auth

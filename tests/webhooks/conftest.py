@@ -29,7 +29,7 @@ from service.store import sql
 from service.webhooks import outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.events import PAYLOAD_SCHEMA, Event
-from tests.conftest import PG_URL
+from tests.support.app import PG_URL
 
 WEBHOOK_TABLES = ("webhook_event", "webhook_delivery", "webhook_user_sequence",
                   "webhook_sync_health")

@@ -3,7 +3,7 @@
 Started as its own process exactly like `garmin-sync serve` (web.run_app, no access log),
 so "service requests/s divided by bare requests/s" compares the service with aiohttp itself.
 
-    python -m tests.bench.bare_app --port P --body FILE
+    python -m bench.bare_app --port P --body FILE
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -131,6 +132,20 @@ def cpu_seconds(pid: int) -> float:
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy since boot (user, nice, system, irq, softirq)."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for descendants: a figure's process and the
+    servers, sandboxes and tickers it started (each is waited for when stopped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def memory(pid: int) -> dict[str, int]:
@@ -255,6 +270,17 @@ class LoadResult:
     # how late the generator's own 1 ms dispatch ticks woke (its loop's lag): when this
     # grows, part of a latency increase is the load generator's, not the server's
     dispatch_lag: list[float] = field(repr=False, default_factory=list)
+    # when each measured request was scheduled, in s from the window's start (same order as
+    # `latencies`): the p99 over time, not only over the whole window
+    scheduled_at: list[float] = field(repr=False, default_factory=list)
+
+    def timeline(self, window: float = 1.0) -> list[list[float]]:
+        """[start s, p99 ms, requests] per `window` seconds of scheduled time."""
+        buckets: dict[int, list[float]] = {}
+        for at, latency in zip(self.scheduled_at, self.latencies, strict=True):
+            buckets.setdefault(int(at // window), []).append(latency)
+        return [[round(index * window, 2), _ms(ranked(values, 0.99)), len(values)]
+                for index, values in sorted(buckets.items())]
 
     @property
     def achieved(self) -> float:
@@ -274,7 +300,8 @@ class LoadResult:
                 "dispatch_lag_p99_ms": _ms(ranked(self.dispatch_lag, 0.99)),
                 "dispatch_lag_max_ms": _ms(max(self.dispatch_lag, default=float("nan"))),
                 "unfinished": self.unfinished,
-                "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2)}
+                "oldest_unfinished_ms": round(self.oldest_unfinished * 1000, 2),
+                "p99_timeline": self.timeline()}
 
 
 async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, duration: float,
@@ -297,6 +324,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
     stop = asyncio.Event()
     in_flight: dict[int, float] = {}  # worker -> scheduled time of its unanswered request
     dispatch_lag: list[float] = []
+    scheduled_at: list[float] = []
 
     async def worker(conn: _Conn) -> None:
         index = 0
@@ -321,6 +349,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
                     counters["non_2xx"] += 1
                 if scheduled >= measuring["from"]:
                     latencies.append(done - scheduled)
+                    scheduled_at.append(scheduled - measuring["from"])
 
     async def scheduler() -> None:
         assert rate is not None
@@ -362,7 +391,7 @@ async def run_load(port: int, payloads: Sequence[bytes], rate: float | None, dur
         client_cpu=(cpu1 - cpu0) / elapsed,
         server_cpu=None if server0 is None or server1 is None else (server1 - server0) / elapsed,
         unfinished=len(waiting), oldest_unfinished=wall1 - min(waiting, default=wall1),
-        dispatch_lag=dispatch_lag,
+        dispatch_lag=dispatch_lag, scheduled_at=scheduled_at,
     )
 
 

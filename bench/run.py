@@ -1,9 +1,10 @@
-"""The benchmark suite: `python -m tests.bench.run` (or `make bench`).
+"""The benchmark suite: `python -m bench.run` (or `make bench`).
 
 Every figure is a ratio of two measurements taken in the same run on the same machine
 (service vs. a baseline, or measured vs. a computed floor), so a slower or busier machine
-moves both sides. Results are printed as a table and written to BENCHMARKS.md with the
-machine, the versions and the raw numbers.
+moves both sides. Results are printed as a table; each figure's raw result is written to
+bench/results/ with the machine and load it ran under, and BENCHMARKS.md and its charts are
+rebuilt from every result there (bench/report.py, bench/charts.py).
 
 Figures (see BENCHMARKS.md for what each one means):
   1  status endpoint throughput (cached validation) / bare aiohttp handler, per database
@@ -12,12 +13,12 @@ Figures (see BENCHMARKS.md for what each one means):
   4  64 concurrent logins: total time / floor, and requests carrying another user's token
   5  upsert rate: service.store.sync.upsert_activities / raw driver executemany
   6  RSS of one service process with 10,000 connected users, idle and during sync
-  7  scaling: sync wall time and CPU per user at 100, 1,000 and 5,000 users; max/min
+  7  scaling: sync wall time and CPU per user at 100, 500, 1,000, 2,000 and 5,000 users
 
 PostgreSQL figures run when GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied,
 as the test suite does). Options: --figures 1,2,3,4,5,6,7  --users N  --tail-users N
 --probe-rps R  --logins N  --scale-sizes A,B,C  --quick (smaller sizes)  --no-write
---raw FILE.
+--report-only  --raw FILE.
 """
 
 from __future__ import annotations
@@ -46,16 +47,14 @@ from typing import Any
 
 import aiohttp
 
-from tests.bench import harness as h
+from bench import harness as h
+from bench import report
+from bench.constants import APART_NICE, LATENCY_MS, PROBE_POLL, RESULTS, W
+from bench.table import render
 from tests.support.replicas import PASSWORD, REPO, TABLES, username_of
 
 API_KEY = "bench-api-key-0123456789abcdef"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
-LATENCY_MS = 50
-W = 32
-PROBE_POLL = 0.5  # s between /metrics scrapes while a probe measures (idle and sync alike)
-MIB = 1024 * 1024
-NOTES_MARKER = "<!-- notes below this line are kept when make bench rewrites the file -->"
 
 
 def log(message: str) -> None:
@@ -299,7 +298,7 @@ async def figure_status(root: Path, db: str, quick: bool) -> dict[str, Any]:
             body = await response.read()
             assert response.status == 200 and b'"cached"' in body, body
         (env.dir / "body.json").write_bytes(body)
-        bare = h.spawn("bare", ["-m", "tests.bench.bare_app", "--body", str(env.dir / "body.json")],
+        bare = h.spawn("bare", ["-m", "bench.bare_app", "--body", str(env.dir / "body.json")],
                        h.clean_env(), env.dir, h.server_cpu())
         env.procs.append(bare)
         await h.wait_ready(bare, "/x")
@@ -414,7 +413,6 @@ async def job_rows(url: str) -> list[dict[str, Any]]:
 
 
 # the sync worker's CPU priority when an API process runs beside it (README: sync.nice)
-APART_NICE = int(os.environ.get("BENCH_APART_NICE", "10"))
 # what a replica syncs at once: W in the sync figures, config.yaml's own values where a
 # figure says "default concurrency"
 CONCURRENCY_SETTINGS = ("SYNC_MAX_CONCURRENT_USERS", "GARMIN_EXECUTOR_THREADS")
@@ -582,6 +580,8 @@ class StatusProbe:
         status = [h.raw_get(path, service.port, headers(u)) for u in self.users]
         health = [h.raw_get("/healthz", service.port)]
         lag0 = await lag_snapshot(service)
+        # where the p99 timeline's zero lies, so a chart can place the sync's jobs on it
+        window_started_at = datetime.now(UTC) + timedelta(seconds=warmup)
         done = asyncio.Event()
         scraper = (asyncio.ensure_future(scrape_until(service, scrape_every, done))
                    if scrape_every else None)
@@ -600,7 +600,8 @@ class StatusProbe:
         return {"status": main.summary(), "healthz": side.summary(),
                 "lag": lag_between(lag0, lag1), "lag_window_max_ms": lag1["window_max"] * 1000,
                 "status_handling": handling_between(lag0, lag1),
-                "p999_ms": main.percentile(0.999) * 1000}
+                "p999_ms": main.percentile(0.999) * 1000,
+                "window_started_at": window_started_at, "window_s": main.duration}
 
 
 async def scrape_until(service: h.Proc, period: float, stop: asyncio.Event) -> None:
@@ -1058,358 +1059,6 @@ async def figure_memory(root: Path, db: str, count: int, sync_seconds: float) ->
         env.close()
 
 
-# --- report ------------------------------------------------------------------------------
-
-
-def fmt(value: float, digits: int = 2) -> str:
-    return f"{value:,.{digits}f}"
-
-
-Row = tuple[str, str, str, str, str]
-
-
-def table(results: dict[str, Any]) -> list[Row]:
-    """(figure, measured, ratio, target, verdict) rows."""
-    rows: list[Row] = []
-    for item in results.get("status", []):
-        if "error" in item:
-            rows.append((f"1 status rps ({item['db']})", "error", "-", ">= 0.6", item["error"]))
-            continue
-        ok = "PASS" if item["ratio"] >= 0.6 else "MISS"
-        rows.append((f"1 status rps ({item['db']})",
-                     f"{fmt(item['service_rps'], 0)} vs bare {fmt(item['bare_rps'], 0)} req/s",
-                     fmt(item["ratio"]), ">= 0.6", ok))
-        rows.append((f"1 status rps per server CPU-s ({item['db']})",
-                     f"{fmt(item['service_rps_per_cpu_s'], 0)} vs "
-                     f"{fmt(item['bare_rps_per_cpu_s'], 0)}",
-                     fmt(item["ratio_per_cpu"]), "(context)", ""))
-    if "sandbox" in results and "error" in results["sandbox"]:
-        rows.append(("sandbox max rate (calibration)", "error", "-", "-",
-                     results["sandbox"]["error"]))
-    elif "sandbox" in results:
-        cal = results["sandbox"]
-        rows.append(("sandbox max rate (calibration)", f"{fmt(cal['max_rps'], 0)} req/s",
-                     fmt(cal["max_rps"] / cal["needed_rps"]), ">= 1 (vs W/50ms)",
-                     "OK" if cal["max_rps"] >= cal["needed_rps"] else "SANDBOX-BOUND"))
-    for item in (results.get("tail-default", []) + results.get("tail", [])
-                 + results.get("tail-apart", [])):
-        rows += tail_rows(item)
-    for item in results.get("sync", []):
-        if "error" in item:
-            rows.append((f"3 sync efficiency ({item['db']})", "error", "-", ">= 0.8",
-                         item["error"]))
-            continue
-        ok = "PASS" if item["efficiency"] >= 0.8 else "MISS"
-        rows.append((f"3 sync efficiency ({item['db']}, {item['users']} users)",
-                     f"floor {fmt(item['floor_s'])} s / measured {fmt(item['measured_s'])} s",
-                     fmt(item["efficiency"]), ">= 0.8", ok))
-        rows.append((f"3 efficiency ceiling if CPU-bound ({item['db']})",
-                     f"floor / max(service {fmt(item['cpu_s_total'], 1)}, sandbox "
-                     f"{fmt(item['sandbox_cpu_s'], 1)} CPU s)",
-                     fmt(item["cpu_bound_ceiling"]), "(context)", ""))
-        rows.append((f"3 users synced/min ({item['db']})", fmt(item["users_per_minute"], 0),
-                     "-", "-", ""))
-        rows.append((f"3 CPU s per user sync ({item['db']})",
-                     fmt(item["cpu_s_per_user"], 4), "-", "-", ""))
-        login = item["login"]
-        rows.append((f"3 setup logins ({item['db']}, latency 0, {login['concurrency']} at once)",
-                     f"{fmt(login['cpu_s_per_login'], 4)} CPU s/login, "
-                     f"{fmt(login['logins_per_s'], 1)} logins/s", "-", "(context)", ""))
-    for item in results.get("login", []):
-        rows += login_rows(item)
-    for item in results.get("upsert", []):
-        if "error" in item:
-            rows.append((f"5 upsert ({item['db']})", "error", "-", ">= 0.5", item["error"]))
-            continue
-        ok = "PASS" if item["ratio"] >= 0.5 else "MISS"
-        rows.append((f"5 upsert 10k, half present ({item['db']})",
-                     f"{fmt(item['service_rows_per_s'], 0)} vs raw "
-                     f"{fmt(item['raw_rows_per_s'], 0)} rows/s",
-                     fmt(item["ratio"]), ">= 0.5", ok))
-        rows.append((f"5 upsert, ratio of process CPU s ({item['db']})",
-                     "raw CPU / service CPU (client side on PG)", fmt(item["ratio_cpu"]),
-                     "(context)", ""))
-    for item in results.get("memory", []):
-        if "error" in item:
-            rows.append((f"6 memory ({item['db']})", "error", "-", "< 300 MiB", item["error"]))
-            continue
-        ok = "PASS" if item["peak"] < 300 * MIB else "MISS"
-        rows.append((f"6 RSS {item['users']} users ({item['db']})",
-                     f"empty {fmt(item['empty_rss'] / MIB, 0)} / idle "
-                     f"{fmt(item['idle_rss'] / MIB, 0)} / after status sweep "
-                     f"{fmt(item['after_status_sweep_hwm'] / MIB, 0)} / syncing peak "
-                     f"{fmt(item['sync']['VmHWM'] / MIB, 0)} MiB",
-                     "-", "< 300 MiB", ok))
-    for item in results.get("scale", []):
-        rows += scale_rows(item)
-    return rows
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def bucket_verdict(bucket: list[float], target_ms: float) -> str:
-    """PASS/MISS when the bucket lies on one side of the target, else UNDECIDED."""
-    low, high = bucket
-    if high <= target_ms:
-        return "PASS"
-    return "MISS" if low >= target_ms else "UNDECIDED"
-
-
-def bucket_text(bucket: list[float]) -> str:
-    return f"({fmt(bucket[0], 1)}, {fmt(bucket[1], 1)}] ms"
-
-
-def tail_rows(item: dict[str, Any]) -> list[Row]:
-    """Figure 2: status p99 under sync / idle, and the loop lag during the sync."""
-    db = item["db"]
-    if "error" in item:
-        return [(f"2 status p99 sync / idle ({db})", "error", "-", "<= 1.5", item["error"])]
-    lag, probe, sync = item["lag"], item["probe"], item["sync"]
-    concurrency = item.get("concurrency", {"users": W, "threads": W})
-    db = (f"{db}, {concurrency['users']} users at once"
-          f"{' (config.yaml)' if item.get('default_concurrency') else ''}")
-    if item.get("api_apart"):
-        db = f"{db}, API process apart"
-    efficiency = (f"efficiency {fmt(sync['efficiency'])}, " if "efficiency" in sync else "")
-    return [
-        (f"2 status p99 during {item['users']:,}-user sync / idle ({db}, "
-         f"{fmt(item['rate'], 0)} req/s)",
-         f"idle {fmt(item['idle_p99_ms'])} ms / sync {fmt(item['sync_p99_ms'])} ms",
-         fmt(item["ratio"]), "<= 1.5", verdict(item["ratio"] <= 1.5)),
-        (f"2 event-loop lag p99 during sync ({db})",
-         f"in {bucket_text(lag['p99_bucket_ms'])} (histogram bucket, {lag['samples']} samples)",
-         "-", "<= 5 ms", bucket_verdict(lag["p99_bucket_ms"], 5)),
-        (f"2 event-loop lag max during sync ({db})",
-         f"in {bucket_text(lag['max_bucket_ms'])}; max gauge of the last 60 s at the end: "
-         f"{fmt(probe['sync']['lag_window_max_ms'], 1)} ms",
-         "-", "< 50 ms", bucket_verdict(lag["max_bucket_ms"], 50)),
-        (f"2 status handling time in the service, p99 ({db})",
-         f"idle in {bucket_text(probe['idle']['status_handling']['p99_bucket_ms'])} / sync in "
-         f"{bucket_text(probe['sync']['status_handling']['p99_bucket_ms'])} (its histogram)",
-         "-", "(context)", ""),
-        (f"2 the load generator's own dispatch lag, p99 ({db})",
-         f"idle {fmt(probe['idle']['status']['dispatch_lag_p99_ms'])} ms / sync "
-         f"{fmt(probe['sync']['status']['dispatch_lag_p99_ms'])} ms", "-", "(context)", ""),
-        (f"2 /healthz p99, outside view of lag ({db})",
-         f"idle {fmt(probe['idle']['healthz']['p99_ms'])} ms / sync "
-         f"{fmt(probe['sync']['healthz']['p99_ms'])} ms", "-", "(context)", ""),
-        (f"2 the sync under the probe ({db})",
-         f"{fmt(sync['measured_s'], 1)} s, {efficiency}"
-         f"{fmt(sync['cpu_s_per_user'], 4)} CPU s/user (probe included), the core "
-         f"{fmt(sync['service_cpu_share'] * 100, 0)} % busy", "-", "(context)", ""),
-    ]
-
-
-def login_rows(item: dict[str, Any]) -> list[Row]:
-    """Figure 4: concurrent logins against their floor, and the token isolation check."""
-    db = item["db"]
-    if "error" in item:
-        return [(f"4 logins / floor ({db})", "error", "-", "<= 1.2", item["error"])]
-    iso, n = item["isolation"], item["logins"]
-    delayed, calls = item["delayed_calls_per_login"], item["calls_per_login"]
-    rounds = math.ceil(n / item["executor_threads"])
-    return [
-        (f"4 {n} concurrent logins / floor ({db})",
-         f"{fmt(item['total_s'])} s / floor {fmt(item['floor_s'])} s = ceil({n}/"
-         f"{item['executor_threads']}) x {fmt(delayed, 0)} delayed calls x {LATENCY_MS} ms",
-         fmt(item["ratio"]), "<= 1.2", verdict(item["ratio"] <= 1.2)),
-        (f"4 requests naming another user's account or token ({db})",
-         f"{iso['crossed']} of {iso['checked']} checked ({iso['with_token']} with a token, "
-         f"{iso['without_caller']} without caller)", "-", "0",
-         verdict(iso["crossed"] == 0 and iso["without_caller"] == 0 and iso["checked"] > 0)),
-        (f"4 login cost ({db})",
-         f"{fmt(calls, 0)} requests ({fmt(delayed, 0)} delayed), "
-         f"{fmt(item['cpu_s_per_login'], 4)} CPU s per login; p50 {fmt(item['p50_ms'], 0)} ms",
-         "-", "(context)", ""),
-        (f"4 time over the floor ({db})",
-         f"{fmt((item['total_s'] - item['floor_s']) * 1000, 0)} ms in all, "
-         f"{fmt((item['total_s'] - item['floor_s']) * 1000 / rounds, 0)} ms per round of "
-         f"{item['executor_threads']} logins", "-", "(context)", ""),
-        (f"4 status p99 during the logins / idle ({db})",
-         f"idle {fmt(item['status_idle_p99_ms'])} ms / logins {fmt(item['status_p99_ms'])} ms",
-         fmt(item["status_p99_ms"] / item["status_idle_p99_ms"]), "(context)", ""),
-    ]
-
-
-def scale_rows(item: dict[str, Any]) -> list[Row]:
-    """Figure 7: per-user sync cost at each size, and how flat it stays."""
-    db = item["db"]
-    if "error" in item:
-        return [(f"7 scaling ({db})", "error", "-", "<= 1.2", item["error"])]
-    rows: list[Row] = []
-    for point in item["points"]:
-        rows.append((f"7 sync of {point['users']:,} users ({db})",
-                     f"{fmt(point['measured_s'], 1)} s: {fmt(point['wall_s_per_user'] * 1000)} "
-                     f"ms/user wall, {fmt(point['cpu_s_per_user'] * 1000)} ms/user CPU",
-                     "-", "-", ""))
-    wall = [p["wall_s_per_user"] * 1000 for p in item["points"]]
-    rows.append((f"7 per-user wall cost max/min ({db})",
-                 f"{fmt(min(wall))} to {fmt(max(wall))} ms/user", fmt(item["ratio"]), "<= 1.2",
-                 verdict(item["ratio"] <= 1.2)))
-    rows.append((f"7 per-user CPU max/min ({db})", "service CPU s / users",
-                 fmt(item["cpu_ratio"]), "(context)", ""))
-    if item["marginal"]:
-        rows.append((f"7 wall cost of each added user ({db})",
-                     ", ".join(f"{m['from']:,} to {m['to']:,}: {fmt(m['ms_per_user'])} ms"
-                               for m in item["marginal"]), "-", "(context)", ""))
-    return rows
-
-
-def render(results: dict[str, Any], info: dict[str, Any], args: argparse.Namespace) -> str:
-    rows = table(results)
-    header = ("figure", "measured", "ratio", "target", "verdict")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))
-             + " |", "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-              for r in rows]
-    return "\n".join(lines)
-
-
-
-def _options(argv: list[str]) -> str:
-    """The options as given, but a file argument (`--raw`) named only as FILE: the report
-    is committed and must not carry a path of the machine it ran on."""
-    shown: list[str] = []
-    for arg in argv:
-        shown.append("FILE" if shown and shown[-1] == "--raw" else
-                     "--raw FILE" if arg.startswith("--raw=") else arg)
-    return " ".join(shown)
-
-def write_markdown(path: Path, results: dict[str, Any], info: dict[str, Any],
-                   args: argparse.Namespace, elapsed: float) -> None:
-    not_measured = results.get("not_measured", [])
-    text = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`python -m tests.bench.run`). Every figure is a ratio of two",
-        "measurements taken in the same run on the same machine, so it travels better than an",
-        "absolute number; the absolute numbers are listed too, as raw data.",
-        "",
-        "## Machine and versions",
-        "",
-        *[f"- {key}: {value}" for key, value in info.items()],
-        f"- suite wall time: {elapsed:.0f} s; options: {_options(sys.argv[1:]) or '(defaults)'}",
-        "",
-        "## Results",
-        "",
-        render(results, info, args),
-        "",
-        "## Method",
-        "",
-        "- Processes: the sandbox (`python -m service sandbox --seed F`), the service",
-        "  (`python -m service serve`, configured by GARMIN_SYNC_* environment variables) and",
-        "  the baseline app (`python -m tests.bench.bare_app`) each run as their own process;",
-        "  the server under test is pinned to one core (`os.sched_setaffinity`), the load",
-        "  generator and the sandbox to another. PostgreSQL's own processes are not pinned.",
-        "- Load generator: an open-loop asyncio HTTP/1.1 client in this process (keep-alive",
-        "  connections, raw protocol; latency counted from each request's scheduled time, so",
-        "  queueing is not hidden). Throughput = completions per second while offered at twice",
-        "  the bare server's closed-loop estimate (the server is saturated); runs alternate",
-        "  bare/service and the median of the rounds is used. 'per server CPU-s' divides",
-        "  completions by the CPU seconds the server process used (/proc/<pid>/stat), which",
-        "  is robust against other work on the machine.",
-        "- 1 status: `GET /api/v1/garmin/session/status` with a fresh validation (answered from",
-        "  the database: the auth row and the sync cursors) for 20 logged-in users, versus the",
-        "  bare app answering the identical body bytes.",
-        "- 2 tail latency: figure 3's setup with `--tail-users` users (1,000; quick 300): they",
-        "  log in through a service without scheduler, then a service with it starts while",
-        "  their cursors are held a day ahead. On that process, once ready and ticking over",
-        "  nothing due, the probe runs idle for 10 s (quick 5 s): `GET /api/v1/garmin/session/",
-        "  status` open loop at `--probe-rps` (200 req/s), round-robin over all the users (each",
-        "  polled less often than status.cache_seconds, 1 s by default, so mostly not answered",
-        "  from that cache), `GET /healthz` at 20 req/s beside it, a /metrics scrape every",
-        f"  {PROBE_POLL:g} s. The cursors were set due (from this process, before the idle run)",
-        "  a moment after it ends, so the sync starts by itself; the same probe then runs from",
-        f"  0.2 s before that moment until the job counter, scraped every {PROBE_POLL:g} s, shows",
-        "  every job done. Ratio = status p99 during the sync / idle p99. Three layouts: the",
-        "  replica syncing at its own configured concurrency (config.yaml: sync.",
-        "  max_concurrent_users 8, garmin.executor_threads 16; what a replica does unless told",
-        "  otherwise), the same at figure 3's W = 32 (its core then mostly busy), and 'API",
-        "  process apart' at W = 32: the probe asks a second `serve` process with",
-        "  `sync.enabled: false` (an API replica) pinned to the same core as the syncing one",
-        f"  (a sync worker, `sync.nice: {APART_NICE}`). While the probe runs, a ticker process",
-        "  at nice 19 (a 1 ms sleep loop, about 2 % of a core) keeps the load generator's core",
-        "  from going idle, in the idle and the sync runs alike: without it the generator's",
-        "  own dispatch ticks woke up to 1 ms later at p99 during a sync (the sandbox's bursts",
-        "  on that core, on a virtual CPU that wakes slowly from idle), which counted as the",
-        "  server's latency. That dispatch lag is reported (context), and so is the status",
-        "  route's handling time inside the service (its request-duration histogram, p99 as a",
-        "  bucket). Event-loop lag: the service exports a histogram",
-        "  (`garmin_sync_event_loop_lag_seconds`, one sample per 0.1 s sleep, buckets 1, 2.5,",
-        "  5, 10, 25, 50, 100 ms...) and a gauge of the largest lag of the last 60 s. The",
-        "  histogram's difference between the scrapes before and after the sync only places",
-        "  the p99 and the max in a bucket, reported as (lower, upper]; a verdict is exact",
-        "  because 5 and 50 ms are bucket bounds. The gauge, scraped at the end, covers the",
-        "  last 60 s, which for a sync shorter than that includes part of the idle run.",
-        "  `/healthz` does no I/O, so its latency (from the scheduled time, load generator",
-        "  included) is an outside view of how long a request waits for the loop.",
-        "  Outstanding requests at the end of a run are counted as `unfinished` in the raw",
-        "  data (with the age of the oldest), since their latency is not in the percentiles.",
-        "- 3 sync: `--users` users (1,000; quick 500), each with their own sandbox account",
-        f"  and login; sandbox latency {LATENCY_MS} ms per call;",
-        f"  sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
-        "  backfill 2 days (1 activity page + profile + 3 calls per day). Calls are counted by",
-        "  the sandbox (api_calls + exchanges during the sync phase); floor = calls x 50 ms / W;",
-        "  measured = last job finished - first job started (from sync_job). CPU = utime+stime",
-        "  of the service process from ready to the last job (PostgreSQL's CPU not included).",
-        "  'setup logins' are the logins of figure 3's users (sandbox latency 0, 32 at once).",
-        "- 4 logins: `--logins` (64) users log in at once through the API, every Garmin call",
-        f"  {LATENCY_MS} ms (their accounts' latency, and the sandbox-wide latency for the",
-        "  sign-in and embed pages, which carry no username), while figure 2's probe runs on",
-        "  20 users logged in before (latency 0; an idle probe run of 5 s, quick 3 s,",
-        "  precedes the logins); scheduler off. Total = first request sent to last answer.",
-        "  The sandbox's request record (`GET /_sandbox/requests`) gives what one login costs",
-        "  in requests (garth: sign-in page, login, embed page, preauthorized, exchange) and",
-        "  the latency it added to each. Floor = ceil(logins / garmin.executor_threads) x",
-        "  that latency per login, the thread count resolved from the service's own",
-        "  configuration (file, then environment). 'Time over the floor' is total - floor,",
-        "  comparable with reports whose floor counted only the three account calls",
-        "  (before the sandbox-wide latency existed, the pages were answered at once).",
-        "  Isolation: every recorded request, the probe users' logins included, is checked:",
-        "  the account it resolved to and the owner of the token it carried (when any) must",
-        "  be the caller's own account (X-Sandbox-Caller, the user id the service sent it",
-        "  for). CPU per login subtracts the probe's idle CPU share over the same span.",
-        "- 5 upsert: 10,000 sandbox-generated activities, 5,000 already present;",
-        "  `service.store.sync.upsert_activities` inside one transaction versus the driver's",
-        "  own `executemany` of the identical INSERT ... ON CONFLICT DO UPDATE (tuples built",
-        "  from the same dicts inside the timing) on the same connection, one transaction.",
-        "- 6 memory: 10,000 users inserted directly (each session blob, from one real sandbox",
-        "  login, sealed per user with the service's Cipher; both cursors not due), RSS after",
-        "  startup and ticks, after one cached status call per user, and VmHWM while the",
-        "  scheduler syncs (all cursors due, W = 32, sandbox latency 50 ms).",
-        "- 7 scaling: figure 3's sync settings at `--scale-sizes` users (100, 1,000, 5,000;",
-        "  quick 100, 500, 1,000), each in a fresh database and sandbox. Users are inserted",
-        "  directly, as in figure 6 (one real sandbox login's session sealed for each user,",
-        "  both cursors due), because logging 5,000 users in through the API takes longer than",
-        "  syncing them. So the sandbox attributes every request to one account; it keeps no",
-        "  per-account cache or lock, each request costs it the same either way, and the",
-        "  figure measures the service (the raw data lists calls per user). Per-user wall =",
-        "  (last job finished - first job started) / users; CPU as in figure 3. Ratio = the",
-        "  largest per-user wall cost over the smallest; the fixed ramp of a sync (first tick,",
-        "  the last users' sequential calls) weighs most on the smallest size. As context, the",
-        "  wall time each added user cost between consecutive sizes (the difference of the",
-        "  wall times over the difference of the user counts), from which that ramp cancels.",
-        "",
-        "## Not measured",
-        "",
-        *([f"- {item}" for item in not_measured] or ["- (nothing)"]),
-        "",
-        "## Raw numbers",
-        "",
-        "```json",
-        h.dumps(results),
-        "```",
-        "",
-    ]
-    notes = ""
-    if path.exists() and NOTES_MARKER in path.read_text():
-        notes = path.read_text().split(NOTES_MARKER, 1)[1]
-    path.write_text("\n".join(text) + NOTES_MARKER + notes)
-
-
 CHILD_RESULT = "BENCH-RESULT "
 
 
@@ -1446,10 +1095,11 @@ async def run_child(args: argparse.Namespace) -> int:
 
 
 async def guarded(results: dict[str, Any], key: str, db: str, args: argparse.Namespace,
-                  root: Path) -> None:
+                  root: Path, machine: dict[str, Any]) -> None:
     log(f"{key} ({db}) ...")
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "tests.bench.run", "--child", f"{key}:{db}",
+    started, load_before = time.perf_counter(), load_average()
+    busy0, own0 = h.busy_cpu_seconds(), h.children_cpu_seconds()
+    command = [sys.executable, "-m", "bench.run", "--child", f"{key}:{db}",
                "--root", str(root), "--users", str(args.users),
                "--memory-users", str(args.memory_users), "--tail-users", str(args.tail_users),
                "--probe-rps", str(args.probe_rps), "--logins", str(args.logins),
@@ -1463,14 +1113,42 @@ async def guarded(results: dict[str, Any], key: str, db: str, args: argparse.Nam
         errors = [line for line in done.stderr.splitlines() if line and not line[0].isspace()]
         print(done.stderr[-3000:], file=sys.stderr)
         outcome = {"db": db, "error": (errors[-1] if errors else f"exit {done.returncode}")[:200]}
-    log(f"{key} ({db}) done in {time.perf_counter() - started:.0f} s")
+    elapsed = time.perf_counter() - started
+    # the machine's busy CPU that was not this figure's processes: other work on a shared
+    # machine (and PostgreSQL's own processes, which are not our children)
+    other = max(0.0, (h.busy_cpu_seconds() - busy0) - (h.children_cpu_seconds() - own0))
+    other_share = round(other / (elapsed * len(h.cpus())), 2)
+    log(f"{key} ({db}) done in {elapsed:.0f} s; other work {other_share:.0%} of the machine")
     if key == "sandbox":
         results[key] = outcome
     else:
         results.setdefault(key, []).append(outcome)
+    if not args.no_write:
+        run = {"options": _options(sys.argv[1:]), "duration_s": round(elapsed, 1),
+               "load_before": load_before, "load_after": load_average(),
+               "other_cpu_share": other_share}
+        report.save(key, db, outcome, machine, run)
+
+
+def load_average() -> str:
+    """The 1-minute load average: the machine's other work while a figure ran."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def _options(argv: list[str]) -> str:
+    """The options as given, but a file argument (`--raw`) named only as FILE: the results
+    are committed and must not carry a path of the machine they ran on."""
+    shown: list[str] = []
+    for arg in argv:
+        shown.append("FILE" if shown and shown[-1] == "--raw" else
+                     "--raw FILE" if arg.startswith("--raw=") else arg)
+    return " ".join(shown)
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    if args.report_only:
+        write_report()
+        return 0
     if len(h.cpus()) < 2:
         print("the benchmarks need at least 2 usable cores (server and load apart)")
         return 2
@@ -1499,25 +1177,37 @@ async def main_async(args: argparse.Namespace) -> int:
     plan += [("scale", db) for db in dbs if 7 in figures]
     try:
         for key, db in plan:
-            await guarded(results, key, db, args, root)
+            await guarded(results, key, db, args, root, info)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     info["load_average_at_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    elapsed = time.perf_counter() - started
+    log(f"suite done in {time.perf_counter() - started:.0f} s")
     print()
-    print(render(results, info, args))
+    print(render(results))
     print()
     print(h.dumps({key: value for key, value in info.items()}))
     if args.raw:
         Path(args.raw).write_text(h.dumps({"machine": info, "results": results}))
     if not args.no_write:
-        write_markdown(REPO / "BENCHMARKS.md", results, info, args, elapsed)
-        log(f"wrote {REPO / 'BENCHMARKS.md'}")
+        write_report()
     return 0
 
 
+def write_report() -> None:
+    """The charts and BENCHMARKS.md, from every result in bench/results/."""
+    try:
+        from bench import charts
+    except ImportError:  # matplotlib is the bench extra's: the table needs no chart
+        log("charts skipped: matplotlib is missing (pip install -e '.[bench]')")
+    else:
+        for path in charts.draw(RESULTS):
+            log(f"wrote {path.relative_to(REPO)}")
+    report.write_markdown(REPO / "BENCHMARKS.md")
+    log(f"wrote {REPO / 'BENCHMARKS.md'} and {RESULTS.relative_to(REPO)}/")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.run")
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--figures", default="1,2,3,4,5,6,7")
     parser.add_argument("--users", type=int,
                         help="users of figure 3 (default 1,000, the issue's size; quick 500)")
@@ -1528,11 +1218,15 @@ def main() -> None:
                         help="status requests/s of the probe of figures 2 and 4")
     parser.add_argument("--logins", type=int, default=64, help="concurrent logins, figure 4")
     parser.add_argument("--scale-sizes",
-                        help="users per sync of figure 7 (default 100,1000,5000; quick "
-                             "100,500,1000)")
+                        help="users per sync of figure 7 (default 100,500,1000,2000,5000; "
+                             "quick 100,500,1000)")
     parser.add_argument("--quick", action="store_true",
                         help="shorter runs, fewer rounds, smaller figures 2 and 7")
-    parser.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true",
+                        help="write neither bench/results/ nor BENCHMARKS.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild the charts and BENCHMARKS.md from "
+                             "bench/results/")
     parser.add_argument("--raw", help="also write the raw results as JSON to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
@@ -1542,7 +1236,7 @@ def main() -> None:
     if args.tail_users is None:
         args.tail_users = 300 if args.quick else 1000
     if args.scale_sizes is None:
-        args.scale_sizes = "100,500,1000" if args.quick else "100,1000,5000"
+        args.scale_sizes = "100,500,1000" if args.quick else "100,500,1000,2000,5000"
     sys.exit(asyncio.run(main_async(args)))
 
 
