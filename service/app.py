@@ -81,7 +81,10 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
                               timeout_seconds=garmin.timeout_seconds, retries=garmin.retries,
-                              on_refresh=metrics.token_refreshed)
+                              on_refresh=metrics.token_refreshed,
+                              # new logins stay on garth until the configuration names the
+                              # engine; stored DI sessions are used by the DI engine anyway
+                              engine="garth")
     gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics,
                             thread_nice=garmin.thread_nice)
     metrics.watch_executor(lambda: gateway.busy_threads, lambda: gateway.queue_depth)

@@ -9,6 +9,7 @@ engine's whole vocabulary, so the rest of the service never learns which library
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,6 +27,34 @@ class GarminSettings:
     retries: int = 2
     # told of every OAuth2 refresh (True when it worked), e.g. to count them
     on_refresh: Callable[[bool], None] | None = field(default=None, compare=False)
+    # the engine of new logins; a stored session or MFA challenge names its own
+    engine: str = "di"
+    # a whole login (every strategy, pause and request) ends by then
+    login_timeout_seconds: float = 90.0
+    # every request of the DI engine goes through this HTTP(S) proxy (may hold credentials)
+    proxy_url: str | None = field(default=None, repr=False)
+    # DI sign-in strategies, in order; a 429 or a verdict on the credentials ends the login
+    di_strategies: tuple[str, ...] = ("mobile+cffi", "mobile+requests",
+                                      "portal+cffi", "portal+requests")
+    # ha-garmin's anti-WAF pauses between loading a sign-in page and posting it
+    di_login_delays: bool = True
+    # a DI access token this close to its expiry is refreshed before a call
+    di_refresh_margin_seconds: float = 60.0
+
+
+def engine_of(stored: str) -> str:
+    """The engine that made a stored session or MFA challenge: the `engine` of its JSON.
+
+    garth's sessions (base64, not JSON) and challenges (JSON without the key) predate the
+    key: anything without it is garth's.
+    """
+    if not stored.startswith("{"):
+        return "garth"
+    try:
+        named = json.loads(stored).get("engine")
+    except (ValueError, AttributeError):
+        return "garth"
+    return named if isinstance(named, str) else "garth"
 
 
 @dataclass(frozen=True)

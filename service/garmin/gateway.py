@@ -1,7 +1,9 @@
 """The async face of the Garmin adapter: every engine call runs in one bounded thread pool.
 
-The engine (garth) is synchronous (requests); calling it on the event loop would stall every
-request of the process. The pool size (`garmin.executor_threads`) bounds how many Garmin
+The engines (garth, and ha-garmin's DI tokens) are synchronous; calling one on the event
+loop would stall every request of the process. New logins go to the configured engine
+(`GarminSettings.engine`); a stored session or MFA challenge names the engine that made it,
+and goes back to that one. The pool size (`garmin.executor_threads`) bounds how many Garmin
 calls run at once, which is also the most concurrent load one replica puts on Garmin.
 
 With metrics, each call is timed in its thread and counted by operation and outcome, and the
@@ -19,10 +21,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from service.cpu import lower_priority
-from service.garmin import garth
+from service.garmin import di, garth
 from service.garmin.calls import SessionCalls
 from service.garmin.endpoints import profile
-from service.garmin.engine import Engine, GarminSettings, LoadedSession, LoginResult, Usage
+from service.garmin.engine import (
+    Engine,
+    GarminSettings,
+    LoadedSession,
+    LoginResult,
+    Usage,
+    engine_of,
+)
 from service.garmin.errors import AuthRejected, GarminError
 
 if TYPE_CHECKING:
@@ -31,9 +40,16 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _engine(settings: GarminSettings, threads: int) -> Engine:
-    """The engine the gateway's calls go through: garth, the only one so far."""
-    return garth.GarthEngine(settings, pool_size=threads)
+def _engines(settings: GarminSettings, threads: int) -> dict[str, Engine]:
+    """Every engine by the name sessions carry; each serves all the gateway's users (its
+    per-user objects are built per call, never shared)."""
+    engines: dict[str, Engine] = {
+        "garth": garth.GarthEngine(settings, pool_size=threads),
+        "di": di.DiEngine(settings, pool_size=threads),
+    }
+    if settings.engine not in engines:
+        raise ValueError(f"unknown Garmin engine {settings.engine!r}; known: {sorted(engines)}")
+    return engines
 
 
 class GarminGateway:
@@ -55,7 +71,7 @@ class GarminGateway:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="garmin",
                                             initializer=lower_priority,
                                             initargs=(thread_nice,))
-        self._engine = _engine(settings, threads)
+        self._engines = _engines(settings, threads)
         self._background = asyncio.Semaphore(threads)
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -110,10 +126,20 @@ class GarminGateway:
         return await asyncio.wrap_future(future)
 
     async def login(self, user_id: str, username: str, password: str) -> LoginResult:
-        return await self._run("login", self._engine.login, user_id, username, password)
+        engine = self._engines[self.settings.engine]
+        return await self._run("login", engine.login, user_id, username, password)
 
     async def resume_mfa(self, user_id: str, mfa_state: str, code: str) -> str:
-        return await self._run("resume_mfa", self._engine.resume_mfa, user_id, mfa_state, code)
+        engine = self._engine_of(mfa_state)
+        return await self._run("resume_mfa", engine.resume_mfa, user_id, mfa_state, code)
+
+    def _engine_of(self, stored: str) -> Engine:
+        """The engine that made a stored session or challenge; one this replica lacks
+        cannot use it."""
+        engine = self._engines.get(engine_of(stored))
+        if engine is None:
+            raise AuthRejected("the stored session is of an unknown Garmin engine")
+        return engine
 
     async def validate(self, user_id: str, session: str) -> Usage[dict[str, Any]]:
         """A cheap authenticated call (the social profile) proving the session still works."""
@@ -133,7 +159,7 @@ class GarminGateway:
         On a `GarminError` the error carries the session the engine refreshed before failing,
         if any (never after a definitive rejection), so the caller can still write it back.
         """
-        api = self._engine.session(user_id, session)
+        api = self._engine_of(session).session(user_id, session)
         calls = SessionCalls(api, parallel, self._background if background else None,
                              functools.partial(self._run, operation))
         try:
@@ -158,7 +184,8 @@ class GarminGateway:
         Idle pooled connections close now; one still in use closes when its call returns.
         """
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._engine.close()
+        for engine in self._engines.values():
+            engine.close()
 
 
 def configure_consumer(key: str, secret: str) -> None:

@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -265,3 +266,12 @@ async def test_a_redirect_of_an_sso_page_is_followed(sandbox: Sandbox) -> None:
     urls = [request.url or "" for request, _ in recorder.sent]
     assert "hop=1" in urls[1]
     assert len(urls) == 6
+
+
+async def test_the_configured_proxy_carries_garths_requests(sandbox: Sandbox) -> None:
+    """The base URL is unreachable; only the proxy (the sandbox itself) answers."""
+    sandbox.add("proxied@example.com")
+    settings = replace(settings_for(sandbox), base_url="http://127.0.0.1:9",
+                       proxy_url=sandbox.url)
+    result = await asyncio.to_thread(login, settings, "u1", "proxied@example.com", PASSWORD)
+    assert result.session is not None

@@ -72,7 +72,7 @@ class _Client(garth.Client):
 
     def _mount(self) -> None:
         adapter = _ClientAdapter(self._transport, self._owned, self._settings.base_url,
-                                 self.domain, self._caller)
+                                 self.domain, self._caller, self._settings.proxy_url)
         self.sess.mount("https://", adapter)
         self.sess.mount("http://", adapter)
 

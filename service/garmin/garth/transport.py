@@ -15,7 +15,6 @@ import functools
 import hashlib
 import hmac
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,28 +34,9 @@ from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]
 from oauthlib.oauth1.rfc5849.utils import unescape as oauth_unescape
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.utils import get_environ_proxies, get_netrc_auth
-from urllib3.util.retry import Retry
 
-SANDBOX_CALLER_HEADER = "X-Sandbox-Caller"
-
-
-def _retry_policy(retries: int) -> Retry:
-    """Retry connection failures and idempotent 502-504 a few times, nothing else.
-
-    Never 429 (urllib3 would otherwise sleep on Retry-After and retry, which extends
-    Garmin's block) and never a POST (a login must not be sent twice).
-    """
-    return Retry(
-        total=retries,
-        connect=retries,
-        read=0,
-        status=retries,
-        status_forcelist=(502, 503, 504),
-        allowed_methods=frozenset({"GET"}),
-        backoff_factor=0.2,
-        respect_retry_after_header=False,
-        raise_on_status=False,
-    )
+from service.garmin.routing import SANDBOX_CALLER_HEADER, retry_policy
+from service.garmin.routing import host_pattern as _host_pattern
 
 
 class Transport:
@@ -69,15 +49,10 @@ class Transport:
 
     def __init__(self, retries: int, pool_size: int = 10) -> None:
         self.adapter = HTTPAdapter(pool_connections=10, pool_maxsize=max(pool_size, 1),
-                                   max_retries=_retry_policy(retries))
+                                   max_retries=retry_policy(retries))
 
     def close(self) -> None:
         self.adapter.close()
-
-
-@functools.lru_cache(maxsize=16)
-def _host_pattern(domain: str) -> re.Pattern[str]:
-    return re.compile(rf"^https://([a-z0-9.-]+)\.{re.escape(domain)}(?::443)?(/.*)?$")
 
 
 class _ClientAdapter(BaseAdapter):
@@ -90,8 +65,10 @@ class _ClientAdapter(BaseAdapter):
     """
 
     def __init__(self, transport: Transport, owned: bool, base_url: str, domain: str,
-                 caller: str) -> None:
+                 caller: str, proxy_url: str | None = None) -> None:
         super().__init__()
+        # the configured proxy replaces the environment's for every request of the client
+        self._proxies = {"http": proxy_url, "https": proxy_url} if proxy_url else None
         self._transport = transport
         self._owned = owned
         self._base_url = base_url.rstrip("/")
@@ -110,7 +87,8 @@ class _ClientAdapter(BaseAdapter):
             request.url = f"{self._base_url}/{match.group(1)}{match.group(2) or '/'}"
             request.headers[SANDBOX_CALLER_HEADER] = self._caller
         return self._transport.adapter.send(request, stream=stream, timeout=timeout,
-                                            verify=verify, cert=cert, proxies=proxies)
+                                            verify=verify, cert=cert,
+                                            proxies=self._proxies or proxies)
 
     def close(self) -> None:
         if self._owned:
