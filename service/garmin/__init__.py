@@ -17,10 +17,12 @@ from service.garmin.errors import (
     MfaCodeInvalid,
     RateLimited,
 )
+from service.garmin.garth import DEPRECATION_NOTICE as GARTH_DEPRECATION_NOTICE
 from service.garmin.gateway import GarminGateway, configure_consumer
 
 __all__ = [
     "AuthRejected",
+    "GARTH_DEPRECATION_NOTICE",
     "GarminError",
     "GarminGateway",
     "GarminProtocolError",
