@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# the most a Retry-After backoff is lengthened, as a fraction of Garmin's Retry-After
+RETRY_AFTER_JITTER = 0.1
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -132,10 +135,20 @@ class SyncRunner:
         return now + interval + timedelta(seconds=random.uniform(-spread, spread))  # noqa: S311
 
     def backoff(self, failures: int, retry_after: int | None) -> timedelta:
-        """Exponential with jitter, capped; Garmin's Retry-After is a floor."""
+        """How long a cursor waits after its `failures`-th failure in a row.
+
+        A Retry-After from Garmin sets the wait: at least that long (a call before it ends
+        meets another 429 and extends the block), plus at most `RETRY_AFTER_JITTER` of it so
+        users throttled together do not all return in the same second. Without one the
+        wait is base * 2^(failures-1), drawn from its upper half. Both are capped at
+        `sync.backoff_max_seconds`.
+        """
+        cap = self._config.backoff_max_seconds
+        if retry_after:
+            spread = random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)  # noqa: S311
+            return timedelta(seconds=min(cap, retry_after * spread))
         exp = self._config.backoff_base_seconds * 2 ** min(failures - 1, 30)
-        delay = min(self._config.backoff_max_seconds, exp) * random.uniform(0.5, 1.0)  # noqa: S311
-        return timedelta(seconds=max(delay, retry_after or 0))
+        return timedelta(seconds=min(cap, exp) * random.uniform(0.5, 1.0))  # noqa: S311
 
     def plan(self, cursor: SyncCursor, today: date) -> Plan:
         """Backfill on the first sync; later, re-fetch the last `overlap_days` synced days."""
