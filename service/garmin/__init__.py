@@ -21,8 +21,8 @@ from service.garmin.garth import DEPRECATION_NOTICE as GARTH_DEPRECATION_NOTICE
 from service.garmin.gateway import GarminGateway, configure_consumer
 
 __all__ = [
-    "AuthRejected",
     "GARTH_DEPRECATION_NOTICE",
+    "AuthRejected",
     "GarminError",
     "GarminGateway",
     "GarminProtocolError",

@@ -32,7 +32,7 @@ for _variable in ("GARTH_HOME", "GARTH_TOKEN"):
 # what the deprecation means for this service's logins and stored sessions
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Garth is deprecated", category=DeprecationWarning)
-    import garth  # noqa: E402, F401
+    import garth  # noqa: F401
 
 from service.garmin.garth.client import configure_consumer  # noqa: E402
 from service.garmin.garth.engine import GarthEngine  # noqa: E402
