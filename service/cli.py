@@ -99,6 +99,14 @@ def warn_about_settings(config: Config) -> None:
                     "auth.api_keys in the configuration file or GARMIN_SYNC_AUTH_API_KEYS")
 
 
+def announce_garmin_engine() -> None:
+    """Say once, at start, what garth's end upstream means for logins and stored sessions
+    (instead of the raw DeprecationWarning garth raises on import)."""
+    from service.garmin import GARTH_DEPRECATION_NOTICE
+
+    log.warning(GARTH_DEPRECATION_NOTICE)
+
+
 def _check_listen_address(host: str, port: int, host_key: str) -> None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -113,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _load(args)
     warn_about_settings(config)
+    announce_garmin_engine()
     host = args.host or config.http.host
     port = args.port if args.port is not None else config.http.port
     _check_listen_address(host, port, "--host" if args.host else "http.host")

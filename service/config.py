@@ -229,9 +229,12 @@ class SyncConfig:
         "API replicas (`sync.enabled: false`) sharing its cores answer first; 0 leaves it.",
         minimum=0, maximum=19)
     backoff_base_seconds: int = setting(
-        60, "After a failure the next try waits base * 2^(failures-1), with jitter, capped "
-        "at `sync.backoff_max_seconds`; a 429's Retry-After wins.", minimum=1)
-    backoff_max_seconds: int = setting(21600, "The longest failure backoff.", minimum=1)
+        60, "After a failure the next try waits base * 2^(failures-1), with jitter (50-100 % "
+        "of it), capped at `sync.backoff_max_seconds`. A 429 with Retry-After waits that "
+        "long instead, plus at most 10 %, whatever the failure count.", minimum=1)
+    backoff_max_seconds: int = setting(
+        21600, "The longest failure backoff, also for a 429 whose Retry-After is longer.",
+        minimum=1)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ user_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", 
 job_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("job_id", default=None)
 
 REDACTED = "[REDACTED]"
+# apscheduler logs two INFO lines per run of every job (each scheduler tick): the scheduler
+# logs its ticks itself, at DEBUG
 NOISY_LIBRARIES = ("urllib3", "requests_oauthlib", "oauthlib", "requests", "garth", "asyncio",
-                   "aiosqlite", "tortoise", "asyncpg", "aerich")
+                   "aiosqlite", "tortoise", "asyncpg", "aerich", "apscheduler")
 
 _PATTERNS = [
     re.compile(r"(?i)\b(bearer|oauth)\s+[^\s,;\"']+(?:[^\n\"]*)"),
@@ -34,6 +36,25 @@ _PATTERNS = [
     re.compile(r"\bST-[A-Za-z0-9._-]+"),
     re.compile(r"\bgs1\.[0-9a-f]+\.[A-Za-z0-9_=-]+"),
 ]
+
+
+Field = str | int | float | None
+
+
+def fields(values: dict[str, Field]) -> str:
+    """`key=value` pairs for a one-line event; a value with spaces, quotes or `=` is quoted.
+
+    Pass the same dict as `extra={"fields": values}`: JSON output then carries each pair as
+    its own key too.
+    """
+    return " ".join(f"{key}={_field(value)}" for key, value in values.items())
+
+
+def _field(value: Field) -> str:
+    text = "-" if value is None else str(value)
+    if not text or any(char.isspace() or char in "\"'=" for char in text):
+        return json.dumps(text)
+    return text
 
 
 def redact(text: str) -> str:
@@ -76,6 +97,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
+        for key, value in (getattr(record, "fields", None) or {}).items():
+            entry.setdefault(key, redact(value) if isinstance(value, str) else value)
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry)

@@ -228,6 +228,25 @@ def test_serve_without_auto_migrate_refuses_a_schema_that_is_behind(
     assert "garmin-sync migrate" in result.stderr.strip().splitlines()[-1]
 
 
+def test_serve_says_once_what_garths_deprecation_means_and_no_raw_warning(
+    cli_env: CliEnv, tmp_path: Path
+) -> None:
+    # a listen host that does not resolve ends `serve` right after its start-up notices;
+    # every DeprecationWarning is shown, so garth's own would surface if not handled
+    result = run_cli(cli_env, tmp_path, "serve", "--host", "no-such-host.invalid",
+                     "--port", "0", timeout=60, PYTHONWARNINGS="always::DeprecationWarning")
+    assert result.returncode == 1, result.stderr
+    notices = [line for line in result.stderr.splitlines() if "garth" in line.lower()]
+    assert len(notices) == 1, result.stderr
+    [notice] = notices
+    assert "WARNING" in notice
+    for needle in ("deprecated", "0.8.0", "March 2026", "stored garth sessions keep syncing",
+                   "new logins use the DI-token engine where configured"):
+        assert needle in notice, notice
+    assert "DeprecationWarning" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- keys ----------------------------------------------------------------------------------
 
 

@@ -17,9 +17,11 @@ from service.garmin.errors import (
     MfaCodeInvalid,
     RateLimited,
 )
+from service.garmin.garth import DEPRECATION_NOTICE as GARTH_DEPRECATION_NOTICE
 from service.garmin.gateway import GarminGateway, configure_consumer
 
 __all__ = [
+    "GARTH_DEPRECATION_NOTICE",
     "AuthRejected",
     "GarminError",
     "GarminGateway",

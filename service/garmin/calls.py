@@ -24,9 +24,11 @@ class SessionCalls:
         self._parallel = asyncio.Semaphore(max(parallel, 1))
         self._background = background
         self._run = run
+        self.made = 0  # calls started, failed ones included (the job's log line counts them)
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         async with self._parallel:
+            self.made += 1
             if self._background is None:
                 return await self._run(self._api.get, path, params)
             async with self._background:

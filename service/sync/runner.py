@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -53,12 +53,16 @@ from service.store import sql
 from service.store import sync as store
 from service.store.leases import Lease, LeaseLost, UserLeases
 from service.store.vault import SESSION, SessionVault
+from service.sync.joblog import JobNote, log_job_end
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# the most a Retry-After backoff is lengthened, as a fraction of Garmin's Retry-After
+RETRY_AFTER_JITTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class _Run:
 
     lease: Lease
     cursors: _UserCursors
+    note: JobNote = field(default_factory=JobNote)  # of the job running now
     proven: bool = True  # the lease was just claimed, or proven by the last job's write
     started: SyncJob | None = None  # the next job, marked RUNNING by the last job's write
     released: bool = False  # the last job's write released the lease
@@ -132,10 +137,20 @@ class SyncRunner:
         return now + interval + timedelta(seconds=random.uniform(-spread, spread))  # noqa: S311
 
     def backoff(self, failures: int, retry_after: int | None) -> timedelta:
-        """Exponential with jitter, capped; Garmin's Retry-After is a floor."""
+        """How long a cursor waits after its `failures`-th failure in a row.
+
+        A Retry-After from Garmin sets the wait: at least that long (a call before it ends
+        meets another 429 and extends the block), plus at most `RETRY_AFTER_JITTER` of it so
+        users throttled together do not all return in the same second. Without one the
+        wait is base * 2^(failures-1), drawn from its upper half. Both are capped at
+        `sync.backoff_max_seconds`.
+        """
+        cap = self._config.backoff_max_seconds
+        if retry_after:
+            spread = random.uniform(1.0, 1.0 + RETRY_AFTER_JITTER)  # noqa: S311
+            return timedelta(seconds=min(cap, retry_after * spread))
         exp = self._config.backoff_base_seconds * 2 ** min(failures - 1, 30)
-        delay = min(self._config.backoff_max_seconds, exp) * random.uniform(0.5, 1.0)  # noqa: S311
-        return timedelta(seconds=max(delay, retry_after or 0))
+        return timedelta(seconds=min(cap, exp) * random.uniform(0.5, 1.0))  # noqa: S311
 
     def plan(self, cursor: SyncCursor, today: date) -> Plan:
         """Backfill on the first sync; later, re-fetch the last `overlap_days` synced days."""
@@ -160,6 +175,7 @@ class SyncRunner:
         if lease is None:
             for job in jobs:
                 await self._finish(job, JobStatus.SKIPPED, "another job, login or MFA is running")
+                log_job_end(job, JobNote(reason="busy"), self._clock())
             return
         keep_alive = asyncio.ensure_future(self._keep_alive(lease))
         run = _Run(lease, _UserCursors(lease.user_id))
@@ -170,6 +186,7 @@ class SyncRunner:
                                 lease.user_id, len(jobs) - index)
                     for rest in jobs[index:]:
                         await self._finish(rest, JobStatus.FAILED, "lease lost; not started")
+                        log_job_end(rest, JobNote(reason="lease_lost"), self._clock())
                     break
                 run.proven = False
                 await self._run_one(job, run, jobs[index + 1] if index + 1 < len(jobs) else None)
@@ -186,21 +203,25 @@ class SyncRunner:
         """Run one job to a final status (`following` is the user's next job, if any)."""
         logs.user_id.set(job.user_id)
         logs.job_id.set(job.id)
-        started = time.perf_counter()
+        note = run.note = JobNote()
         try:
             await self._run_leased(job, run, following)
         except asyncio.CancelledError:
+            note.reason = "cancelled"
             await asyncio.shield(self._finish(job, JobStatus.FAILED, "cancelled at shutdown"))
             raise
         except LeaseLost:
+            note.reason = "lease_lost"
             log.warning("job %s: lease of user %s lost; results dropped", job.id, job.user_id)
             await self._finish(job, JobStatus.FAILED, "lease lost; results dropped")
         except Exception:
+            note.reason = "internal_error"
             log.exception("job %s for user %s failed unexpectedly", job.id, job.user_id)
             await asyncio.shield(self._finish(job, JobStatus.FAILED, "internal error"))
         finally:
             if self.metrics is not None:
-                self.metrics.sync_job_ran(job.kind.value, time.perf_counter() - started)
+                self.metrics.sync_job_ran(job.kind.value, time.perf_counter() - note.started)
+            log_job_end(job, note, self._clock())
 
     async def release(self, lease: Lease) -> None:
         await self._leases.release(lease)
@@ -240,6 +261,7 @@ class SyncRunner:
         row = await session_store.load(job.user_id)
         if row is None or not row.session_data:
             expired = row is not None and row.status == SessionStatus.EXPIRED
+            run.note.reason = "no_session"
             await store.pause_cursors(job.user_id, "no valid session")
             await self._finish(job, JobStatus.AUTH_EXPIRED if expired else JobStatus.SKIPPED,
                                "no valid Garmin session")
@@ -247,33 +269,44 @@ class SyncRunner:
         try:
             session = self._vault.open(job.user_id, SESSION, row.session_data)
         except DecryptionError:
+            run.note.reason = "undecryptable_session"
             await store.pause_cursors(job.user_id, "session cannot be decrypted")
             await self._finish(job, JobStatus.AUTH_EXPIRED, "stored session cannot be decrypted")
             return
         cursor = await run.cursors.get(job.kind) or await self._cursor(job.user_id, job.kind)
         plan = self.plan(cursor, self._clock().date())
         try:
-            usage = await self._gateway.use(job.user_id, session, self._work(job.kind, plan),
+            usage = await self._gateway.use(job.user_id, session,
+                                            self._work(job.kind, plan, run.note),
                                             parallel=self._config.calls_per_user,
                                             background=True)
         except AuthRejected as exc:
+            run.note.reason = exc.outcome
             if not await self._leases.renew(lease):
                 raise LeaseLost(f"lease of user {job.user_id} was lost") from None
             await self._vault.expire(row, exc.detail)
             await self._finish(job, JobStatus.AUTH_EXPIRED, exc.detail)
             return
         except GarminError as exc:
+            run.note.reason = exc.outcome
             await self._write_back(row, exc.refreshed_session)
             await self._failed(job, cursor, exc)
+            run.note.backoff_until = cursor.backoff_until
             return
         await self._write_back(row, usage.refreshed_session)
         await self._store_results(job, run, cursor, plan, usage.value, following)
 
-    def _work(self, kind: SyncKind, plan: Plan) -> Callable[[SessionCalls], Awaitable[Any]]:
-        if kind == SyncKind.ACTIVITIES:
-            return functools.partial(_fetch_activities, plan=plan,
-                                     page_size=self._config.page_size)
-        return functools.partial(_fetch_days, plan=plan)
+    def _work(self, kind: SyncKind, plan: Plan,
+              note: JobNote) -> Callable[[SessionCalls], Awaitable[Any]]:
+        fetch: Callable[[SessionCalls], Awaitable[Any]] = (
+            functools.partial(_fetch_activities, plan=plan, page_size=self._config.page_size)
+            if kind == SyncKind.ACTIVITIES else functools.partial(_fetch_days, plan=plan))
+
+        async def work(api: SessionCalls) -> Any:
+            note.calls = api
+            return await fetch(api)
+
+        return work
 
     async def _cursor(self, user_id: str, kind: SyncKind) -> SyncCursor:
         """The cursor of a kind the user had none of yet (created here)."""
@@ -300,8 +333,6 @@ class SyncRunner:
         until = self._clock() + self.backoff(failures, retry_after)
         await store.cursor_failed(cursor, failures, until, error.detail)
         status = JobStatus.RATE_LIMITED if isinstance(error, RateLimited) else JobStatus.FAILED
-        log.warning("job %s (%s) for user %s: %s; backing off until %s", job.id,
-                    job.kind.value, job.user_id, error.detail, until.isoformat())
         await self._finish(job, status, error.detail)
 
     async def _store_results(self, job: SyncJob, run: _Run, cursor: SyncCursor, plan: Plan,

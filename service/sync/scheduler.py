@@ -36,6 +36,7 @@ from service.config import ConfigError, SyncConfig
 from service.models import JobStatus, JobTrigger, SyncCursor, SyncJob
 from service.store import sync as store
 from service.store.leases import Lease
+from service.sync.joblog import JobNote, log_job_end
 from service.sync.runner import SyncRunner
 
 log = logging.getLogger(__name__)
@@ -133,18 +134,24 @@ class SyncScheduler:
         self._tick_task = asyncio.current_task()
         self.ticks += 1
         try:
-            await self._recover()
-            await self._claim_due()
+            recovered = await self._recover()
+            if recovered:
+                log.warning("marked %d stale sync job(s) FAILED", recovered)
+            claimed = await self._claim_due()
+            # each claimed job logs its own INFO line when it ends: a tick itself is DEBUG
+            log.debug("sync tick %d: %d job(s) claimed, %d user(s) running", self.ticks,
+                      claimed, len(self._tasks))
         except Exception:
             log.exception("sync tick failed; the next tick retries")
 
-    async def _claim_due(self) -> None:
-        """One claim pass: the due cursors of at most `free` users, claimed and started."""
+    async def _claim_due(self) -> int:
+        """One claim pass: the due cursors of at most `free` users, claimed and started;
+        returns how many jobs it created."""
         async with self._claiming:
             free = self._config.max_concurrent_users - len(self._tasks)
             if free <= 0 or not self._accepting:
                 self._more_due = free <= 0
-                return
+                return 0
             now = self._clock()
             # enough rows to fill every slot: more may free up while the query waits (users
             # started together finish together), and the pass then takes them too
@@ -177,9 +184,11 @@ class SyncScheduler:
                         await store.finish_job(job, JobStatus.FAILED, self._clock(),
                                                "service shutting down")
                         await self._retry_soon(job)
+                        log_job_end(job, JobNote(reason="shutdown"), self._clock())
                         if self._runner.metrics is not None:
                             self._runner.metrics.sync_job(job.kind.value,
                                                           JobStatus.FAILED.value)
+            return len(jobs)
 
     def spawn(self, jobs: Sequence[SyncJob], lease: Lease | None = None) -> None:
         """Run one user's jobs one after another in a task this scheduler will drain.
@@ -229,6 +238,7 @@ class SyncScheduler:
                 if job.status == JobStatus.PENDING:
                     await asyncio.shield(store.finish_job(job, JobStatus.FAILED, self._clock(),
                                                           "service shutting down"))
+                    log_job_end(job, JobNote(reason="shutdown"), self._clock())
                     if self._runner.metrics is not None:
                         self._runner.metrics.sync_job(job.kind.value, JobStatus.FAILED.value)
 

@@ -23,11 +23,24 @@ prepares each request once and signs the OAuth1 steps itself (`signin`).
 """
 
 import os
+import warnings
 
 for _variable in ("GARTH_HOME", "GARTH_TOKEN"):
     os.environ.pop(_variable, None)
 
+# garth warns on import; `serve` logs `DEPRECATION_NOTICE` once instead, which also says
+# what the deprecation means for this service's logins and stored sessions
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Garth is deprecated", category=DeprecationWarning)
+    import garth  # noqa: F401
+
 from service.garmin.garth.client import configure_consumer  # noqa: E402
 from service.garmin.garth.engine import GarthEngine  # noqa: E402
 
-__all__ = ["GarthEngine", "configure_consumer"]
+DEPRECATION_NOTICE = (
+    "garth is deprecated upstream and 0.8.0 is its final release; Garmin has refused "
+    "garth's sign-in since March 2026: stored garth sessions keep syncing until Garmin "
+    "rejects them, and new logins use the DI-token engine where configured"
+)
+
+__all__ = ["DEPRECATION_NOTICE", "GarthEngine", "configure_consumer"]
