@@ -138,6 +138,12 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def client_gone(request: web.Request) -> bool:
+    """The caller closed its connection: nothing this request answers can reach it."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> web.Response:
     return web.Response(
         status=problem.status,
@@ -174,6 +180,11 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         return problem_response(_from_http_exception(exc), request.path)
+    if isinstance(exc, ConnectionError) and client_gone(request):
+        # the caller hung up (mid-body, say): its problem, not ours, and nobody reads the
+        # answer; a driver's ConnectionResetError leaves the caller's connection open
+        log.debug("client closed the connection on %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_STATUS)
     if isinstance(exc, DATABASE_UNAVAILABLE):
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(exc).__name__)
