@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from service import errors
-from service.api.parsing import object_schema
+from service.api.parsing import body_required, object_schema
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
 from service.models import SessionStatus
 
@@ -146,7 +146,7 @@ def _operation(summary: str, responses: dict[str, Any], raises: Problems = (),
 
 
 def _body(fields: Any) -> dict[str, Any]:
-    return {"required": True,
+    return {"required": body_required(fields),
             "content": {"application/json": {"schema": object_schema(fields)}}}
 
 
@@ -190,7 +190,7 @@ def build_spec() -> dict[str, Any]:
                     "type": "object", "required": ["jobs"],
                     "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}})},
                 (errors.NoSession, errors.UserBusy, errors.GarminThrottled, *BODY_ERRORS),
-                requestBody={"required": True,
+                requestBody={"required": False,
                              "content": {"application/json": {"schema": SYNC_REQUEST}}},
             )},
             "/api/v1/garmin/sync/jobs": {"get": _operation(

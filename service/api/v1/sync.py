@@ -91,7 +91,8 @@ def day_body(day: DailyHealth) -> dict[str, Any]:
 
 
 async def _kinds(request: web.Request) -> list[SyncKind]:
-    body = await read_json_object(request)
+    # `kinds` defaults to both, so a request without a body is a sync of everything
+    body = await read_json_object(request, empty_means_defaults=True)
     extra = [name for name in body if name != "kinds"]
     kinds = body.get("kinds", [kind.value for kind in SyncKind])
     valid = {kind.value for kind in SyncKind}
