@@ -19,6 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from service import db
 from service.api import probes, v1
+from service.api.cursors import CURSORS, PURPOSE, Cursors
 from service.api.middleware import METRICS_PATH, edge_middleware
 from service.api.parsing import MAX_BODY_BYTES
 from service.clock import SYSTEM_CLOCK, Clock
@@ -141,6 +142,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
+    app[CURSORS] = Cursors(app[CIPHER].derived_keys(PURPOSE))
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
     if config.metrics.enabled:

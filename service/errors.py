@@ -67,6 +67,15 @@ class BadRequest(Problem):
     default_detail = "The request cannot be used."
 
 
+class BadCursor(Problem):
+    """The paging cursor is not one this API issued for this listing and user."""
+
+    status = 400
+    slug = "bad-cursor"
+    title = "Bad cursor"
+    default_detail = "The cursor is not one this API returned."
+
+
 class ValidationFailed(Problem):
     """A body field is missing, unknown or invalid; `errors` names each."""
 

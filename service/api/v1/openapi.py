@@ -115,7 +115,8 @@ PAGING = [
      "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
     {"name": "cursor", "in": "query", "required": False,
      "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-     "description": "`next_cursor` of the previous page."},
+     "description": "`next_cursor` of the previous page, as it was issued (signed: "
+                    "any other value is a 400 bad-cursor problem)."},
 ]
 
 
@@ -195,12 +196,13 @@ def build_spec() -> dict[str, Any]:
             )},
             "/api/v1/garmin/sync/jobs": {"get": _operation(
                 "The user's sync jobs, newest first.",
-                {"200": _json("A page of jobs.", _page(JOB_SCHEMA))},
+                {"200": _json("A page of jobs.", _page(JOB_SCHEMA))}, (errors.BadCursor,),
                 parameters=[USER_HEADER, *PAGING],
             )},
             "/api/v1/garmin/activities": {"get": _operation(
                 "Synced activities, newest first.",
                 {"200": _json("A page of activities.", _page({"type": "object"}))},
+                (errors.BadCursor,),
                 parameters=[USER_HEADER, _instant("since"), _instant("until"),
                             {"name": "type", "in": "query", "required": False,
                              "schema": {"type": "string", "minLength": 1, "maxLength": 64}},

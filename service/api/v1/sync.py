@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service.api.cursors import CURSORS, query_cursor
 from service.api.middleware import USER_ID
 from service.api.parsing import read_json_object
 from service.errors import BadRequest, ValidationFailed
@@ -16,6 +17,8 @@ from service.models import Activity, DailyHealth, SyncJob, SyncKind
 routes = web.RouteTableDef()
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+JOBS_SCOPE = "sync-jobs"
+ACTIVITIES_SCOPE = "activities"
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -27,13 +30,6 @@ def query_limit(request: web.Request) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}.")
     return int(text)
-
-
-def query_cursor(request: web.Request) -> str | None:
-    cursor = request.query.get("cursor")
-    if cursor is not None and not 1 <= len(cursor) <= 200:
-        raise BadRequest("The cursor is not one this API returned.")
-    return cursor or None
 
 
 def query_date(request: web.Request, name: str) -> date | None:
@@ -52,10 +48,10 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        # normalised to UTC: SQLite compares the stored ISO text, where "+02:00" sorts wrongly
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset moving it past year 9999
         raise BadRequest(f"{name} must be an ISO 8601 date or date-time.") from None
-    # normalised to UTC: SQLite compares the stored ISO text, where "+02:00" sorts wrongly
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def job_body(job: SyncJob) -> dict[str, Any]:
@@ -117,10 +113,15 @@ async def start_sync(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/garmin/sync/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    page = await request.app[SYNC].jobs(request[USER_ID], query_limit(request),
-                                        query_cursor(request))
-    return web.json_response({"items": [job_body(job) for job in page.items],
-                              "next_cursor": page.next_cursor})
+    user_id = request[USER_ID]
+    limit = query_limit(request)
+    after = query_cursor(request, JOBS_SCOPE, user_id, (int,))
+    page = await request.app[SYNC].jobs(user_id, limit, after[0] if after else None)
+    last = page.items[-1] if page.more and page.items else None
+    return web.json_response({
+        "items": [job_body(job) for job in page.items],
+        "next_cursor": request.app[CURSORS].issue(JOBS_SCOPE, user_id, last.id) if last
+        else None})
 
 
 @routes.get("/api/v1/garmin/activities")
@@ -128,11 +129,17 @@ async def list_activities(request: web.Request) -> web.Response:
     kind = request.query.get("type")
     if kind is not None and not 1 <= len(kind) <= 64:
         raise BadRequest("type must be 1 to 64 characters.")
-    page = await request.app[SYNC].activities(
-        request[USER_ID], query_datetime(request, "since"), query_datetime(request, "until"),
-        kind, query_limit(request), query_cursor(request))
-    return web.json_response({"items": [activity_body(item) for item in page.items],
-                              "next_cursor": page.next_cursor})
+    user_id = request[USER_ID]
+    since, until = query_datetime(request, "since"), query_datetime(request, "until")
+    limit = query_limit(request)
+    after = query_cursor(request, ACTIVITIES_SCOPE, user_id, (datetime, int))
+    page = await request.app[SYNC].activities(user_id, since, until, kind, limit,
+                                              (after[0], after[1]) if after else None)
+    last = page.items[-1] if page.more and page.items else None
+    return web.json_response({
+        "items": [activity_body(item) for item in page.items],
+        "next_cursor": request.app[CURSORS].issue(
+            ACTIVITIES_SCOPE, user_id, last.start_time_utc, last.id) if last else None})
 
 
 @routes.get("/api/v1/garmin/health/daily")
