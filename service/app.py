@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -47,6 +48,11 @@ from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
 from service.sync.service import SyncService
 
 log = logging.getLogger(__name__)
+
+# How the app is served (`garmin-sync serve` and the tests' servers): request bodies reach
+# it undecoded, so the edge refuses every Content-Encoding itself as problem+json
+# (`api.middleware.check_content_encoding`) rather than aiohttp answering some in text/plain.
+SERVE_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -155,6 +155,15 @@ class UnsupportedMediaType(Problem):
     default_detail = "Send the body as application/json."
 
 
+class UnsupportedContentEncoding(Problem):
+    """Body sent in a Content-Encoding other than identity (no gzip, deflate or br)."""
+
+    status = 415
+    slug = "unsupported-content-encoding"
+    title = "Unsupported content encoding"
+    default_detail = "Send the body without a Content-Encoding (bodies are small JSON)."
+
+
 class HttpError(Problem):
     """Any other HTTP error the web framework raised, with its own status and reason."""
 

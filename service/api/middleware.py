@@ -30,6 +30,7 @@ import time
 
 import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
 from tortoise.exceptions import DBConnectionError
@@ -38,6 +39,7 @@ from service import db, logs
 from service.config import Config
 from service.errors import (
     PROBLEM_CONTENT_TYPE,
+    BadRequest,
     DatabaseUnavailable,
     HttpError,
     InternalError,
@@ -47,6 +49,7 @@ from service.errors import (
     PayloadTooLarge,
     Problem,
     Unauthorized,
+    UnsupportedContentEncoding,
 )
 from service.keys import DB_CONTEXT
 from service.metrics import CLIENT_CLOSED_STATUS, Metrics
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 # istr: multidict compares a pre-folded key without case-folding it again on every lookup
 USER_ID_HEADER = istr("X-User-Id")
 AUTHORIZATION_HEADER = istr("Authorization")
+CONTENT_ENCODING_HEADER = istr("Content-Encoding")
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
 API_PREFIX = "/api/"
@@ -124,6 +128,21 @@ def authenticate(request: web.Request, keys: tuple[bytes, ...]) -> str:
     return user_id
 
 
+def check_content_encoding(request: web.Request) -> None:
+    """Bodies come as they are (identity) or not at all.
+
+    Request bodies are small JSON objects: compressing them saves nothing worth a
+    decompressor that an 8 KiB upload can make inflate to gigabytes. The server hands bodies
+    over undecoded (`SERVE_OPTIONS` in service.app), so every encoding, br and zstd
+    included, reaches this check and is refused here as problem+json before anything reads
+    the body.
+    """
+    for value in request.headers.getall(CONTENT_ENCODING_HEADER, ()):
+        for coding in value.split(","):
+            if coding.strip().lower() not in ("", "identity"):
+                raise UnsupportedContentEncoding()
+
+
 # --- problems ---------------------------------------------------------------------------
 
 # Losing the database (a dropped or refused connection, a stall) is a 503, not a bug (500).
@@ -180,6 +199,10 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         return problem_response(_from_http_exception(exc), request.path)
+    if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+        # the body broke the protocol (bad chunked framing, say): the caller's fault; aiohttp's
+        # text can quote the input, so the detail stays ours
+        return problem_response(BadRequest("The request body is malformed."), request.path)
     if isinstance(exc, ConnectionError) and client_gone(request):
         # the caller hung up (mid-body, say): its problem, not ours, and nobody reads the
         # answer; a driver's ConnectionResetError leaves the caller's connection open
@@ -224,6 +247,8 @@ def edge_middleware(config: Config, metrics: Metrics | None) -> Middleware:
                     logs.user_id.set(user_id)
                 elif path == METRICS_PATH and metrics_need_key:
                     check_api_key(request, keys)
+                if CONTENT_ENCODING_HEADER in request.headers:
+                    check_content_encoding(request)
                 response = await handler(request)
             except Exception as exc:  # the one place errors become answers
                 response = error_response(request, exc)

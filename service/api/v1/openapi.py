@@ -40,7 +40,7 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 COMMON_ERRORS: Problems = (errors.BadRequest, errors.InvalidUserId, errors.Unauthorized)
 BODY_ERRORS: Problems = (errors.ValidationFailed, errors.PayloadTooLarge,
-                         errors.UnsupportedMediaType)
+                         errors.UnsupportedMediaType, errors.UnsupportedContentEncoding)
 GARMIN_ERRORS: Problems = (errors.GarminThrottled, errors.GarminBadResponse,
                            errors.GarminFailed, errors.GarminUnavailableProblem)
 
