@@ -26,6 +26,7 @@ class Problem(Exception):
     slug = "internal-error"
     title = "Internal error"
     default_detail = "The service failed to handle this request; it has been logged."
+    sends_retry_after = False  # every answer of the class carries a Retry-After header
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
                  **extra: Any) -> None:
@@ -263,6 +264,7 @@ class LoginCooldown(Problem):
     status = 429
     slug = "login-cooldown"
     title = "Login cooling down"
+    sends_retry_after = True
     default_detail = "Garmin throttled this account recently; wait before trying again."
 
     def __init__(self, wait_seconds: int) -> None:
@@ -278,6 +280,7 @@ class GarminThrottled(Problem):
     status = 429
     slug = "garmin-rate-limited"
     title = "Garmin rate limit"
+    sends_retry_after = True
     default_detail = "Garmin is throttling this account; try again later."
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
@@ -307,6 +310,7 @@ class GarminUnavailableProblem(Problem):
     status = 503
     slug = "garmin-unavailable"
     title = "Garmin unavailable"
+    sends_retry_after = True
 
     def __init__(self, timeout: bool) -> None:
         super().__init__("Garmin did not answer in time." if timeout
@@ -333,6 +337,7 @@ class DatabaseUnavailable(Problem):
     status = 503
     slug = "database-unavailable"
     title = "Database unavailable"
+    sends_retry_after = True
     default_detail = "The service cannot reach its database right now; retry shortly."
 
     def __init__(self) -> None:
