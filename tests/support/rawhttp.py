@@ -42,14 +42,27 @@ def request_bytes(method: str, target: str, headers: list[tuple[str, str]] | Non
 
 async def exchange(client: TestClient[Any, Any], data: bytes) -> RawResponse:
     """Send `data` to the client's server and read the answer up to the connection's end."""
+    answer = await exchange_or_hang_up(client, data, hang_up=False)
+    assert answer is not None, "the connection closed without an answer"
+    return answer
+
+
+async def exchange_or_hang_up(client: TestClient[Any, Any], data: bytes,
+                              hang_up: bool) -> RawResponse | None:
+    """As `exchange`; with `hang_up`, the sending side is closed after `data` (for a request
+    promising more body than it sends), and None says the server answered nothing."""
     server = client.server
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
         writer.write(data)
         await writer.drain()
+        if hang_up:
+            writer.write_eof()
         raw = await asyncio.wait_for(reader.read(), TIMEOUT)
     finally:
         writer.close()
+    if not raw:
+        return None
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
