@@ -2,11 +2,12 @@
 taken back.
 
 A cursor is ``base64url(JSON [values...]) "." base64url(HMAC-SHA256)[:22]``. The MAC covers
-the listing's scope and the caller's user id besides the values, so a cursor is refused on
-another listing or for another user. Its key is derived from the configured encryption keys
-(`Cipher.derived_keys`): every replica derives the same key, so a cursor issued by one is
-good on another, and rotating the keys keeps older cursors valid while the old key is
-still configured.
+the listing's scope besides the values, so a cursor is refused on another listing. It is a
+position, not a grant: every listing filters by the caller's user id, so another user's
+cursor only pages through the caller's own rows. Its key is derived from the configured
+encryption keys (`Cipher.derived_keys`): every replica derives the same key, so a cursor
+issued by one is good on another, and rotating the keys keeps older cursors valid while the
+old key is still configured.
 
 Values are ints, strings and aware datetimes. Every int is bounded to what a BIGINT column
 holds even though the MAC already vouches for it: no cursor may reach the database as a
@@ -50,11 +51,11 @@ class Cursors:
             raise ValueError("at least one cursor key is required")
         self._keys = tuple(keys)
 
-    def _mac(self, key: bytes, scope: str, user_id: str, payload: str) -> str:
-        message = "\n".join((scope, user_id, payload)).encode()
+    def _mac(self, key: bytes, scope: str, payload: str) -> str:
+        message = "\n".join((scope, payload)).encode()
         return _b64(hmac.digest(key, message, "sha256"))[:MAC_CHARS]
 
-    def issue(self, scope: str, user_id: str, *values: Value) -> str:
+    def issue(self, scope: str, *values: Value) -> str:
         plain: list[int | str] = []
         for value in values:
             if isinstance(value, datetime):
@@ -64,16 +65,15 @@ class Cursors:
             else:
                 plain.append(value)
         payload = _b64(json.dumps(plain, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(self._keys[0], scope, user_id, payload)}"
+        return f"{payload}.{self._mac(self._keys[0], scope, payload)}"
 
-    def open(self, scope: str, user_id: str, token: str,
-             shape: Sequence[type[Value]]) -> tuple[Any, ...]:
-        """The values of a cursor issued for `scope` and `user_id`, typed as `shape`, or
-        `BadCursor` for anything else."""
+    def open(self, scope: str, token: str, shape: Sequence[type[Value]]) -> tuple[Any, ...]:
+        """The values of a cursor issued for `scope`, typed as `shape`, or `BadCursor` for
+        anything else."""
         if not 1 <= len(token) <= MAX_CURSOR_LENGTH or not token.isascii():
             raise BadCursor()
         payload, _, mac = token.partition(".")
-        if not any(hmac.compare_digest(mac, self._mac(key, scope, user_id, payload))
+        if not any(hmac.compare_digest(mac, self._mac(key, scope, payload))
                    for key in self._keys):
             raise BadCursor()
         try:
@@ -103,11 +103,11 @@ def _typed(value: object, kind: type[Value]) -> Value:
 CURSORS = web.AppKey("cursors", Cursors)
 
 
-def query_cursor(request: web.Request, scope: str, user_id: str,
+def query_cursor(request: web.Request, scope: str,
                  shape: Sequence[type[Value]]) -> tuple[Any, ...] | None:
     """The `cursor` query parameter opened (None when absent; an empty one is no cursor this
     API issued)."""
     token = request.query.get("cursor")
     if token is None:
         return None
-    return request.app[CURSORS].open(scope, user_id, token, shape)
+    return request.app[CURSORS].open(scope, token, shape)

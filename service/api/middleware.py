@@ -7,11 +7,13 @@ route (a cached `GET .../status`) was about a tenth of the whole request. One fu
 the same steps in the same order:
 
 1. request id: honour a caller's `X-Request-Id` (or make one) and tag log lines with it;
-2. metrics: count and time the request with the status the caller finally gets;
+2. metrics: count and time the request with the status the caller finally gets (499 when
+   it hung up first);
 3. problems: whatever a step below raises becomes problem+json (`error_response`);
 4. database: bind the app's Tortoise context to the request's task;
 5. auth: every /api/v1 route needs an API key and a user id (`/metrics` the key alone when
-   `metrics.require_auth` is set); probes and the OpenAPI document stay open.
+   `metrics.require_auth` is set); probes and the OpenAPI document stay open;
+6. content encoding: a body in any encoding but identity is refused before it is read.
 
 Whatever can be worked out before the first request (the encoded API keys, the metrics
 switch) is, so the per-request work is header lookups, one regex and the key comparison.

@@ -117,12 +117,12 @@ async def start_sync(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     user_id = request[USER_ID]
     limit = query_limit(request)
-    after = query_cursor(request, JOBS_SCOPE, user_id, (int,))
+    after = query_cursor(request, JOBS_SCOPE, (int,))
     page = await request.app[SYNC].jobs(user_id, limit, after[0] if after else None)
     last = page.items[-1] if page.more and page.items else None
     return web.json_response({
         "items": [JOB.render(job) for job in page.items],
-        "next_cursor": request.app[CURSORS].issue(JOBS_SCOPE, user_id, last.id) if last
+        "next_cursor": request.app[CURSORS].issue(JOBS_SCOPE, last.id) if last
         else None})
 
 
@@ -134,14 +134,14 @@ async def list_activities(request: web.Request) -> web.Response:
     user_id = request[USER_ID]
     since, until = query_datetime(request, "since"), query_datetime(request, "until")
     limit = query_limit(request)
-    after = query_cursor(request, ACTIVITIES_SCOPE, user_id, (datetime, int))
+    after = query_cursor(request, ACTIVITIES_SCOPE, (datetime, int))
     page = await request.app[SYNC].activities(user_id, since, until, kind, limit,
                                               (after[0], after[1]) if after else None)
     last = page.items[-1] if page.more and page.items else None
     return web.json_response({
         "items": [ACTIVITY.render(item) for item in page.items],
         "next_cursor": request.app[CURSORS].issue(
-            ACTIVITIES_SCOPE, user_id, last.start_time_utc, last.id) if last else None})
+            ACTIVITIES_SCOPE, last.start_time_utc, last.id) if last else None})
 
 
 @routes.get("/api/v1/garmin/health/daily")
