@@ -15,6 +15,16 @@ from aiohttp import web
 from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
 
 MAX_BODY_BYTES = 64 * 1024
+# C0 controls (NUL among them: PostgreSQL text cannot hold it), DEL, and lone surrogates
+# (JSON's "\ud800" decodes to one; no database or UTF-8 encoder takes it)
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """What makes `value` unfit to be stored or compared in the database, or None."""
+    if _UNSTORABLE.search(value):
+        return "must not contain control characters or lone surrogates"
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class StringField:
             return "must be a string"
         if not self.min_length <= len(value) <= self.max_length:
             return f"must be {self.min_length} to {self.max_length} characters"
+        if problem := text_problem(value):
+            return problem
         if self.pattern and not re.fullmatch(self.pattern, value):
             return f"must match {self.pattern}"
         return None

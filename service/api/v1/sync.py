@@ -8,7 +8,7 @@ from aiohttp import web
 
 from service.api.cursors import CURSORS, query_cursor
 from service.api.middleware import USER_ID
-from service.api.parsing import read_json_object
+from service.api.parsing import read_json_object, text_problem
 from service.api.shapes import (
     DATE,
     DATETIME,
@@ -129,8 +129,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 @routes.get("/api/v1/garmin/activities")
 async def list_activities(request: web.Request) -> web.Response:
     kind = request.query.get("type")
-    if kind is not None and not 1 <= len(kind) <= 64:
-        raise BadRequest("type must be 1 to 64 characters.")
+    if kind is not None and (not 1 <= len(kind) <= 64 or text_problem(kind)):
+        raise BadRequest("type must be 1 to 64 characters, none of them control characters.")
     user_id = request[USER_ID]
     since, until = query_datetime(request, "since"), query_datetime(request, "until")
     limit = query_limit(request)
