@@ -13,12 +13,14 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from service import db
 from service.api import probes, v1
+from service.api.cursors import CURSORS, PURPOSE, Cursors
 from service.api.middleware import METRICS_PATH, edge_middleware
 from service.api.parsing import MAX_BODY_BYTES
 from service.clock import SYSTEM_CLOCK, Clock
@@ -46,6 +48,11 @@ from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
 from service.sync.service import SyncService
 
 log = logging.getLogger(__name__)
+
+# How the app is served (`garmin-sync serve` and the tests' servers): request bodies reach
+# it undecoded, so the edge refuses every Content-Encoding itself as problem+json
+# (`api.middleware.check_content_encoding`) rather than aiohttp answering some in text/plain.
+SERVE_OPTIONS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -144,6 +151,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
+    app[CURSORS] = Cursors(app[CIPHER].derived_keys(PURPOSE))
     app.router.add_get("/healthz", probes.healthz)
     app.router.add_get("/readyz", probes.readyz)
     if config.metrics.enabled:

@@ -117,7 +117,7 @@ def _check_listen_address(host: str, port: int, host_key: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from service.app import create_app
+    from service.app import SERVE_OPTIONS, create_app
 
     config = _load(args)
     warn_about_settings(config)
@@ -134,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
              "sqlite" if config.database.is_sqlite else "postgres")
     try:
         web.run_app(app, host=host, port=port, print=None, access_log=None,
-                    shutdown_timeout=config.http.shutdown_timeout_seconds)
+                    shutdown_timeout=config.http.shutdown_timeout_seconds, **SERVE_OPTIONS)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError("--port" if args.port is not None else "http.port",

@@ -14,11 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -60,6 +61,7 @@ def _key_id(raw: bytes) -> str:
 class _Key:
     key_id: str
     aead: AESGCM
+    raw: bytes = field(repr=False)
 
 
 class Cipher:
@@ -74,13 +76,19 @@ class Cipher:
                 raw = _decode_key(text)
             except ValueError as exc:
                 raise ConfigError(f"security.encryption_keys[{index}]", str(exc)) from None
-            ring.append(_Key(_key_id(raw), AESGCM(raw)))
+            ring.append(_Key(_key_id(raw), AESGCM(raw), raw))
         self._ring = ring
         self._by_id = {key.key_id: key for key in ring}
 
     @property
     def current_key_id(self) -> str:
         return self._ring[0].key_id
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """One key per configured key, for `purpose` only (current first): every replica
+        derives the same ones, and none of them opens a sealed session."""
+        label = f"garmin-sync derived key|{purpose}".encode()
+        return [hmac.digest(key.raw, label, "sha256") for key in self._ring]
 
     @staticmethod
     def _aad(user_id: str, purpose: str) -> bytes:

@@ -26,6 +26,7 @@ class Problem(Exception):
     slug = "internal-error"
     title = "Internal error"
     default_detail = "The service failed to handle this request; it has been logged."
+    sends_retry_after = False  # every answer of the class carries a Retry-After header
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
                  **extra: Any) -> None:
@@ -65,6 +66,15 @@ class BadRequest(Problem):
     slug = "bad-request"
     title = "Bad request"
     default_detail = "The request cannot be used."
+
+
+class BadCursor(Problem):
+    """The paging cursor is not one this API issued for this listing and user."""
+
+    status = 400
+    slug = "bad-cursor"
+    title = "Bad cursor"
+    default_detail = "The cursor is not one this API returned."
 
 
 class ValidationFailed(Problem):
@@ -144,6 +154,15 @@ class UnsupportedMediaType(Problem):
     slug = "unsupported-media-type"
     title = "Unsupported media type"
     default_detail = "Send the body as application/json."
+
+
+class UnsupportedContentEncoding(Problem):
+    """Body sent in a Content-Encoding other than identity (no gzip, deflate or br)."""
+
+    status = 415
+    slug = "unsupported-content-encoding"
+    title = "Unsupported content encoding"
+    default_detail = "Send the body without a Content-Encoding (bodies are small JSON)."
 
 
 class HttpError(Problem):
@@ -245,6 +264,7 @@ class LoginCooldown(Problem):
     status = 429
     slug = "login-cooldown"
     title = "Login cooling down"
+    sends_retry_after = True
     default_detail = "Garmin throttled this account recently; wait before trying again."
 
     def __init__(self, wait_seconds: int) -> None:
@@ -260,6 +280,7 @@ class GarminThrottled(Problem):
     status = 429
     slug = "garmin-rate-limited"
     title = "Garmin rate limit"
+    sends_retry_after = True
     default_detail = "Garmin is throttling this account; try again later."
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
@@ -289,6 +310,7 @@ class GarminUnavailableProblem(Problem):
     status = 503
     slug = "garmin-unavailable"
     title = "Garmin unavailable"
+    sends_retry_after = True
 
     def __init__(self, timeout: bool) -> None:
         super().__init__("Garmin did not answer in time." if timeout
@@ -315,6 +337,7 @@ class DatabaseUnavailable(Problem):
     status = 503
     slug = "database-unavailable"
     title = "Database unavailable"
+    sends_retry_after = True
     default_detail = "The service cannot reach its database right now; retry shortly."
 
     def __init__(self) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from service.app import create_app
+from service.app import SERVE_OPTIONS, create_app
 from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config, load_config
 from service.crypto import generate_key
@@ -88,7 +89,9 @@ def start_api(aiohttp_client: AiohttpClient) -> StartApi:
 
     async def start(config: Config, clock: Clock = SYSTEM_CLOCK) -> Api:
         nonlocal started
-        client = await aiohttp_client(create_app(config, clock))
+        server = TestServer(create_app(config, clock))
+        await server.start_server(**SERVE_OPTIONS)  # served as `garmin-sync serve` serves it
+        client = await aiohttp_client(server)
         if started == 0:
             await _empty_tables(client.server.app)
         started += 1

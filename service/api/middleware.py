@@ -7,11 +7,13 @@ route (a cached `GET .../status`) was about a tenth of the whole request. One fu
 the same steps in the same order:
 
 1. request id: honour a caller's `X-Request-Id` (or make one) and tag log lines with it;
-2. metrics: count and time the request with the status the caller finally gets;
+2. metrics: count and time the request with the status the caller finally gets (499 when
+   it hung up first);
 3. problems: whatever a step below raises becomes problem+json (`error_response`);
 4. database: bind the app's Tortoise context to the request's task;
 5. auth: every /api/v1 route needs an API key and a user id (`/metrics` the key alone when
-   `metrics.require_auth` is set); probes and the OpenAPI document stay open.
+   `metrics.require_auth` is set); probes and the OpenAPI document stay open;
+6. content encoding: a body in any encoding but identity is refused before it is read.
 
 Whatever can be worked out before the first request (the encoded API keys, the metrics
 switch) is, so the per-request work is header lookups, one regex and the key comparison.
@@ -30,6 +32,7 @@ import time
 
 import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from multidict import istr
 from tortoise.exceptions import DBConnectionError
@@ -38,6 +41,7 @@ from service import db, logs
 from service.config import Config
 from service.errors import (
     PROBLEM_CONTENT_TYPE,
+    BadRequest,
     DatabaseUnavailable,
     HttpError,
     InternalError,
@@ -47,6 +51,7 @@ from service.errors import (
     PayloadTooLarge,
     Problem,
     Unauthorized,
+    UnsupportedContentEncoding,
 )
 from service.keys import DB_CONTEXT
 from service.metrics import CLIENT_CLOSED_STATUS, Metrics
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 # istr: multidict compares a pre-folded key without case-folding it again on every lookup
 USER_ID_HEADER = istr("X-User-Id")
 AUTHORIZATION_HEADER = istr("Authorization")
+CONTENT_ENCODING_HEADER = istr("Content-Encoding")
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
 API_PREFIX = "/api/"
@@ -124,6 +130,21 @@ def authenticate(request: web.Request, keys: tuple[bytes, ...]) -> str:
     return user_id
 
 
+def check_content_encoding(request: web.Request) -> None:
+    """Bodies come as they are (identity) or not at all.
+
+    Request bodies are small JSON objects: compressing them saves nothing worth a
+    decompressor that an 8 KiB upload can make inflate to gigabytes. The server hands bodies
+    over undecoded (`SERVE_OPTIONS` in service.app), so every encoding, br and zstd
+    included, reaches this check and is refused here as problem+json before anything reads
+    the body.
+    """
+    for value in request.headers.getall(CONTENT_ENCODING_HEADER, ()):
+        for coding in value.split(","):
+            if coding.strip().lower() not in ("", "identity"):
+                raise UnsupportedContentEncoding()
+
+
 # --- problems ---------------------------------------------------------------------------
 
 # Losing the database (a dropped or refused connection, a stall) is a 503, not a bug (500).
@@ -136,6 +157,12 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.QueryCanceledError,
 )
+
+
+def client_gone(request: web.Request) -> bool:
+    """The caller closed its connection: nothing this request answers can reach it."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> web.Response:
@@ -174,6 +201,15 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         return problem_response(_from_http_exception(exc), request.path)
+    if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+        # the body broke the protocol (bad chunked framing, say): the caller's fault; aiohttp's
+        # text can quote the input, so the detail stays ours
+        return problem_response(BadRequest("The request body is malformed."), request.path)
+    if isinstance(exc, ConnectionError) and client_gone(request):
+        # the caller hung up (mid-body, say): its problem, not ours, and nobody reads the
+        # answer; a driver's ConnectionResetError leaves the caller's connection open
+        log.debug("client closed the connection on %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_STATUS)
     if isinstance(exc, DATABASE_UNAVAILABLE):
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(exc).__name__)
@@ -213,6 +249,8 @@ def edge_middleware(config: Config, metrics: Metrics | None) -> Middleware:
                     logs.user_id.set(user_id)
                 elif path == METRICS_PATH and metrics_need_key:
                     check_api_key(request, keys)
+                if CONTENT_ENCODING_HEADER in request.headers:
+                    check_content_encoding(request)
                 response = await handler(request)
             except Exception as exc:  # the one place errors become answers
                 response = error_response(request, exc)

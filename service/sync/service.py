@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,24 +31,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """Up to `limit` items; `more` when others follow the last one."""
+
     items: list[T]
-    next_cursor: str | None
+    more: bool
 
 
-def _encode(*parts: object) -> str:
-    raw = "|".join(str(part) for part in parts)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str, count: int) -> list[str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise BadRequest("The cursor is not one this API returned.") from None
-    if len(parts) != count:
-        raise BadRequest("The cursor is not one this API returned.")
-    return parts
+def _page(rows: list[T], limit: int) -> Page[T]:
+    return Page(rows[:limit], len(rows) > limit)
 
 
 class SyncService:
@@ -85,20 +73,14 @@ class SyncService:
         self._scheduler.spawn(jobs, lease)
         return jobs
 
-    async def jobs(self, user_id: str, limit: int, cursor: str | None) -> Page[SyncJob]:
-        before = None
-        if cursor:
-            text = _decode(cursor, 1)[0]
-            if not (text.isascii() and text.isdigit()):
-                raise BadRequest("The cursor is not one this API returned.")
-            before = int(text)
-        rows = await store.jobs_page(user_id, limit + 1, before)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, _encode(rows[-1].id) if more and rows else None)
+    async def jobs(self, user_id: str, limit: int, before_id: int | None) -> Page[SyncJob]:
+        """Newest first; `before_id`: the id of the previous page's last job."""
+        return _page(await store.jobs_page(user_id, limit + 1, before_id), limit)
 
     async def activities(self, user_id: str, since: datetime | None, until: datetime | None,
-                         kind: str | None, limit: int, cursor: str | None) -> Page[Activity]:
+                         kind: str | None, limit: int,
+                         after: tuple[datetime, int] | None) -> Page[Activity]:
+        """Newest first; `after`: (start time, id) of the previous page's last activity."""
         query = Activity.filter(user_id=user_id)
         if since:
             query = query.filter(start_time_utc__gte=since)
@@ -106,19 +88,10 @@ class SyncService:
             query = query.filter(start_time_utc__lt=until)
         if kind:
             query = query.filter(activity_type=kind)
-        if cursor:
-            at_text, id_text = _decode(cursor, 2)
-            try:
-                at, last_id = datetime.fromisoformat(at_text), int(id_text)
-            except ValueError:
-                raise BadRequest("The cursor is not one this API returned.") from None
+        if after is not None:
+            at, last_id = after
             query = query.filter(Q(start_time_utc__lt=at) | Q(start_time_utc=at, id__lt=last_id))
-        rows = await query.order_by("-start_time_utc", "-id").limit(limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = (_encode(rows[-1].start_time_utc.isoformat(), rows[-1].id)
-                       if more and rows else None)
-        return Page(rows, next_cursor)
+        return _page(await query.order_by("-start_time_utc", "-id").limit(limit + 1), limit)
 
     async def daily_health(self, user_id: str, first: date, last: date) -> list[DailyHealth]:
         if last < first:

@@ -44,7 +44,7 @@ def schema_errors(value: Any, schema: dict[str, Any], spec: dict[str, Any],
             target = target[part]
         return schema_errors(value, target, spec, where)
     known = {"type", "enum", "required", "properties", "additionalProperties", "format",
-             "minLength", "maxLength", "pattern", "description"}
+             "minLength", "maxLength", "pattern", "description", "items", "minimum"}
     unsupported = set(schema) - known
     assert not unsupported, f"checker does not know {unsupported} (at {where})"
     errors: list[str] = []
@@ -69,6 +69,11 @@ def schema_errors(value: Any, schema: dict[str, Any], spec: dict[str, Any],
             else:
                 if parsed.tzinfo is None:
                     errors.append(f"{where}: {value!r} has no time zone")
+    if isinstance(value, int) and "minimum" in schema and value < schema["minimum"]:
+        errors.append(f"{where}: below {schema['minimum']}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], spec, f"{where}[{index}]")
     if isinstance(value, dict):
         for name in schema.get("required", []):
             if name not in value:

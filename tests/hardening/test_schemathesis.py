@@ -31,8 +31,10 @@ from tests.support.app import API_KEY, Api, Sandbox, connect, sync_now
 SPEC_PATH = "/api/v1/openapi.json"
 SEED = 20_260_101
 MAX_EXAMPLES = 40
+# the conformance checks hold every documented answer to its schema, media type and headers
 CHECKS = ("not_a_server_error", "ignored_auth", "negative_data_rejection",
-          "missing_required_header", "unsupported_method", "response_schema_conformance")
+          "missing_required_header", "unsupported_method", "response_schema_conformance",
+          "content_type_conformance", "response_headers_conformance")
 # Whose data each operation works on: a synced user for the reads, sync and login; a user
 # with an MFA challenge pending for the MFA call; a separate one for disconnect, so the
 # fuzzer deleting a session does not empty what the other operations read.

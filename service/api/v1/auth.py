@@ -87,7 +87,8 @@ async def session_status(request: web.Request) -> web.Response:
     # health probes poll without a query string: skip building the query mapping for them
     refresh = parse_bool_query(request, "refresh") if request.query_string else False
     view = await request.app[SESSIONS].status(request[USER_ID], refresh=refresh)
-    return web.Response(body=status_json(view), content_type="application/json")
+    return web.Response(body=status_json(view), content_type="application/json",
+                        charset="utf-8")
 
 
 @routes.delete("/api/v1/garmin/session")

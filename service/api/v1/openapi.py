@@ -14,33 +14,47 @@ from typing import Any
 from aiohttp import web
 
 from service import errors
-from service.api.parsing import object_schema
+from service.api.parsing import body_required, object_schema
+from service.api.shapes import DATETIME_OR_NULL
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
+from service.api.v1.sync import ACTIVITY, DAY, JOB
 from service.models import SessionStatus
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
-DATETIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 
 Problems = tuple[type[errors.Problem], ...]
 
 
+RETRY_AFTER = {"description": "Seconds to wait before trying again.",
+               "schema": {"type": "integer", "minimum": 0}}
+
+
 def _problems(*kinds: type[errors.Problem]) -> dict[str, Any]:
-    """One response per status, described by the docstrings of the classes that answer it."""
-    by_status: dict[int, list[str]] = {}
+    """One response per status, described by the docstrings of the classes that answer it;
+    `Retry-After` is declared where one of them sends it (required where all do)."""
+    by_status: dict[int, list[type[errors.Problem]]] = {}
     for kind in kinds:
-        by_status.setdefault(kind.status, []).append(inspect.getdoc(kind) or kind.title)
-    return {str(status): {"description": " Or: ".join(descriptions),
-                          "content": {errors.PROBLEM_CONTENT_TYPE: {"schema": PROBLEM}}}
-            for status, descriptions in sorted(by_status.items())}
+        by_status.setdefault(kind.status, []).append(kind)
+    responses: dict[str, Any] = {}
+    for status, group in sorted(by_status.items()):
+        response: dict[str, Any] = {
+            "description": " Or: ".join(inspect.getdoc(kind) or kind.title for kind in group),
+            "content": {errors.PROBLEM_CONTENT_TYPE: {"schema": PROBLEM}}}
+        senders = [kind.sends_retry_after for kind in group]
+        if any(senders):
+            response["headers"] = {"Retry-After": {**RETRY_AFTER, "required": all(senders)}}
+        responses[str(status)] = response
+    return responses
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-COMMON_ERRORS: Problems = (errors.BadRequest, errors.InvalidUserId, errors.Unauthorized)
+COMMON_ERRORS: Problems = (errors.BadRequest, errors.InvalidUserId, errors.Unauthorized,
+                           errors.DatabaseUnavailable)
 BODY_ERRORS: Problems = (errors.ValidationFailed, errors.PayloadTooLarge,
-                         errors.UnsupportedMediaType)
+                         errors.UnsupportedMediaType, errors.UnsupportedContentEncoding)
 GARMIN_ERRORS: Problems = (errors.GarminThrottled, errors.GarminBadResponse,
                            errors.GarminFailed, errors.GarminUnavailableProblem)
 
@@ -71,6 +85,11 @@ STATUS_SCHEMA = {
     },
 }
 
+MFA_RESULT = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"enum": ["SUCCESS"]}},
+}
 LOGIN_RESULT = {
     "type": "object",
     "required": ["status"],
@@ -81,6 +100,29 @@ LOGIN_RESULT = {
     },
 }
 
+# RFC 9457 problem details with the extension members `service.errors` classes add
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The path the problem happened on."},
+        "errors": {"type": "array", "description": "validation-error: each wrong field.",
+                   "items": {"type": "object", "required": ["field", "problem"],
+                             "additionalProperties": False,
+                             "properties": {"field": {"type": "string"},
+                                            "problem": {"type": "string"}}}},
+        "retry_after": {"type": "integer", "minimum": 0,
+                        "description": "Seconds to wait, as the Retry-After header says."},
+        "attempts_remaining": {"type": "integer", "minimum": 0,
+                               "description": "mfa-code-invalid: codes left to try."},
+        "failing": {"type": "array", "items": {"type": "string"},
+                    "description": "not-ready: the dependencies that are not ready."},
+    },
+}
+
 USER_HEADER = {
     "name": "X-User-Id", "in": "header", "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,64}$"},
@@ -88,21 +130,6 @@ USER_HEADER = {
 }
 
 
-JOB_SCHEMA = {
-    "type": "object",
-    "required": ["id", "kind", "trigger", "status"],
-    "properties": {
-        "id": {"type": "integer"},
-        "kind": {"enum": ["activities", "health"]},
-        "trigger": {"enum": ["scheduled", "manual"]},
-        "status": {"enum": ["PENDING", "RUNNING", "SUCCESS", "FAILED", "AUTH_EXPIRED",
-                            "RATE_LIMITED", "SKIPPED"]},
-        "created_at": DATETIME_OR_NULL, "started_at": DATETIME_OR_NULL,
-        "finished_at": DATETIME_OR_NULL,
-        "items_fetched": {"type": "integer"}, "items_upserted": {"type": "integer"},
-        "items_skipped": {"type": "integer"}, "error": {"type": ["string", "null"]},
-    },
-}
 SYNC_REQUEST = {
     "type": "object",
     "additionalProperties": False,
@@ -115,7 +142,8 @@ PAGING = [
      "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
     {"name": "cursor", "in": "query", "required": False,
      "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-     "description": "`next_cursor` of the previous page."},
+     "description": "`next_cursor` of the previous page, as it was issued (signed: "
+                    "any other value is a 400 bad-cursor problem)."},
 ]
 
 
@@ -146,7 +174,7 @@ def _operation(summary: str, responses: dict[str, Any], raises: Problems = (),
 
 
 def _body(fields: Any) -> dict[str, Any]:
-    return {"required": True,
+    return {"required": body_required(fields),
             "content": {"application/json": {"schema": object_schema(fields)}}}
 
 
@@ -156,12 +184,7 @@ def build_spec() -> dict[str, Any]:
         "info": {"title": "garmin-sync", "version": "1"},
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": {
-                "type": "object",
-                "required": ["type", "title", "status", "detail"],
-                "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                               "status": {"type": "integer"}, "detail": {"type": "string"}},
-            }},
+            "schemas": {"Problem": PROBLEM_SCHEMA},
         },
         "paths": {
             "/api/v1/garmin/session/login": {"post": _operation(
@@ -173,7 +196,7 @@ def build_spec() -> dict[str, Any]:
             )},
             "/api/v1/garmin/session/mfa": {"post": _operation(
                 "Finish a pending login with the MFA code.",
-                {"200": _json("Logged in.", LOGIN_RESULT)},
+                {"200": _json("Logged in.", MFA_RESULT)},
                 (errors.NoPendingMfa, errors.UserBusy, errors.WriteConflict, errors.MfaExpired,
                  errors.MfaUnreadable, errors.WrongMfaCode, *BODY_ERRORS, *GARMIN_ERRORS),
                 requestBody=_body(MFA_FIELDS),
@@ -188,19 +211,20 @@ def build_spec() -> dict[str, Any]:
                 "Start a manual sync of the user's activities and/or health data now.",
                 {"202": _json("Jobs created.", {
                     "type": "object", "required": ["jobs"],
-                    "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}})},
+                    "properties": {"jobs": {"type": "array", "items": JOB.schema()}}})},
                 (errors.NoSession, errors.UserBusy, errors.GarminThrottled, *BODY_ERRORS),
-                requestBody={"required": True,
+                requestBody={"required": False,
                              "content": {"application/json": {"schema": SYNC_REQUEST}}},
             )},
             "/api/v1/garmin/sync/jobs": {"get": _operation(
                 "The user's sync jobs, newest first.",
-                {"200": _json("A page of jobs.", _page(JOB_SCHEMA))},
+                {"200": _json("A page of jobs.", _page(JOB.schema()))}, (errors.BadCursor,),
                 parameters=[USER_HEADER, *PAGING],
             )},
             "/api/v1/garmin/activities": {"get": _operation(
                 "Synced activities, newest first.",
-                {"200": _json("A page of activities.", _page({"type": "object"}))},
+                {"200": _json("A page of activities.", _page(ACTIVITY.schema()))},
+                (errors.BadCursor,),
                 parameters=[USER_HEADER, _instant("since"), _instant("until"),
                             {"name": "type", "in": "query", "required": False,
                              "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
@@ -210,7 +234,7 @@ def build_spec() -> dict[str, Any]:
                 "Synced daily health summaries between two dates (at most 366 days).",
                 {"200": _json("Days in order.", {
                     "type": "object", "required": ["items"],
-                    "properties": {"items": {"type": "array", "items": {"type": "object"}}}})},
+                    "properties": {"items": {"type": "array", "items": DAY.schema()}}})},
                 parameters=[USER_HEADER, _query("from", "date", True), _query("to", "date", True)],
             )},
             "/api/v1/garmin/session": {"delete": _operation(
