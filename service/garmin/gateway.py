@@ -109,6 +109,12 @@ class GarminGateway:
         future.add_done_callback(self._never_started)
         return await asyncio.wrap_future(future)
 
+    @property
+    def engine_name(self) -> str | None:
+        """Which engine connects sessions (reported in `session.connected`)."""
+        name = getattr(self._engine, "name", None)
+        return name if isinstance(name, str) else None
+
     async def login(self, user_id: str, username: str, password: str) -> LoginResult:
         return await self._run("login", self._engine.login, user_id, username, password)
 

@@ -192,13 +192,14 @@ RESUME = sql.Sql(f"""
 """)  # noqa: S608 - only placeholders are formatted in
 
 
-async def resume_cursors(user_id: str, now: datetime, spread_seconds: float) -> None:
+async def resume_cursors(user_id: str, now: datetime, spread_seconds: float,
+                         connection: BaseDBAsyncClient | None = None) -> None:
     """After a login: make sure both kinds have a cursor and are due soon (spread out)."""
     values: list[Any] = []
     for kind in SyncKind:
         due = now + timedelta(seconds=random.uniform(0, spread_seconds))  # noqa: S311
         values += [user_id, kind.value, due]
-    await sql.execute(RESUME, values, sql.connection_of(SyncCursor))
+    await sql.execute(RESUME, values, connection or sql.connection_of(SyncCursor))
 
 
 async def resume_cursors_if_missing(user_id: str) -> None:
@@ -227,9 +228,13 @@ async def throttled_until(user_id: str, now: datetime) -> datetime | None:
     return until
 
 
-async def pause_cursors(user_id: str, reason: str) -> None:
+PAUSE = sql.Sql("UPDATE sync_cursor SET next_sync_at = NULL, last_error = ? WHERE user_id = ?")
+
+
+async def pause_cursors(user_id: str, reason: str,
+                        connection: BaseDBAsyncClient | None = None) -> None:
     """No scheduled syncs until a new login (the session is gone or expired)."""
-    await SyncCursor.filter(user_id=user_id).update(next_sync_at=None, last_error=reason[:200])
+    await sql.execute(PAUSE, [reason[:200], user_id], connection or sql.connection_of(SyncCursor))
 
 
 @dataclass(frozen=True)
@@ -317,9 +322,10 @@ async def cursor_succeeded(cursor: SyncCursor, synced: date, now: datetime,
     cursor.backoff_until, cursor.consecutive_failures, cursor.last_error = None, 0, None
 
 
-async def cursor_failed(cursor: SyncCursor, failures: int, until: datetime, error: str) -> None:
+async def cursor_failed(cursor: SyncCursor, failures: int, until: datetime, error: str,
+                        connection: BaseDBAsyncClient | None = None) -> None:
     await sql.execute(CURSOR_FAILED, [failures, until, error[:200], cursor.id],
-                      sql.connection_of(SyncCursor))
+                      connection or sql.connection_of(SyncCursor))
     cursor.consecutive_failures, cursor.backoff_until = failures, until
     cursor.last_error = error[:200]
 
