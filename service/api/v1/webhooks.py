@@ -64,7 +64,7 @@ def _positive_int(text: str, name: str, maximum: int) -> int:
 async def list_deliveries(request: web.Request) -> web.Response:
     status_text = request.query.get("status")
     status: DeliveryStatus | None = None
-    if status_text:
+    if status_text is not None:
         try:
             status = DeliveryStatus(status_text)
         except ValueError:
@@ -72,7 +72,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     limit = _positive_int(request.query.get("limit", str(DEFAULT_LIMIT)), "limit", MAX_LIMIT)
     cursor = request.query.get("cursor")
     before = None
-    if cursor:
+    if cursor is not None:
         if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_ID:
             raise BadRequest("The cursor is not one this API returned.")
         before = int(cursor)
