@@ -14,7 +14,7 @@ from datetime import date, datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from service.models import SyncJob, SyncKind
-from service.store.sync import Changed
+from service.store.upserts import Changed
 from service.webhooks import events
 from service.webhooks.outbox import Outbox
 
