@@ -272,8 +272,9 @@ async def _nothing_pending() -> bool:
 
 
 @pytest.fixture
-async def world(sandbox: Sandbox, make_config: Callable[..., Config],
-                start_api: StartApi, receiver: Receiver) -> World:
+async def world(receiver: Receiver, sandbox: Sandbox, make_config: Callable[..., Config],
+                start_api: StartApi) -> World:
+    # `receiver` first: set up before the app, so it stops after the app's dispatcher
     """A connected and synced (both kinds), with webhooks on; A owns rows in every table."""
     api = await start_api(make_config(
         sync={"backfill_days": 3}, auth={"api_keys": [API_KEY, OTHER_KEY]},

@@ -304,11 +304,12 @@ async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
         # every event reached the receiver (no delivery is left pending)
         db.activate(api.app[DB_CONTEXT])
         await eventually(_deliveries_done, 30, "the webhook deliveries")
+        final_rows = await captures.checkpoint(api)
+        await api.client.close()  # every write is in the files, the WAL checkpointed
     finally:
+        # after the app (and its dispatcher's connections) closed
         await hook_receiver.stop()
     assert hook_receiver.bad == [] and len(hook_receiver.delivered()) >= 10
-    final_rows = await captures.checkpoint(api)
-    await api.client.close()  # every write is in the files, the WAL checkpointed
     captures.read_files("after shutdown")
     log_text = captures.log_stream.getvalue()
     wanted = every_secret(sandbox, encryption_key, database_url)

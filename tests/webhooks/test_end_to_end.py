@@ -1,5 +1,6 @@
 """The wired feature: the app emits each event with the change it reports, and its own
-dispatcher delivers it, signed, to a verifying receiver (tests/webhooks/conftest.py).
+dispatcher delivers it, signed, to a verifying receiver (tests/webhooks/conftest.py). The
+receiver is each test's first fixture, so it stops only after the app and its dispatcher.
 
 Absence is checked without waiting out time: a user's events reach an endpoint in commit
 order, so once a later event arrived, an earlier one that was never sent cannot come; the
@@ -49,8 +50,8 @@ async def stored_types(api: Api, user: str = USER) -> list[str]:
 
 
 async def test_login_syncs_and_disconnect_each_send_their_event(
-    make_config: MakeConfig, start_api: Callable[..., Any], sandbox: Sandbox,
-    receiver: Receiver,
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox,
 ) -> None:
     api: Api = await start_api(make_config(webhooks=hooks(receiver)))
     await connect(api, sandbox, USER, ALICE, activities_per_day=2, history_days=5)
@@ -93,8 +94,8 @@ async def test_login_syncs_and_disconnect_each_send_their_event(
 
 
 async def test_a_session_garmin_revokes_during_scheduled_syncs_expires_with_one_event(
-    make_config: MakeConfig, start_api: Callable[..., Any], sandbox: Sandbox,
-    receiver: Receiver,
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox,
 ) -> None:
     config = make_config(webhooks=hooks(receiver), sync={
         "enabled": True, "tick_seconds": 0.05, "initial_spread_seconds": 0,
@@ -128,8 +129,8 @@ async def test_a_session_garmin_revokes_during_scheduled_syncs_expires_with_one_
 
 
 async def test_failures_send_failing_once_and_the_next_success_recovered(
-    make_config: MakeConfig, start_api: Callable[..., Any], sandbox: Sandbox,
-    receiver: Receiver,
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox,
 ) -> None:
     api: Api = await start_api(make_config(webhooks=hooks(receiver, failing_after=2)))
     await connect(api, sandbox, USER, ALICE)

@@ -27,7 +27,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def test_three_replicas_deliver_every_event_once_in_each_users_order(
-    cluster: Cluster, receiver: Receiver
+    receiver: Receiver, cluster: Cluster
 ) -> None:
     cluster.settings.update({
         "WEBHOOKS_ENABLED": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
