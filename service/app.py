@@ -1,9 +1,10 @@
 """The app factory: `create_app(config)` wires routes, middlewares and resources.
 
 Every resource is tied to the app with `cleanup_ctx`, opened in order on startup and closed
-in reverse on shutdown: database (after migrations), Garmin gateway (thread pool), domain
-services, and (with metrics on) the event-loop lag watcher. Each app instance has its own
-Prometheus registry (`METRICS`), never prometheus-client's global one.
+in reverse on shutdown: database (after migrations), webhook dispatcher (when enabled),
+Garmin gateway (thread pool), domain services, and (with metrics on) the event-loop lag
+watcher. Each app instance has its own Prometheus registry (`METRICS`), never
+prometheus-client's global one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from service.api import probes, v1
 from service.api.cursors import CURSORS, PURPOSE, Cursors
 from service.api.middleware import METRICS_PATH, edge_middleware
 from service.api.parsing import MAX_BODY_BYTES
+from service.api.v1 import webhooks
 from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config
 from service.crypto import build_cipher
@@ -35,6 +37,7 @@ from service.keys import (
     GATEWAY,
     LEASES,
     METRICS,
+    OUTBOX,
     RUNNER,
     SCHEDULER,
     SESSIONS,
@@ -46,6 +49,8 @@ from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SqliteSchedulerLock, SyncScheduler
 from service.sync.service import SyncService
+from service.webhooks.config import WebhooksConfig
+from service.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +117,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     clock = app[CLOCK]
     leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds, clock.now)
     app[LEASES] = leases
-    app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases, clock)
+    app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases, clock,
+                                   app[OUTBOX])
     runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, clock.now,
-                        metrics=app[METRICS])
+                        metrics=app[METRICS], outbox=app[OUTBOX])
     scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT], clock.now)
     app[METRICS].watch_sync_jobs(lambda: scheduler.active_jobs)
     runner.on_user_changed = app[SESSIONS].status_cache.forget
@@ -148,6 +154,8 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = clock
     app[METRICS] = metrics
+    # checked here, so a bad endpoint or secret stops startup naming the key
+    app[OUTBOX] = Outbox(WebhooksConfig.from_section(config.webhooks))
     app[CIPHER] = build_cipher(config.security.encryption_keys,
                                is_sqlite=config.database.is_sqlite,
                                data_dir=config.security.data_dir)
@@ -157,7 +165,8 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     if config.metrics.enabled:
         app.router.add_get(METRICS_PATH, probes.metrics)
     v1.add_routes(app)
-    app.cleanup_ctx.extend([database_ctx, garmin_ctx, services_ctx])
+    # the dispatcher stops after the scheduler drained (whose last jobs may emit events)
+    app.cleanup_ctx.extend([database_ctx, webhooks.dispatcher_ctx, garmin_ctx, services_ctx])
     if config.metrics.enabled:
         app.cleanup_ctx.append(loop_lag_ctx(metrics))
     return app

@@ -37,9 +37,7 @@ APP_LABEL = "models"
 # transactions can hold every connection of the main pool while the loop is busy.
 READS = "reads"
 READS_POOL_SIZE = 2
-# the webhook outbox's models sit apart from `service.models`' exports until events are
-# emitted by the session and sync code (tests enumerate that package's models as user data)
-MODEL_MODULES = ["service.models", "service.models.webhooks"]
+MODEL_MODULES = ["service.models"]
 MIGRATIONS_ENV = "GARMIN_SYNC_MIGRATIONS_DIR"
 
 

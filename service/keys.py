@@ -15,6 +15,7 @@ from service.store.leases import UserLeases
 from service.sync.runner import SyncRunner
 from service.sync.scheduler import SyncScheduler
 from service.sync.service import SyncService
+from service.webhooks.outbox import Outbox
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -27,3 +28,4 @@ RUNNER = web.AppKey("sync_runner", SyncRunner)
 SCHEDULER = web.AppKey("sync_scheduler", SyncScheduler)
 SYNC = web.AppKey("sync_service", SyncService)
 METRICS = web.AppKey("metrics", Metrics)
+OUTBOX = web.AppKey("webhook_outbox", Outbox)

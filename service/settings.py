@@ -15,6 +15,7 @@ be written) is a `StartupError` naming the key and its variable (exit code 1).
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import typing
@@ -188,12 +189,31 @@ def _as_list(value: Any) -> tuple[str, ...]:
     raise ValueError("must be a list of strings (comma-separated in the environment)")
 
 
+def _as_mappings(value: Any) -> tuple[dict[str, Any], ...]:
+    """A YAML list of mappings, or the same list written as JSON (the environment's form).
+    The value never enters the message: it may hold secrets."""
+    if isinstance(value, str):
+        if not value.strip():
+            return ()
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("is not valid JSON") from None
+    if isinstance(value, list | tuple) and all(isinstance(item, dict) for item in value):
+        return tuple(dict(item) for item in value)
+    raise ValueError("must be a list of mappings (a JSON list in the environment)")
+
+
+# a list of mappings; its items are checked by the section's consumer
+Mappings = tuple[dict[str, Any], ...]
 _PARSERS: dict[Any, Parser] = {
     str: _as_str, int: _as_int, float: _as_float, bool: _as_bool, tuple[str, ...]: _as_list,
+    Mappings: _as_mappings,
 }
 TYPE_NAMES: dict[Any, str] = {
     str: "string", int: "integer", float: "number", bool: "boolean (true/false)",
     tuple[str, ...]: "list of strings (comma-separated in the environment)",
+    Mappings: "list of mappings (a JSON list in the environment)",
 }
 
 

@@ -11,8 +11,9 @@ the same steps in the same order:
    it hung up first);
 3. problems: whatever a step below raises becomes problem+json (`error_response`);
 4. database: bind the app's Tortoise context to the request's task;
-5. auth: every /api/v1 route needs an API key and a user id (`/metrics` the key alone when
-   `metrics.require_auth` is set); probes and the OpenAPI document stay open;
+5. auth: every /api/v1 route needs an API key and a user id, except the operator routes
+   under `/api/v1/webhooks/` (the key alone; `/metrics` too when `metrics.require_auth` is
+   set); probes and the OpenAPI document stay open;
 6. content encoding: a body in any encoding but identity is refused before it is read.
 
 Whatever can be worked out before the first request (the encoded API keys, the metrics
@@ -66,6 +67,9 @@ USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
 USER_ID = web.RequestKey("user_id", str)
 API_PREFIX = "/api/"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/api/v1/openapi.json"})
+# operator routes: they act on no single user, so the API key alone (every key holder is an
+# operator today; see docs/webhooks.md)
+OPERATOR_PREFIX = "/api/v1/webhooks/"
 METRICS_PATH = "/metrics"
 NO_KEY_CONFIGURED = ("No API key is configured on the server, so every call is refused: its "
                      "operator sets auth.api_keys (GARMIN_SYNC_AUTH_API_KEYS).")
@@ -243,7 +247,9 @@ def edge_middleware(config: Config, metrics: Metrics | None) -> Middleware:
                 if ctx is not None:
                     db.activate(ctx)
                 path = request.path
-                if path.startswith(API_PREFIX) and path not in PUBLIC_PATHS:
+                if path.startswith(OPERATOR_PREFIX):
+                    check_api_key(request, keys)
+                elif path.startswith(API_PREFIX) and path not in PUBLIC_PATHS:
                     user_id = authenticate(request, keys)
                     request[USER_ID] = user_id
                     logs.user_id.set(user_id)

@@ -17,10 +17,18 @@ from service.models.sync import (
     SyncKind,
     UserLease,
 )
+from service.models.webhooks import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSyncHealth,
+    WebhookUserSequence,
+)
 
 __all__ = [
     "Activity",
     "DailyHealth",
+    "DeliveryStatus",
     "GarminAuthenticationState",
     "JobStatus",
     "JobTrigger",
@@ -29,6 +37,10 @@ __all__ = [
     "SyncJob",
     "SyncKind",
     "UserLease",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSyncHealth",
+    "WebhookUserSequence",
     "mfa_live",
     "status_expression",
     "status_of",

@@ -52,7 +52,7 @@ async def _rotate_row(
         if changes is None:
             report.current += 1
             return
-        if await store.compare_and_set(row, **changes):
+        if await store.compare_and_set(row, None, **changes):
             report.reencrypted += 1
             return
         fresh = await store.load(row.user_id)

@@ -33,13 +33,18 @@ from service.garmin import (
     MfaChallengeLost,
     MfaCodeInvalid,
     RateLimited,
+    engine_of,
 )
 from service.models import GarminAuthenticationState, SessionStatus
 from service.sessions.status import StatusChecks
 from service.store import sessions as store
+from service.store import sql
 from service.store import sync as sync_store
 from service.store.leases import UserLeases
 from service.store.vault import MFA, SESSION, SessionVault
+from service.webhooks import events
+from service.webhooks.config import WebhooksConfig
+from service.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +66,10 @@ class SessionService(StatusChecks):
         cipher: Cipher,
         leases: UserLeases,
         clock: Clock = SYSTEM_CLOCK,
+        outbox: Outbox | None = None,
     ) -> None:
-        super().__init__(config, gateway, SessionVault(cipher), clock)
+        super().__init__(config, gateway, SessionVault(cipher), clock,
+                         outbox or Outbox(WebhooksConfig()))
         self._leases = leases
 
     # --- helpers ------------------------------------------------------------------------
@@ -144,9 +151,18 @@ class SessionService(StatusChecks):
                    "connected_at": started, "last_validated": self._clock(),
                    "login_cooldown_until": None, **self._mfa_cleared()}
         for _ in range(5):
-            if await store.compare_and_set(row, **changes):
-                await sync_store.resume_cursors(row.user_id, self._clock(),
-                                                self._config.sync.initial_spread_seconds)
+            async with sql.transaction(GarminAuthenticationState) as connection:
+                if await store.compare_and_set(row, connection, **changes):
+                    await sync_store.resume_cursors(row.user_id, self._clock(),
+                                                    self._config.sync.initial_spread_seconds,
+                                                    connection)
+                    emitted = await self._outbox.emit(connection, events.session_connected(
+                        row.user_id, self._clock(), engine_of(session)))
+                    written = True
+                else:
+                    written = False
+            if written:
+                self._outbox.committed(emitted)
                 return
             fresh = await store.load_or_create(row.user_id)
             if fresh.connected_at and fresh.connected_at > started:
@@ -202,8 +218,13 @@ class SessionService(StatusChecks):
 
     async def disconnect(self, user_id: str) -> None:
         async def remove() -> None:
-            await sync_store.pause_cursors(user_id, "disconnected")
-            if await store.delete(user_id):
-                log.info("user %s disconnected their Garmin session", user_id)
+            emitted = None
+            async with sql.transaction(GarminAuthenticationState) as connection:
+                await sync_store.pause_cursors(user_id, "disconnected", connection)
+                if await store.delete(user_id, connection):
+                    emitted = await self._outbox.emit(
+                        connection, events.session_disconnected(user_id, self._clock()))
+                    log.info("user %s disconnected their Garmin session", user_id)
+            self._outbox.committed(emitted)
 
         await self._exclusive(user_id, "disconnect", remove)

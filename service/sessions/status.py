@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from service.clock import Clock, Monotonic
 from service.config import Config
 from service.crypto import DecryptionError
@@ -25,6 +27,8 @@ from service.models import GarminAuthenticationState, SessionStatus, mfa_live, s
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from service.store.vault import SESSION, SessionVault
+from service.webhooks import events
+from service.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,9 @@ class StatusChecks:
     adds the user's own actions, which forget the user's cached answer)."""
 
     def __init__(self, config: Config, gateway: GarminGateway, vault: SessionVault,
-                 clock: Clock) -> None:
+                 clock: Clock, outbox: Outbox) -> None:
         self._config = config
+        self._outbox = outbox
         self._gateway = gateway
         self._vault = vault
         self._clock = clock.now
@@ -204,8 +209,16 @@ class StatusChecks:
         return self._view(row, "live")
 
     async def _expire(self, row: GarminAuthenticationState, reason: str) -> StatusView:
-        """Garmin rejected the session for good: clear it, unless a new login replaced it."""
-        if await self._vault.expire(row, reason):
+        """Garmin rejected the session for good: clear it, unless a new login replaced it
+        (`session.expired` is written with the expiry, by whichever check made it)."""
+        event = events.session_expired(row.user_id, self._clock(), reason)
+        emitted: list[str | None] = []
+
+        async def report(connection: BaseDBAsyncClient) -> None:
+            emitted.append(await self._outbox.emit(connection, event))
+
+        if await self._vault.expire(row, reason, report):
+            self._outbox.committed(*emitted)
             return self._view(row, "live")
         return self._view(await store.load(row.user_id), "live")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
@@ -19,6 +20,7 @@ from service.models import GarminAuthenticationState, SyncCursor
 from service.store import sql
 
 LOAD = sql.Sql("SELECT * FROM garmin_authentication_state WHERE user_id = ?")
+DELETE = sql.Sql("DELETE FROM garmin_authentication_state WHERE user_id = ?")
 _AUTH_COLUMNS = tuple(GarminAuthenticationState._meta.fields_db_projection.values())
 _CURSOR_COLUMNS = tuple(SyncCursor._meta.fields_db_projection.values())
 # one row per cursor, or one row of NULLs on the side that has none
@@ -59,10 +61,12 @@ def _compare_and_set_sql(names: tuple[str, ...]) -> sql.Sql:
                    "WHERE user_id = ? AND version = ?")
 
 
-async def compare_and_set(row: GarminAuthenticationState, **changes: Any) -> bool:
+async def compare_and_set(row: GarminAuthenticationState,
+                          connection: BaseDBAsyncClient | None = None, **changes: Any) -> bool:
     """Write `changes` only if the row still has the version we read; bump the version.
 
     On success the in-memory row reflects the write, so callers can answer from it.
+    `connection`: the caller's transaction (a change and the event that reports it).
     """
     changes["updated_at"] = utcnow()
     names = tuple(changes)
@@ -72,7 +76,7 @@ async def compare_and_set(row: GarminAuthenticationState, **changes: Any) -> boo
                  for name in names]
     values = [row.version + 1, *converted, row.user_id, row.version]
     updated = await sql.execute(_compare_and_set_sql(names), values,
-                                sql.connection_of(GarminAuthenticationState))
+                                connection or sql.connection_of(GarminAuthenticationState))
     if not updated:
         return False
     for name, value in changes.items():
@@ -89,8 +93,9 @@ async def force_update(user_id: str, **changes: Any) -> None:
     )
 
 
-async def delete(user_id: str) -> int:
-    return await GarminAuthenticationState.filter(user_id=user_id).delete()
+async def delete(user_id: str, connection: BaseDBAsyncClient | None = None) -> int:
+    return await sql.execute(DELETE, [user_id],
+                             connection or sql.connection_of(GarminAuthenticationState))
 
 
 async def load_for_status(

@@ -1,8 +1,7 @@
 """Persistence for sync: idempotent upserts, cursors, jobs.
 
-Upserts use one `INSERT ... ON CONFLICT (natural key) DO UPDATE` statement, run for all the
-rows of a job at once (`executemany`), on SQLite and PostgreSQL alike, so running the same
-sync twice changes no row count.
+The upserts live in `service.store.upserts` (re-exported here): they write only rows that
+changed and say which.
 
 What every job and every scheduler pass runs is hand-written SQL (`service.store.sql`):
 with Tortoise building each query, the bookkeeping cost more CPU than the job's own work.
@@ -12,7 +11,7 @@ The rarer paths (pausing, resuming, listing) stay on Tortoise's query API.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -21,8 +20,6 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from service.models import (
-    Activity,
-    DailyHealth,
     JobStatus,
     JobTrigger,
     SyncCursor,
@@ -31,81 +28,11 @@ from service.models import (
 )
 from service.store import sql
 
-ACTIVITY_KEY = ["user_id", "garmin_activity_id"]
-ACTIVITY_UPDATE = [
-    "activity_type", "name", "start_time_utc", "start_time_local", "duration_seconds",
-    "distance_meters", "calories", "average_hr", "max_hr", "elevation_gain", "raw_json",
-    "updated_at",
-]
-DAY_KEY = ["user_id", "calendar_date"]
-DAY_UPDATE = [
-    "steps", "resting_hr", "sleep_seconds", "sleep_score", "average_stress",
-    "body_battery_high", "body_battery_low", "hrv_last_night", "raw_json", "updated_at",
-]
-
-
-def _upsert_sql(table: str, key: list[str], update: list[str]) -> tuple[sql.Sql, list[str]]:
-    """`INSERT ... ON CONFLICT (key) DO UPDATE` of every column; `first_seen` is kept."""
-    columns = [*key, *(name for name in update if name != "updated_at"), "first_seen",
-               "updated_at"]
-    names = ", ".join(f'"{name}"' for name in columns)
-    marks = ", ".join("?" for _ in columns)
-    conflict = ", ".join(f'"{name}"' for name in key)
-    changes = ", ".join(f'"{name}" = excluded."{name}"' for name in update)
-    # built from the constant column lists above; values only ever go in as parameters
-    return sql.Sql(f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '  # noqa: S608
-                   f"ON CONFLICT ({conflict}) DO UPDATE SET {changes}"), columns
-
-
-UPSERT_ACTIVITY, ACTIVITY_COLUMNS = _upsert_sql("activity", ACTIVITY_KEY, ACTIVITY_UPDATE)
-UPSERT_DAY, DAY_COLUMNS = _upsert_sql("daily_health", DAY_KEY, DAY_UPDATE)
-
-
-@dataclass(frozen=True)
-class Upsert:
-    """An upsert's statement and parameter rows, built before its transaction begins."""
-
-    statement: sql.Sql
-    values: list[list[Any]]
-
-    async def run(self, connection: BaseDBAsyncClient) -> int:
-        if self.values:
-            await sql.execute_many(self.statement, self.values, connection)
-        return len(self.values)
-
-
-def _upsert(statement: sql.Sql, columns: list[str], json_field: Any, user_id: str,
-            rows: Iterable[dict[str, Any]], now: datetime) -> Upsert:
-    """Rows as `service.sync.parsing` makes them; the raw JSON is encoded as Tortoise does."""
-    values = []
-    for row in rows:
-        fields = {**row, "user_id": user_id, "first_seen": now, "updated_at": now,
-                  "raw_json": json_field.to_db_value(row["raw_json"], json_field.model)}
-        values.append([fields[name] for name in columns])
-    return Upsert(statement, values)
-
-
-def upsert_of(kind: SyncKind, user_id: str, rows: Iterable[dict[str, Any]],
-              now: datetime) -> Upsert:
-    """The activities or days of one job, ready to run inside its transaction."""
-    if kind == SyncKind.ACTIVITIES:
-        return _upsert(UPSERT_ACTIVITY, ACTIVITY_COLUMNS, Activity._meta.fields_map["raw_json"],
-                       user_id, rows, now)
-    return _upsert(UPSERT_DAY, DAY_COLUMNS, DailyHealth._meta.fields_map["raw_json"], user_id,
-                   rows, now)
-
-
-async def upsert_activities(
-    user_id: str, rows: Iterable[dict[str, Any]], now: datetime, connection: BaseDBAsyncClient
-) -> int:
-    return await upsert_of(SyncKind.ACTIVITIES, user_id, rows, now).run(connection)
-
-
-async def upsert_days(
-    user_id: str, rows: Iterable[dict[str, Any]], now: datetime, connection: BaseDBAsyncClient
-) -> int:
-    return await upsert_of(SyncKind.HEALTH, user_id, rows, now).run(connection)
-
+# the job's upserts, where callers of the sync store have always found them
+from service.store.upserts import ACTIVITY_UPDATE as ACTIVITY_UPDATE
+from service.store.upserts import upsert_activities as upsert_activities
+from service.store.upserts import upsert_days as upsert_days
+from service.store.upserts import upsert_of as upsert_of
 
 # --- cursors ----------------------------------------------------------------------------
 
@@ -119,13 +46,14 @@ RESUME = sql.Sql(f"""
 """)  # noqa: S608 - only placeholders are formatted in
 
 
-async def resume_cursors(user_id: str, now: datetime, spread_seconds: float) -> None:
+async def resume_cursors(user_id: str, now: datetime, spread_seconds: float,
+                         connection: BaseDBAsyncClient | None = None) -> None:
     """After a login: make sure both kinds have a cursor and are due soon (spread out)."""
     values: list[Any] = []
     for kind in SyncKind:
         due = now + timedelta(seconds=random.uniform(0, spread_seconds))  # noqa: S311
         values += [user_id, kind.value, due]
-    await sql.execute(RESUME, values, sql.connection_of(SyncCursor))
+    await sql.execute(RESUME, values, connection or sql.connection_of(SyncCursor))
 
 
 async def resume_cursors_if_missing(user_id: str) -> None:
@@ -154,9 +82,13 @@ async def throttled_until(user_id: str, now: datetime) -> datetime | None:
     return until
 
 
-async def pause_cursors(user_id: str, reason: str) -> None:
+PAUSE = sql.Sql("UPDATE sync_cursor SET next_sync_at = NULL, last_error = ? WHERE user_id = ?")
+
+
+async def pause_cursors(user_id: str, reason: str,
+                        connection: BaseDBAsyncClient | None = None) -> None:
     """No scheduled syncs until a new login (the session is gone or expired)."""
-    await SyncCursor.filter(user_id=user_id).update(next_sync_at=None, last_error=reason[:200])
+    await sql.execute(PAUSE, [reason[:200], user_id], connection or sql.connection_of(SyncCursor))
 
 
 @dataclass(frozen=True)
@@ -244,9 +176,10 @@ async def cursor_succeeded(cursor: SyncCursor, synced: date, now: datetime,
     cursor.backoff_until, cursor.consecutive_failures, cursor.last_error = None, 0, None
 
 
-async def cursor_failed(cursor: SyncCursor, failures: int, until: datetime, error: str) -> None:
+async def cursor_failed(cursor: SyncCursor, failures: int, until: datetime, error: str,
+                        connection: BaseDBAsyncClient | None = None) -> None:
     await sql.execute(CURSOR_FAILED, [failures, until, error[:200], cursor.id],
-                      sql.connection_of(SyncCursor))
+                      connection or sql.connection_of(SyncCursor))
     cursor.consecutive_failures, cursor.backoff_until = failures, until
     cursor.last_error = error[:200]
 

@@ -8,13 +8,20 @@ session: clear it and stop scheduling".
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from service.crypto import Cipher
 from service.models import GarminAuthenticationState, SessionStatus
 from service.store import sessions as store
+from service.store import sql
 from service.store import sync as sync_store
 
 log = logging.getLogger(__name__)
+
+# a write the caller adds to a change's transaction (the event that reports it)
+InTransaction = Callable[[BaseDBAsyncClient], Awaitable[object]]
 
 SESSION = "session_data"
 MFA = "mfa_state"
@@ -43,15 +50,21 @@ class SessionVault:
         log.info("user %s: session changed while in use; dropped the stale copy", row.user_id)
         return False
 
-    async def expire(self, row: GarminAuthenticationState, reason: str) -> bool:
+    async def expire(self, row: GarminAuthenticationState, reason: str,
+                     then: InTransaction | None = None) -> bool:
         """Garmin rejected the session for good: clear it and pause scheduled syncs.
 
-        False when a new login replaced the row meanwhile (it keeps its session).
+        False when a new login, or another replica's expiry, changed the row meanwhile (it
+        keeps its state). Only the write that expired the row runs `then` (the
+        `session.expired` event), inside the same transaction: one event per expiry.
         """
-        if not await store.compare_and_set(row, session_data=None,
-                                           status=SessionStatus.EXPIRED,
-                                           status_reason=reason[:200]):
-            return False
-        await sync_store.pause_cursors(row.user_id, "Garmin session expired")
+        async with sql.transaction(GarminAuthenticationState) as connection:
+            if not await store.compare_and_set(row, connection, session_data=None,
+                                               status=SessionStatus.EXPIRED,
+                                               status_reason=reason[:200]):
+                return False
+            await sync_store.pause_cursors(row.user_id, "Garmin session expired", connection)
+            if then is not None:
+                await then(connection)
         log.warning("user %s: Garmin rejected the session (%s)", row.user_id, reason)
         return True

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from service import logs
 from service.clock import Now, utcnow
 from service.config import SyncConfig
@@ -53,8 +55,11 @@ from service.store import sql
 from service.store import sync as store
 from service.store.leases import Lease, LeaseLost, UserLeases
 from service.store.vault import SESSION, SessionVault
+from service.sync import reports
 from service.sync.joblog import JobNote, log_job_end
 from service.sync.parsing import MalformedItem, activity_fields, day_fields
+from service.webhooks.config import WebhooksConfig
+from service.webhooks.outbox import Outbox
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
@@ -113,8 +118,10 @@ class SyncRunner:
         leases: UserLeases,
         clock: Now = utcnow,
         metrics: Metrics | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._config = config
+        self._outbox = outbox or Outbox(WebhooksConfig())
         self._gateway = gateway
         self._vault = SessionVault(cipher)
         self._leases = leases
@@ -284,7 +291,7 @@ class SyncRunner:
             run.note.reason = exc.outcome
             if not await self._leases.renew(lease):
                 raise LeaseLost(f"lease of user {job.user_id} was lost") from None
-            await self._vault.expire(row, exc.detail)
+            await self._expire(row, exc.detail)
             await self._finish(job, JobStatus.AUTH_EXPIRED, exc.detail)
             return
         except GarminError as exc:
@@ -295,6 +302,18 @@ class SyncRunner:
             return
         await self._write_back(row, usage.refreshed_session)
         await self._store_results(job, run, cursor, plan, usage.value, following)
+
+    async def _expire(self, row: GarminAuthenticationState, reason: str) -> None:
+        """Clear the rejected session; the write that expired it reports `session.expired`
+        (another replica's, or a status check's, expiry came first otherwise)."""
+        emitted: list[str | None] = []
+
+        async def report(connection: BaseDBAsyncClient) -> None:
+            emitted.append(await reports.session_expired(self._outbox, connection,
+                                                         row.user_id, reason, self._clock()))
+
+        await self._vault.expire(row, reason, report)
+        self._outbox.committed(*emitted)
 
     def _work(self, kind: SyncKind, plan: Plan,
               note: JobNote) -> Callable[[SessionCalls], Awaitable[Any]]:
@@ -330,10 +349,16 @@ class SyncRunner:
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
-        until = self._clock() + self.backoff(failures, retry_after)
-        await store.cursor_failed(cursor, failures, until, error.detail)
+        now = self._clock()
+        until = now + self.backoff(failures, retry_after)
         status = JobStatus.RATE_LIMITED if isinstance(error, RateLimited) else JobStatus.FAILED
-        await self._finish(job, status, error.detail)
+        async with sql.transaction(SyncJob) as connection:
+            await store.cursor_failed(cursor, failures, until, error.detail, connection)
+            await store.finish_job(job, status, now, error.detail, connection)
+            emitted = await reports.job_failed(self._outbox, connection, job, now,
+                                               status == JobStatus.RATE_LIMITED)
+        self._outbox.committed(emitted)
+        self._count(job, status)
 
     async def _store_results(self, job: SyncJob, run: _Run, cursor: SyncCursor, plan: Plan,
                              raw: Any, following: SyncJob | None) -> None:
@@ -348,11 +373,14 @@ class SyncRunner:
         lease, worker = run.lease, self._leases.worker_id
         async with sql.transaction(SyncJob) as connection:
             await self._leases.fence(lease, connection, release=following is None)
-            job.items_upserted = await upsert.run(connection)
+            changed = await upsert.apply(connection)
+            job.items_upserted = len(upsert.values)
             await store.cursor_succeeded(cursor, plan.last_day, now, connection)
             await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
             if following is not None:
                 await store.start_job(following, now, worker, lease.token, connection)
+            emitted = await reports.job_stored(self._outbox, connection, job, changed, now)
+        self._outbox.committed(*emitted)
         run.proven = True
         if following is None:
             run.released = True

@@ -1,8 +1,8 @@
-"""Webhook settings: one frozen dataclass, parsed and validated from a plain mapping.
+"""Webhook settings: the `webhooks` configuration section with its endpoints checked.
 
-`WebhooksConfig.from_mapping(values, env)` takes the `webhooks` section of the configuration
-file; `GARMIN_SYNC_WEBHOOKS_ENDPOINTS` in `env`, when set, replaces `endpoints` with the
-same list written as JSON. Secrets stay out of every `repr`, so a logged config shows none.
+Every key is declared once, in `service.config.WebhooksConfig`;
+`GARMIN_SYNC_WEBHOOKS_ENDPOINTS`, when set, replaces `endpoints` with the same list written
+as JSON. Secrets stay out of every `repr` and every error, so a logged config shows none.
 """
 
 from __future__ import annotations
@@ -10,23 +10,25 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from service.config import ConfigError
+from service.config import WebhooksConfig as WebhooksSection
+from service.settings import build_section, env_name_of
 from service.webhooks.events import EVENT_TYPES
 
-ENDPOINTS_ENV = "GARMIN_SYNC_WEBHOOKS_ENDPOINTS"
+SECTION = "webhooks"
+ENDPOINTS_ENV = env_name_of(f"{SECTION}.endpoints")
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 # the Standard Webhooks spec: a symmetric secret of 24 to 64 random bytes
 SECRET_BYTES = (24, 64)
 ENDPOINT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_URL_LENGTH = 2048
-SECTION = "webhooks"
 
 
 @dataclass(frozen=True)
@@ -44,52 +46,41 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class WebhooksConfig:
-    enabled: bool = False
-    endpoints: tuple[Endpoint, ...] = ()
-    # non-429 failures of one kind in a row before `sync.failing`
-    failing_after: int = 3
-    # attempts per delivery, and the age past which no attempt is made (about a day)
-    max_attempts: int = 14
-    max_age_seconds: float = 86_400.0
-    # the wait after the first failed attempt, doubled after each failure up to the cap
-    backoff_base_seconds: float = 30.0
-    backoff_max_seconds: float = 4 * 3600.0
-    connect_timeout_seconds: float = 5.0
-    timeout_seconds: float = 10.0
-    concurrency: int = 8
-    allow_private_targets: bool = False
-    poll_seconds: float = 1.0
-    # how long a dispatcher owns a claimed delivery before another may take it
-    lease_seconds: float = 60.0
-    # at most this many Garmin activity ids in one `activities.synced`
-    max_ids_per_event: int = 100
+class WebhooksConfig(WebhooksSection):
+    """The `webhooks` section (every key declared once, in `service.config`) with its
+    endpoints parsed and checked; built by `from_section`, or `from_mapping` for a plain
+    mapping."""
+
+    # the section holds the raw list of mappings; here each one is an `Endpoint`
+    endpoints: tuple[Endpoint, ...] = ()  # type: ignore[assignment]
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None,
-                     env: Mapping[str, str] | None = None) -> WebhooksConfig:
-        """Parse and check the `webhooks` section; raises `ConfigError` naming the bad key."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"{SECTION}.{key}", "unknown key")
-        raw_endpoints: Any = values.pop("endpoints", [])
-        if env is not None and env.get(ENDPOINTS_ENV):
-            try:
-                raw_endpoints = json.loads(env[ENDPOINTS_ENV])
-            except ValueError:
-                raise ConfigError(ENDPOINTS_ENV, "is not valid JSON") from None
-        parsed: dict[str, Any] = {"endpoints": _endpoints(raw_endpoints)}
-        defaults = cls()
-        for key, value in values.items():
-            parsed[key] = _typed(key, value, getattr(defaults, key))
-        config = cls(**parsed)
+    def from_section(cls, section: WebhooksSection) -> WebhooksConfig:
+        """Check the endpoints and the rules between keys; raises `ConfigError`."""
+        values = {item.name: getattr(section, item.name) for item in fields(WebhooksSection)}
+        values["endpoints"] = _endpoints(list(section.endpoints))
+        config = cls(**values)
         config._check()
         return config
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None,
+                     env: Mapping[str, str] | None = None) -> WebhooksConfig:
+        """Parse and check a `webhooks` section given as a mapping (file values must have
+        their YAML types); `env` overrides as the configuration loader does."""
+        values = dict(values or {})
+        defaults = WebhooksSection()
+        for key, value in values.items():
+            if key not in WebhooksSection.__dataclass_fields__:
+                raise ConfigError(f"{SECTION}.{key}", "unknown key")
+            if key != "endpoints":
+                _typed(key, value, getattr(defaults, key))
+        cwd = Path.cwd()
+        section = build_section(SECTION, WebhooksSection, values, env or {}, cwd, cwd)
+        return cls.from_section(section)
 
     def _check(self) -> None:
         positive = ("failing_after", "max_attempts", "max_age_seconds", "backoff_base_seconds",

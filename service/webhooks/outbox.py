@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,6 +111,14 @@ class Outbox:
 
     def __init__(self, config: WebhooksConfig) -> None:
         self.config = config
+        # the running dispatcher's `wake`, told after a commit that emitted
+        self.wake: Callable[[], None] | None = None
+
+    def committed(self, *message_ids: str | None) -> None:
+        """Call after the transaction that emitted commits: the dispatcher claims at once
+        rather than at its next poll."""
+        if self.wake is not None and any(message_ids):
+            self.wake()
 
     @property
     def enabled(self) -> bool:

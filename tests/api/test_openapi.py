@@ -195,13 +195,34 @@ async def test_body_operations_document_413_and_415(spec: dict[str, Any]) -> Non
 
 
 async def test_every_operation_needs_the_key_and_a_user_id(spec: dict[str, Any]) -> None:
+    """Every operation needs the key; those on a user's data the user id too, the operator
+    routes (under /api/v1/webhooks/) no user id."""
     assert spec["components"]["securitySchemes"]["apiKey"] == {"type": "http",
                                                                "scheme": "bearer"}
+    operator = set()
     for method, path, operation in operations(spec):
         assert operation["security"] == [{"apiKey": []}], f"{method} {path}"
-        headers = [p for p in operation["parameters"] if p["in"] == "header"]
+        headers = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+        if path.startswith("/api/v1/webhooks/"):
+            operator.add((method, path))
+            assert headers == [], f"{method} {path}"
+            continue
         assert [p["name"] for p in headers] == ["X-User-Id"], f"{method} {path}"
         assert headers[0]["required"] is True
+    assert operator == {("get", "/api/v1/webhooks/deliveries"),
+                        ("post", "/api/v1/webhooks/deliveries/{id}/retry")}
+
+
+async def test_the_webhooks_section_is_the_event_catalogue(spec: dict[str, Any]) -> None:
+    from service.webhooks.events import EVENT_TYPES, SCHEMAS
+
+    assert spec["openapi"].startswith("3.1.")  # `webhooks` is an OpenAPI 3.1 section
+    assert list(spec["webhooks"]) == list(EVENT_TYPES)
+    for name, item in spec["webhooks"].items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == SCHEMAS[name]
+        assert {p["name"] for p in item["post"]["parameters"]} == {
+            "webhook-id", "webhook-timestamp", "webhook-signature"}
 
 
 async def test_every_reference_resolves(spec: dict[str, Any]) -> None:

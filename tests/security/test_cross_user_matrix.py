@@ -1,9 +1,15 @@
 """Cross-user isolation on every /api/v1 route: user B never sees or changes user A's state.
 
-User A is connected through the sandbox and has synced both kinds of data, so A owns rows in
-every table. User B then calls each route with B's own X-User-Id (and the same, shared API
-key). After every call A's raw rows in all tables are compared with a snapshot taken before:
-the auth row, activities, daily health, cursors, jobs and the lease row, value for value.
+User A is connected through the sandbox and has synced both kinds of data (and met one
+failed health sync), with webhooks on and every event delivered, so A owns rows in every
+table. User B then calls each route with B's own X-User-Id (and the same, shared API key).
+After every call A's raw rows in all tables are compared with a snapshot taken before: the
+auth row, activities, daily health, cursors, jobs, the lease row and the webhook outbox
+(events, deliveries, sequence, the failure count), value for value.
+
+The operator routes (`/api/v1/webhooks/...`) act on no one user: any key holder is an
+operator and sees every user's deliveries (ids, types, statuses; never a payload). For them
+the matrix checks that B's call changes none of A's rows; A's ids may appear in the answer.
 
 The matrix is keyed by the app router's own (method, path) pairs and a test enumerates
 `app.router.routes()`, so a route added later without an entry here fails the suite.
@@ -12,7 +18,7 @@ The matrix is keyed by the app router's own (method, path) pairs and a test enum
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +31,11 @@ from tortoise.models import Model
 import service.models
 from service.api.middleware import USER_ID_HEADER
 from service.config import Config
+from service.models import DeliveryStatus, WebhookDelivery
+from service.sandbox import Fault
 from tests.support.app import API_KEY, TABLES, Api, Sandbox, connect, drain, sync_now, use_db
+from tests.support.waiting import eventually
+from tests.webhooks.conftest import Receiver, new_secret
 
 StartApi = Callable[[Config], Awaitable[Api]]
 
@@ -37,6 +47,8 @@ PREFIX = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
 AUTH_ROW = "garmin_authentication_state"
 DATA_TABLES = ("activity", "daily_health", "sync_job")
+# what B's own `session.connected` writes
+EVENT_TABLES = ("webhook_event", "webhook_delivery", "webhook_user_sequence")
 MODELS: dict[str, type[Model]] = {
     model._meta.db_table: model
     for model in vars(service.models).values()
@@ -180,13 +192,14 @@ class Case:
     public: bool = False
     order: int = 0
     head_of: str | None = None
+    operator: bool = False  # the API key alone; no user id
 
 
 def head(get_path: str) -> Case:
     """HEAD runs the GET handler without a body: B's Content-Length must be B's GET's."""
     get = MATRIX_GETS[get_path]
     return Case(get.requests, get.check_b, get.a_check, get.b_may_own, get.public, get.order,
-                head_of=get_path)
+                head_of=get_path, operator=get.operator)
 
 
 def _health_range(seen: Seen) -> list[dict[str, Any]]:
@@ -209,6 +222,9 @@ MATRIX_GETS: dict[str, Case] = {
         empty_page, nonempty_items),
     f"{PREFIX}/garmin/health/daily": Case(_health_range, empty_days, nonempty_items),
     f"{PREFIX}/openapi.json": Case(lambda seen: [{}], spec, spec, public=True),
+    f"{PREFIX}/webhooks/deliveries": Case(
+        lambda seen: [{}, {"params": {"status": "delivered", "limit": "500"}}],
+        nonempty_items, nonempty_items, operator=True),
 }
 
 MATRIX: dict[tuple[str, str], Case] = {
@@ -216,7 +232,8 @@ MATRIX: dict[tuple[str, str], Case] = {
         lambda seen: [{"json": {"username": ALICE, "password": PASSWORD}},
                       {"json": {"username": ALICE, "password": "not-" + PASSWORD}}],
         login_as_b, status_is(200),
-        b_may_own=frozenset({AUTH_ROW, "sync_cursor", "user_lease"}), order=1),
+        b_may_own=frozenset({AUTH_ROW, "sync_cursor", "user_lease", *EVENT_TABLES}),
+        order=1),
     ("POST", f"{PREFIX}/garmin/session/mfa"): Case(
         lambda seen: [{"json": {"mfa_code": "123456"}}],
         problem(409, "no-pending-mfa"), problem(409, "no-pending-mfa"),
@@ -227,6 +244,11 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", f"{PREFIX}/garmin/sync"): Case(
         lambda seen: [{"json": {}}, {"json": {"kinds": ["activities", "health"]}}],
         problem(409, "no-session"), status_is(202), order=1),
+    # the route's own path, with `{id}` in it, names no delivery; the operator tests in
+    # tests/webhooks retry real ones
+    ("POST", f"{PREFIX}/webhooks/deliveries/{{id}}/retry"): Case(
+        lambda seen: [{}], problem(404, "not-found"), problem(404, "not-found"),
+        operator=True),
     **{("GET", path): case for path, case in MATRIX_GETS.items()},
     **{("HEAD", path): head(path) for path in MATRIX_GETS},
 }
@@ -238,14 +260,38 @@ ROUTE_IDS = [f"{method} {path.removeprefix(PREFIX)}" for method, path in ROUTES]
 
 
 @pytest.fixture
-async def world(sandbox: Sandbox, make_config: Callable[..., Config],
+async def receiver() -> AsyncIterator[Receiver]:
+    started = Receiver(secrets=[new_secret()])
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def _nothing_pending() -> bool:
+    return not await WebhookDelivery.filter(status=DeliveryStatus.PENDING).exists()
+
+
+@pytest.fixture
+async def world(receiver: Receiver, sandbox: Sandbox, make_config: Callable[..., Config],
                 start_api: StartApi) -> World:
-    """A connected and synced (both kinds); A owns rows in every one of the six tables."""
-    api = await start_api(make_config(sync={"backfill_days": 3},
-                                      auth={"api_keys": [API_KEY, OTHER_KEY]}))
+    # `receiver` first: set up before the app, so it stops after the app's dispatcher
+    """A connected and synced (both kinds), with webhooks on; A owns rows in every table."""
+    api = await start_api(make_config(
+        sync={"backfill_days": 3}, auth={"api_keys": [API_KEY, OTHER_KEY]},
+        webhooks={"enabled": True, "allow_private_targets": True, "poll_seconds": 0.05,
+                  "endpoints": [{"id": "main", "url": receiver.url(),
+                                 "secrets": list(receiver.secrets)}]}))
     await connect(api, sandbox, A, ALICE)
     jobs = await sync_now(api, A, "activities", "health")
     assert [job["status"] for job in jobs] == ["SUCCESS", "SUCCESS"], jobs
+    # one failed health sync: A's failure count (below `failing_after`: no event)
+    sandbox.state.set_fault(ALICE, "api", Fault(status=503))
+    assert [job["status"] for job in await sync_now(api, A, "health")] == ["FAILED"]
+    sandbox.state.clear_fault(ALICE, "api")
+    # A's events delivered: the dispatcher writes none of A's rows from here on
+    await eventually(lambda: len(receiver.delivered()) == 3, 30, "A's three events")
+    use_db(api)
+    await eventually(_nothing_pending, 30, "the deliveries to be recorded as delivered")
     as_a = Api.headers(A)
     jobs_page = (await send(api, "GET", f"{PREFIX}/garmin/sync/jobs", as_a,
                             {"params": {"limit": "1"}})).json()
@@ -302,7 +348,7 @@ async def test_b_on_this_route_never_sees_or_changes_a_s_state(
         if case.public:
             as_a = await send(api, method, path, Api.headers(A), request)
             assert (reply.status, reply.text) == (as_a.status, as_a.text)
-        else:
+        elif not case.operator:
             assert [marker for marker in a_markers(world) if marker in reply.text] == []
         after = await rows_by_user(api)
         assert after[A] == world.before[A], f"{method} {path} {request} changed A's rows"
@@ -382,6 +428,12 @@ async def _gate(world: World, sandbox: Sandbox, headers: LooseHeaders, status: i
         reply = await send(api, method, path, headers, case.requests(world.seen)[0])
         await drain(api)
         try:
+            if case.operator and status == 400:  # no user id needed: the operator's answer
+                if method == "HEAD":
+                    assert (reply.status, reply.text) == (200, ""), reply.text
+                else:
+                    case.a_check(reply)
+                continue
             assert reply.status == (200 if case.public else status), reply.text
             if method == "HEAD":
                 assert reply.text == ""

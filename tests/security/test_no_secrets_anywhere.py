@@ -44,6 +44,8 @@ from service.keys import DB_CONTEXT
 from service.sandbox import SANDBOX_CONSUMER_SECRET, Fault
 from service.sandbox.state import PREFIXES
 from tests.support.app import API_KEY, PG_URL, TABLES, Api, Sandbox, sync_now
+from tests.support.waiting import eventually
+from tests.webhooks.conftest import Receiver, new_secret
 
 PLAIN, MFA, THROTTLED = "plain@example.com", "mfa@example.com", "throttled@example.com"
 KEEP = "keep@example.com"
@@ -223,6 +225,10 @@ async def scenario(api: Api, sandbox: Sandbox, captures: Captures) -> None:
     sandbox.state.set_fault(PLAIN, "api", Fault(status=429, retry_after=120, times=1))
     jobs = await sync_now(api, "u-plain", "activities")
     assert [job["status"] for job in jobs] == ["RATE_LIMITED"], jobs
+    # a Garmin 5xx on a sync: counted toward `sync.failing` (a row of its own)
+    sandbox.state.set_fault(KEEP, "api", Fault(status=503, times=1))
+    jobs = await sync_now(api, "u-keep", "health")
+    assert [job["status"] for job in jobs] == ["FAILED"], jobs
     sandbox.state.set_fault(THROTTLED, "login", Fault(status=429, retry_after=30))
     limited = await api.login("u-throttled", THROTTLED, PASSWORDS[THROTTLED])
     assert (await expect(limited, 429))["type"].endswith("/garmin-rate-limited")
@@ -265,22 +271,45 @@ def every_secret(sandbox: Sandbox, encryption_key: str, database_url: str) -> li
         secret(encryption_key, base64.b64encode(raw_key), raw_key, raw_key.hex().encode()),
         secret(SANDBOX_CONSUMER_SECRET),
     ]
+    hook_key = base64.b64decode(HOOK_SECRET.removeprefix("whsec_"))
+    wanted.append(secret(HOOK_SECRET, hook_key, base64.b64encode(hook_key)))
     password = urlsplit(database_url).password
     return [*wanted, secret(password)] if password else wanted
 
 
 # --- the test -----------------------------------------------------------------------------
 
+HOOK_SECRET = new_secret()
+
+
+async def _deliveries_done() -> bool:
+    pending = service.models.DeliveryStatus.PENDING
+    return not await service.models.WebhookDelivery.filter(status=pending).exists()
+
+
 
 async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
     captures: Captures, sandbox: Sandbox, make_config: Callable[..., Config],
     start_api: Callable[[Config], Any], encryption_key: str, database_url: str,
 ) -> None:
-    api = await start_api(make_config(sync={"backfill_days": 3}))
+    # webhooks on: their signing secret is one more secret to look for
+    hook_receiver = Receiver(secrets=[HOOK_SECRET])
+    await hook_receiver.start()
+    api = await start_api(make_config(sync={"backfill_days": 3}, webhooks={
+        "enabled": True, "allow_private_targets": True, "poll_seconds": 0.05,
+        "endpoints": [{"url": hook_receiver.url(), "secrets": [HOOK_SECRET]}]}))
     captures.record_responses(api)
-    await scenario(api, sandbox, captures)
-    final_rows = await captures.checkpoint(api)
-    await api.client.close()  # every write is in the files, the WAL checkpointed
+    try:
+        await scenario(api, sandbox, captures)
+        # every event reached the receiver (no delivery is left pending)
+        db.activate(api.app[DB_CONTEXT])
+        await eventually(_deliveries_done, 30, "the webhook deliveries")
+        final_rows = await captures.checkpoint(api)
+        await api.client.close()  # every write is in the files, the WAL checkpointed
+    finally:
+        # after the app (and its dispatcher's connections) closed
+        await hook_receiver.stop()
+    assert hook_receiver.bad == [] and len(hook_receiver.delivered()) >= 10
     captures.read_files("after shutdown")
     log_text = captures.log_stream.getvalue()
     wanted = every_secret(sandbox, encryption_key, database_url)

@@ -36,7 +36,8 @@ API_KEY = "replicas-test-api-key-0123456789"
 PASSWORD = "pw-correct-horse"
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("garmin_authentication_state", "activity", "daily_health", "sync_cursor", "sync_job",
-          "user_lease")
+          "user_lease", "webhook_event", "webhook_delivery", "webhook_user_sequence",
+          "webhook_sync_health")
 STARTUP_TIMEOUT = 30.0
 POLL = 0.15
 FINAL = ("SUCCESS", "FAILED", "AUTH_EXPIRED", "RATE_LIMITED", "SKIPPED")
@@ -169,6 +170,8 @@ class Cluster:
     workers: dict[str, Proc] = field(default_factory=dict)
     http: aiohttp.ClientSession | None = None
     db: asyncpg.Connection | None = None
+    # more GARMIN_SYNC_<KEY> settings for every worker (e.g. WEBHOOKS_ENABLED)
+    settings: dict[str, str] = field(default_factory=dict)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -250,6 +253,7 @@ class Cluster:
             "SYNC_ENABLED": "true",
             "SYNC_WORKER_ID": worker_id,
             **{f"SYNC_{key}": value for key, value in {**BASE_SYNC_ENV, **sync}.items()},
+            **self.settings,
         }
         env.update({f"GARMIN_SYNC_{key}": value for key, value in settings.items()})
         return env

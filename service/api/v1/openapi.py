@@ -3,7 +3,8 @@
 Request schemas come from the same field definitions the handlers validate with, and a
 test compares the documented operations with the app's router, so the two cannot drift.
 Each operation lists the problem classes it can answer with (`service.errors`); their
-statuses and docstrings make its error responses.
+statuses and docstrings make its error responses. The `webhooks` section describes the
+events POSTed to the configured endpoints, from the schemas the events are built against.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from service.api.shapes import DATETIME_OR_NULL
 from service.api.v1.auth import LOGIN_FIELDS, MFA_FIELDS
 from service.api.v1.sync import ACTIVITY, DAY, JOB
 from service.models import SessionStatus
+from service.models.webhooks import DeliveryStatus
+from service.webhooks import events
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -173,6 +176,55 @@ def _operation(summary: str, responses: dict[str, Any], raises: Problems = (),
             "responses": {**responses, **_problems(*raises, *COMMON_ERRORS)}, **extra}
 
 
+OPERATOR_ERRORS: Problems = (errors.BadRequest, errors.Unauthorized)
+DELIVERY_SCHEMA = {
+    "type": "object",
+    "required": ["id", "message_id", "type", "user_id", "endpoint", "status", "attempts",
+                 "next_attempt_at", "last_status", "last_error", "queued_at", "finished_at"],
+    "properties": {
+        "id": {"type": "integer"}, "message_id": {"type": "string"},
+        "type": {"enum": list(events.EVENT_TYPES)}, "user_id": {"type": "string"},
+        "endpoint": {"type": "string"},
+        "status": {"enum": [status.value for status in DeliveryStatus]},
+        "attempts": {"type": "integer"}, "next_attempt_at": DATETIME_OR_NULL,
+        "last_status": {"type": ["integer", "null"]},
+        "last_error": {"type": ["string", "null"]},
+        "queued_at": DATETIME_OR_NULL, "finished_at": DATETIME_OR_NULL,
+    },
+}
+
+
+def _operator(summary: str, responses: dict[str, Any], raises: Problems = (),
+              **extra: Any) -> dict[str, Any]:
+    """An operator operation: the API key alone, no `X-User-Id` (it acts on no one user)."""
+    return {"summary": summary, "security": [{"apiKey": []}],
+            "responses": {**responses, **_problems(*raises, *OPERATOR_ERRORS)}, **extra}
+
+
+WEBHOOK_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "The event's id: the same on every retry; deduplicate on it."},
+    {"name": "webhook-timestamp", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": "^[0-9]+$"},
+     "description": "Unix seconds when this attempt was sent."},
+    {"name": "webhook-signature", "in": "header", "required": True,
+     "schema": {"type": "string"},
+     "description": "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` per active secret, "
+                    "space-separated."},
+]
+
+
+def _webhooks() -> dict[str, Any]:
+    """The events POSTed to the configured endpoints (docs/webhooks.md), one per type."""
+    return {name: {"post": {
+        "summary": f"`{name}` event (Standard Webhooks).",
+        "parameters": WEBHOOK_HEADERS,
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": schema}}},
+        "responses": {"2XX": {"description": "Received; any other answer is retried."}},
+    }} for name, schema in events.SCHEMAS.items()}
+
+
 def _body(fields: Any) -> dict[str, Any]:
     return {"required": body_required(fields),
             "content": {"application/json": {"schema": object_schema(fields)}}}
@@ -242,7 +294,22 @@ def build_spec() -> dict[str, Any]:
                 {"204": {"description": "Deleted (or there was nothing)."}},
                 (errors.UserBusy,),
             )},
+            "/api/v1/webhooks/deliveries": {"get": _operator(
+                "Operator: webhook deliveries, newest first (never their payloads).",
+                {"200": _json("A page of deliveries.", _page(DELIVERY_SCHEMA))},
+                parameters=[{"name": "status", "in": "query", "required": False,
+                             "schema": {"enum": [s.value for s in DeliveryStatus]}},
+                            *PAGING],
+            )},
+            "/api/v1/webhooks/deliveries/{id}/retry": {"post": _operator(
+                "Operator: queue a dead delivery again, with fresh attempts.",
+                {"202": _json("Queued again.", DELIVERY_SCHEMA)},
+                (errors.NotFound, errors.DeliveryNotDead),
+                parameters=[{"name": "id", "in": "path", "required": True,
+                             "schema": {"type": "integer", "minimum": 1}}],
+            )},
         },
+        "webhooks": _webhooks(),
     }
 
 

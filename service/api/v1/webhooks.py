@@ -5,8 +5,8 @@
 routes: they need the API key and act on no single user (no `X-User-Id`). Payloads are not
 listed: the operator sees ids, types, endpoints, statuses and errors.
 
-`add_routes(app)` registers the handlers; `dispatcher_ctx(config)` is the cleanup context
-that runs a dispatcher while the app runs (after the database context).
+`add_routes(app)` registers the handlers; `dispatcher_ctx` is the cleanup context that runs
+a dispatcher while the app runs (after the database context).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +22,9 @@ from aiohttp import web
 
 from service import db
 from service.errors import BadRequest, DeliveryNotDead, NotFound
-from service.keys import DB_CONTEXT, METRICS
+from service.keys import CLOCK, DB_CONTEXT, METRICS, OUTBOX
 from service.models.webhooks import DeliveryStatus
 from service.webhooks import outbox
-from service.webhooks.config import WebhooksConfig
 from service.webhooks.dispatcher import Dispatcher
 from service.webhooks.metrics import WebhookMetrics
 from service.webhooks.outbox import DeliveryView, utcnow
@@ -65,7 +64,7 @@ def _positive_int(text: str, name: str, maximum: int) -> int:
 async def list_deliveries(request: web.Request) -> web.Response:
     status_text = request.query.get("status")
     status: DeliveryStatus | None = None
-    if status_text:
+    if status_text is not None:
         try:
             status = DeliveryStatus(status_text)
         except ValueError:
@@ -73,7 +72,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     limit = _positive_int(request.query.get("limit", str(DEFAULT_LIMIT)), "limit", MAX_LIMIT)
     cursor = request.query.get("cursor")
     before = None
-    if cursor:
+    if cursor is not None:
         if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_ID:
             raise BadRequest("The cursor is not one this API returned.")
         before = int(cursor)
@@ -114,25 +113,25 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def dispatcher_ctx(config: WebhooksConfig, name: str = ""
-                   ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Run a dispatcher while the app runs, when webhooks are enabled (append it to
-    `cleanup_ctx` after the database context; it stops before the database closes)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        if not config.enabled:
-            yield
-            return
-        metrics = app.get(METRICS)
-        dispatcher = Dispatcher(
-            config, name or worker_id(),
-            metrics=WebhookMetrics(metrics.registry) if metrics is not None else None)
-        db.activate(app[DB_CONTEXT])
-        dispatcher.start(app[DB_CONTEXT])
-        app[DISPATCHER] = dispatcher
-        try:
-            yield
-        finally:
-            await dispatcher.close()
-
-    return ctx
+async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run a dispatcher while the app runs, when webhooks are enabled (in `cleanup_ctx`
+    after the database context, so it stops before the database closes; a delivery being
+    sent at shutdown is handed back and sent again by the next dispatcher)."""
+    outbox_ = app[OUTBOX]
+    config = outbox_.config
+    if not config.enabled:
+        yield
+        return
+    metrics = app.get(METRICS)
+    dispatcher = Dispatcher(
+        config, worker_id(), clock=app[CLOCK].now,
+        metrics=WebhookMetrics(metrics.registry) if metrics is not None else None)
+    db.activate(app[DB_CONTEXT])
+    dispatcher.start(app[DB_CONTEXT])
+    app[DISPATCHER] = dispatcher
+    outbox_.wake = dispatcher.wake
+    try:
+        yield
+    finally:
+        outbox_.wake = None
+        await dispatcher.close()

@@ -11,6 +11,8 @@ from service.garmin.garth.transport import Transport
 class GarthEngine:
     """Login, MFA and stored sessions through garth, for one gateway."""
 
+    name = "garth"
+
     def __init__(self, settings: GarminSettings, pool_size: int) -> None:
         self._settings = settings
         # one connection pool for every client of this gateway (sized to its thread pool): a
