@@ -62,8 +62,7 @@ class SessionService(StatusChecks):
         leases: UserLeases,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(config, gateway, SessionVault(cipher), clock)
-        self._leases = leases
+        super().__init__(config, gateway, SessionVault(cipher), clock, leases)
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -6,6 +6,12 @@ check asks Garmin with the stored session (Load-Use-Update, like every session u
 concurrent polls of one user share that one call, a refreshed session is written back with
 compare-and-set, a definitive rejection expires the session, and after a Garmin 429 no live
 check runs until Garmin's Retry-After has passed.
+
+A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
+token kill the session. So a live check holds the user's lease (like a sync job, a login or
+an MFA, on any replica) and reads the session again once it holds it; while the lease is
+busy it answers from the row, "unavailable". The answers from memory or the row take no
+lease.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
 from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
+from service.store.leases import UserLeases
 from service.store.vault import SESSION, SessionVault
 
 log = logging.getLogger(__name__)
@@ -74,8 +81,9 @@ class StatusChecks:
     adds the user's own actions, which forget the user's cached answer)."""
 
     def __init__(self, config: Config, gateway: GarminGateway, vault: SessionVault,
-                 clock: Clock) -> None:
+                 clock: Clock, leases: UserLeases) -> None:
         self._config = config
+        self._leases = leases
         self._gateway = gateway
         self._vault = vault
         self._clock = clock.now
@@ -171,7 +179,16 @@ class StatusChecks:
         self._status_reads.pop(user_id, None)
         _retrieve(done)
 
-    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
+    async def _live_check(self, seen: GarminAuthenticationState) -> StatusView:
+        async with self._leases.hold(seen.user_id, "status") as lease:
+            if lease is None:  # a job, login or MFA uses the session now
+                return self._view(seen, "unavailable")
+            row = await store.load(seen.user_id)  # what the last holder of the lease left
+            if row is None or not row.session_data:
+                return self._view(row, "live")
+            return await self._validate(row)
+
+    async def _validate(self, row: GarminAuthenticationState) -> StatusView:
         user_id = row.user_id
         assert row.session_data is not None
         try:
@@ -183,7 +200,15 @@ class StatusChecks:
                               view.connected_at, view.mfa_pending, view.mfa_expires_at,
                               "stored session cannot be decrypted; log in again")
         try:
-            usage = await self._gateway.validate(user_id, session)
+            try:
+                usage = await self._gateway.validate(user_id, session)
+            except AuthRejected:
+                # a rotated refresh token another use already replaced: go on with the newer
+                newer = await self._vault.moved_on(row)
+                if newer is None:
+                    raise
+                row, session = newer
+                usage = await self._gateway.validate(user_id, session)
         except AuthRejected as exc:
             return await self._expire(row, exc.detail)
         except GarminError as exc:
