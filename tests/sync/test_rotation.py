@@ -199,14 +199,21 @@ async def test_two_replicas_and_a_status_poller_lose_no_session_and_reuse_no_ref
         assert all(answer["status"] == "VALID" for answer in answers), answers[-5:]
         return alice().di_refreshes >= REFRESHES
 
+    def answered_since(seen: int) -> bool:
+        return len(answers) > seen or stop.is_set()
+
+    def alive() -> None:
+        for task in pollers:
+            if task.done():
+                task.result()
+
     async def sync_on_request() -> None:
         replica = replicas[1]
         while not stop.is_set():
             response = await replica.client.post("/api/v1/garmin/sync",
                                                  headers=replica.headers(USER), json={})
             if response.status == 409:  # busy: a job or a live check holds the lease
-                seen = len(answers)
-                await eventually(lambda seen=seen: len(answers) > seen or stop.is_set(), 30,
+                await eventually(functools.partial(answered_since, len(answers)), 30,
                                  "the next status answer")
                 continue
             assert response.status == 202, await response.text()
@@ -216,13 +223,13 @@ async def test_two_replicas_and_a_status_poller_lose_no_session_and_reuse_no_ref
     pollers.append(asyncio.ensure_future(sync_on_request()))
     try:
         await eventually(healthy, 180, f"{REFRESHES} DI refreshes", interval=0.1,
-                         alive=lambda: [task.result() for task in pollers if task.done()])
+                         alive=alive)
     finally:
         stop.set()
         await asyncio.gather(*pollers, return_exceptions=True)
 
     use_db(replicas[0])
-    jobs = await SyncJob.all().values_list("status", flat=True)
+    jobs = [job.status for job in await SyncJob.all()]
     assert JobStatus.AUTH_EXPIRED not in jobs
     assert sum(status == JobStatus.SUCCESS for status in jobs) >= 2, jobs
     assert sum(answer["checked"] == "live" for answer in answers) >= 2
