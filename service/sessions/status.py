@@ -9,9 +9,9 @@ check runs until Garmin's Retry-After has passed.
 
 A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
 token kill the session. So a live check holds the user's lease (like a sync job, a login or
-an MFA, on any replica) and reads the session again once it holds it; while the lease is
-busy it answers from the row, "unavailable". The answers from memory or the row take no
-lease.
+an MFA, on any replica) and reads the session again once it holds it; it waits a few
+seconds for a busy lease, then answers from the row, "unavailable". The answers from
+memory or the row take no lease.
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
 from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
-from service.store.leases import UserLeases
+from service.store.leases import Lease, UserLeases
 from service.store.vault import SESSION, SessionVault
 
 log = logging.getLogger(__name__)
 
 
 Checked = Literal["live", "cached", "unavailable", "none"]
+
+# how long a live check waits for the user's lease (a running sync job ends within seconds)
+LEASE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
@@ -180,13 +183,29 @@ class StatusChecks:
         _retrieve(done)
 
     async def _live_check(self, seen: GarminAuthenticationState) -> StatusView:
-        async with self._leases.hold(seen.user_id, "status") as lease:
-            if lease is None:  # a job, login or MFA uses the session now
-                return self._view(seen, "unavailable")
+        lease = await self._wait_for_lease(seen.user_id)
+        if lease is None:  # a job, login or MFA still uses the session
+            return self._view(seen, "unavailable")
+        try:
             row = await store.load(seen.user_id)  # what the last holder of the lease left
             if row is None or not row.session_data:
                 return self._view(row, "live")
             return await self._validate(row)
+        finally:
+            await self._leases.release(lease)
+
+    async def _wait_for_lease(self, user_id: str) -> Lease | None:
+        """The user's lease, waited for while a job, login or MFA (here or on another
+        replica, hence polled) holds it, at most `LEASE_WAIT_SECONDS`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEASE_WAIT_SECONDS
+        pause = 0.05
+        while (lease := await self._leases.acquire(user_id, "status")) is None:
+            if loop.time() + pause > deadline:
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        return lease
 
     async def _validate(self, row: GarminAuthenticationState) -> StatusView:
         user_id = row.user_id
