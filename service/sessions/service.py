@@ -68,9 +68,8 @@ class SessionService(StatusChecks):
         clock: Clock = SYSTEM_CLOCK,
         outbox: Outbox | None = None,
     ) -> None:
-        super().__init__(config, gateway, SessionVault(cipher), clock,
+        super().__init__(config, gateway, SessionVault(cipher), clock, leases,
                          outbox or Outbox(WebhooksConfig()))
-        self._leases = leases
 
     # --- helpers ------------------------------------------------------------------------
 

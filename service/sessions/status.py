@@ -6,6 +6,12 @@ check asks Garmin with the stored session (Load-Use-Update, like every session u
 concurrent polls of one user share that one call, a refreshed session is written back with
 compare-and-set, a definitive rejection expires the session, and after a Garmin 429 no live
 check runs until Garmin's Retry-After has passed.
+
+A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
+token kill the session. So a live check holds the user's lease (like a sync job, a login or
+an MFA, on any replica) and reads the session again once it holds it; it waits a few
+seconds for a busy lease, then answers from the row, "unavailable". The answers from
+memory or the row take no lease.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
 from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
+from service.store.leases import Lease, UserLeases
 from service.store.vault import SESSION, SessionVault
 from service.webhooks import events
 from service.webhooks.outbox import Outbox
@@ -34,6 +41,9 @@ log = logging.getLogger(__name__)
 
 
 Checked = Literal["live", "cached", "unavailable", "none"]
+
+# how long a live check waits for the user's lease (a running sync job ends within seconds)
+LEASE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the API memoizes its JSON
@@ -78,8 +88,9 @@ class StatusChecks:
     adds the user's own actions, which forget the user's cached answer)."""
 
     def __init__(self, config: Config, gateway: GarminGateway, vault: SessionVault,
-                 clock: Clock, outbox: Outbox) -> None:
+                 clock: Clock, leases: UserLeases, outbox: Outbox) -> None:
         self._config = config
+        self._leases = leases
         self._outbox = outbox
         self._gateway = gateway
         self._vault = vault
@@ -176,7 +187,32 @@ class StatusChecks:
         self._status_reads.pop(user_id, None)
         _retrieve(done)
 
-    async def _live_check(self, row: GarminAuthenticationState) -> StatusView:
+    async def _live_check(self, seen: GarminAuthenticationState) -> StatusView:
+        lease = await self._wait_for_lease(seen.user_id)
+        if lease is None:  # a job, login or MFA still uses the session
+            return self._view(seen, "unavailable")
+        try:
+            row = await store.load(seen.user_id)  # what the last holder of the lease left
+            if row is None or not row.session_data:
+                return self._view(row, "live")
+            return await self._validate(row)
+        finally:
+            await self._leases.release(lease)
+
+    async def _wait_for_lease(self, user_id: str) -> Lease | None:
+        """The user's lease, waited for while a job, login or MFA (here or on another
+        replica, hence polled) holds it, at most `LEASE_WAIT_SECONDS`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEASE_WAIT_SECONDS
+        pause = 0.05
+        while (lease := await self._leases.acquire(user_id, "status")) is None:
+            if loop.time() + pause > deadline:
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        return lease
+
+    async def _validate(self, row: GarminAuthenticationState) -> StatusView:
         user_id = row.user_id
         assert row.session_data is not None
         try:
@@ -188,7 +224,15 @@ class StatusChecks:
                               view.connected_at, view.mfa_pending, view.mfa_expires_at,
                               "stored session cannot be decrypted; log in again")
         try:
-            usage = await self._gateway.validate(user_id, session)
+            try:
+                usage = await self._gateway.validate(user_id, session)
+            except AuthRejected:
+                # a rotated refresh token another use already replaced: go on with the newer
+                newer = await self._vault.moved_on(row)
+                if newer is None:
+                    raise
+                row, session = newer
+                usage = await self._gateway.validate(user_id, session)
         except AuthRejected as exc:
             return await self._expire(row, exc.detail)
         except GarminError as exc:

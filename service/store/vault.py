@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from service.crypto import Cipher
+from service.crypto import Cipher, DecryptionError
 from service.models import GarminAuthenticationState, SessionStatus
 from service.store import sessions as store
 from service.store import sql
@@ -49,6 +49,25 @@ class SessionVault:
             return True
         log.info("user %s: session changed while in use; dropped the stale copy", row.user_id)
         return False
+
+    async def moved_on(self, row: GarminAuthenticationState,
+                       ) -> tuple[GarminAuthenticationState, str] | None:
+        """After Garmin rejected a session: the stored one, if it moved on since `row` was read.
+
+        DI refresh tokens rotate, so a refresh answered `invalid_grant` may only mean that
+        another use refreshed first and wrote the new token back; the newer row and its
+        session are then the ones to go on with. None when the row still holds what we
+        used: the rejection is definitive.
+        """
+        current = await store.load(row.user_id)
+        if current is None or current.version == row.version or not current.session_data:
+            return None
+        try:
+            session = self.open(row.user_id, SESSION, current.session_data)
+        except DecryptionError:
+            return None
+        log.info("user %s: session rejected but a newer one was stored; using it", row.user_id)
+        return current, session
 
     async def expire(self, row: GarminAuthenticationState, reason: str,
                      then: InTransaction | None = None) -> bool:

@@ -8,8 +8,10 @@ one transaction fenced by the user's lease.
 
 A user's jobs run one after another under one lease, and share what the lease makes
 stable: the user's cursors are read once, after the lease is claimed (every writer of a
-cursor's progress holds the lease). The session is loaded again by every job, since a
-status check may write a refreshed one without the lease. A job's fenced write proves the
+cursor's progress holds the lease). The session is loaded again by every job, after the
+lease is held (every use that may refresh it holds the lease, so none rotates it under
+us); a rejected session that another use replaced meanwhile is reloaded and used once more
+instead of expired (`SessionVault.moved_on`). A job's fenced write proves the
 lease, so the same transaction also marks the next job RUNNING (or, after the last job,
 releases the lease); after any other ending, the lease is renewed (and checked) before the
 next job starts, and released at the end.
@@ -282,11 +284,21 @@ class SyncRunner:
             return
         cursor = await run.cursors.get(job.kind) or await self._cursor(job.user_id, job.kind)
         plan = self.plan(cursor, self._clock().date())
+        work = self._work(job.kind, plan, run.note)
         try:
-            usage = await self._gateway.use(job.user_id, session,
-                                            self._work(job.kind, plan, run.note),
-                                            parallel=self._config.calls_per_user,
-                                            background=True)
+            try:
+                usage = await self._gateway.use(job.user_id, session, work,
+                                                parallel=self._config.calls_per_user,
+                                                background=True)
+            except AuthRejected:
+                # a rotated refresh token another use already replaced: go on with the newer
+                newer = await self._vault.moved_on(row)
+                if newer is None:
+                    raise
+                row, session = newer
+                usage = await self._gateway.use(job.user_id, session, work,
+                                                parallel=self._config.calls_per_user,
+                                                background=True)
         except AuthRejected as exc:
             run.note.reason = exc.outcome
             if not await self._leases.renew(lease):
