@@ -7,7 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ import pytest
 
 from service.config import Config
 from service.crypto import Cipher, generate_key
-from tests.support.app import Api, Sandbox
+from tests.support.aliases import StartApi
+from tests.support.app import Sandbox
 
-StartApi = Callable[[Config], Awaitable[Api]]
 CliEnv = dict[str, str]
 
 COMMANDS = ("serve", "migrate", "sandbox", "rotate-keys", "generate-key")

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.config import Config
 from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import GATEWAY, METRICS, SESSIONS
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import API_KEY, Api, Sandbox, connect, sync_now, use_db
 from tests.support.waiting import eventually
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 USER = "user-7f3a9c"
 ACCOUNT = "alice@example.com"

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -19,9 +19,7 @@ import pytest
 
 from service.config import Config
 from service.crypto import generate_key
-from tests.support.app import Api
-
-StartApi = Callable[[Config], Awaitable[Api]]
+from tests.support.aliases import StartApi
 
 Env = dict[str, str]
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")

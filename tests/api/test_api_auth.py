@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from service.config import Config
+from tests.support.aliases import StartApi
 from tests.support.app import API_KEY, Api, Sandbox, connect, raw_rows
-
-StartApi = Callable[[Config], Awaitable[Api]]
 
 SECOND_KEY = "second-api-key-ABCDEFGHIJ"
 LOGIN_BODY = {"username": "alice@example.com", "password": "pw-correct-horse"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from service import db
@@ -10,9 +10,8 @@ from service.config import Config
 from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
+from tests.support.aliases import StartApi
 from tests.support.app import Api, Sandbox, raw_rows
-
-StartApi = Callable[[Config], Awaitable[Api]]
 
 
 async def _start_mfa(api: Api, sandbox: Sandbox, user: str = "user-1") -> dict[str, object]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
 from service.config import Config
 from service.keys import DB_CONTEXT, SCHEDULER
+from tests.support.aliases import StartApi
 from tests.support.app import Api
-
-StartApi = Callable[[Config], Awaitable[Api]]
 
 
 async def test_readyz_answers_ready_without_a_key(api: Api) -> None:

@@ -5,19 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from service import logs
-from service.config import Config
 from service.errors import PROBLEM_CONTENT_TYPE
 from service.keys import SESSIONS
 from service.sessions.status import StatusView
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import Api, Sandbox
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 
 def fail_status(api: Api) -> None:

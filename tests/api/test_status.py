@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from service.clock import ManualClock
 from service.config import Config
 from service.sandbox import Fault
+from tests.support.aliases import StartApi
 from tests.support.app import Api, Sandbox, raw_rows
 from tests.support.app import connect as _connected
-
-StartApi = Callable[..., Awaitable[Api]]
 
 
 async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:

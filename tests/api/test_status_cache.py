@@ -12,10 +12,9 @@ from service.config import Config
 from service.keys import SESSIONS
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
+from tests.support.aliases import StartApi
 from tests.support.app import Api, Sandbox, connect, sync_now
 from tests.support.app import connect as _connected
-
-StartApi = Callable[..., Awaitable[Api]]
 
 
 class FakeClock:

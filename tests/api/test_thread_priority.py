@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from service.config import Config
 from service.garmin import LoginResult
 from service.garmin.garth import signin
-from tests.support.app import Api, Sandbox
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
+from tests.support.aliases import MakeConfig, StartApi
+from tests.support.app import Sandbox
 
 
 def _record_priority(monkeypatch: pytest.MonkeyPatch) -> list[int]:

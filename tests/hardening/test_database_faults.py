@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from service.config import Config, ConfigError
+from service.config import ConfigError
 from service.keys import DB_CONTEXT, SCHEDULER
 from service.models import Activity, JobStatus, SyncCursor, SyncJob, SyncKind
 from service.sandbox import day_end_clock, expected_activities
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import PG_URL, Api, Sandbox, connect, drain, raw_rows, use_db
 from tests.support.faults import (
     backends_waiting_on_lock,
@@ -35,8 +36,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.skipif(not PG_URL,
                                 reason="needs PostgreSQL (GARMIN_SYNC_TEST_DATABASE_URL)")
 
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from service.config import Config
 from service.keys import GATEWAY
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import Fault
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import Api, Sandbox, connect, raw_rows, sync_now, use_db
 from tests.support.faults import Traffic, not_a_500, problem
 from tests.support.waiting import eventually
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"

@@ -18,7 +18,7 @@ The matrix is keyed by the app router's own (method, path) pairs and a test enum
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +33,10 @@ from service.api.middleware import USER_ID_HEADER
 from service.config import Config
 from service.models import DeliveryStatus, WebhookDelivery
 from service.sandbox import Fault
+from tests.support.aliases import StartApi
 from tests.support.app import API_KEY, TABLES, Api, Sandbox, connect, drain, sync_now, use_db
 from tests.support.waiting import eventually
 from tests.webhooks.conftest import Receiver, new_secret
-
-StartApi = Callable[[Config], Awaitable[Api]]
 
 A, B = "user-a", "user-b"
 ALICE = "alice@example.com"

@@ -6,13 +6,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from service.config import Config
 from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
 from service.models import (
@@ -25,11 +23,9 @@ from service.models import (
     SyncKind,
 )
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
 from tests.support.waiting import eventually
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"

@@ -7,13 +7,12 @@ keep doing on SQLite and PostgreSQL alike, next to the end-to-end sync tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from service.config import Config
 from service.keys import SCHEDULER
 from service.models import (
     GarminAuthenticationState,
@@ -28,11 +27,9 @@ from service.store import sessions as session_store
 from service.store import sql
 from service.store import sync as store
 from service.store.leases import LeaseLost, UserLeases
+from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import Api, Sandbox, connect, sync_now, use_db
 from tests.support.waiting import eventually
-
-StartApi = Callable[[Config], Awaitable[Api]]
-MakeConfig = Callable[..., Config]
 
 
 @pytest.fixture

@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from service.config import Config
 from service.models import Activity, DailyHealth, SyncCursor
 from service.models.webhooks import WebhookEvent
 from service.sandbox import Fault
+from tests.support.aliases import MakeConfig
 from tests.support.app import ALICE, Api, Sandbox, connect, drain, sync_now, use_db
 from tests.support.waiting import eventually
 from tests.webhooks.conftest import Receiver
 
 USER = "user-1"
-MakeConfig = Callable[..., Config]
 
 
 def hooks(receiver: Receiver, **settings: Any) -> dict[str, Any]:
