@@ -6,7 +6,7 @@ The rest of the service imports from here only; the engine behind the gateway
 
 from service.garmin.calls import SessionCalls
 from service.garmin.endpoints import fetch_activities, fetch_days, profile
-from service.garmin.engine import GarminSettings, LoginResult, Usage
+from service.garmin.engine import GarminSettings, LoginResult, Usage, engine_of
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -36,6 +36,7 @@ __all__ = [
     "SessionCalls",
     "Usage",
     "configure_consumer",
+    "engine_of",
     "fetch_activities",
     "fetch_days",
     "profile",

@@ -3,6 +3,7 @@
 from service.models.garmin_auth_state import (
     GarminAuthenticationState,
     SessionStatus,
+    engine_shown,
     mfa_live,
     status_expression,
     status_of,
@@ -29,6 +30,7 @@ __all__ = [
     "SyncJob",
     "SyncKind",
     "UserLease",
+    "engine_shown",
     "mfa_live",
     "status_expression",
     "status_of",
