@@ -31,13 +31,13 @@ def test_engine_and_delays_come_from_the_environment() -> None:
 
 @pytest.mark.parametrize("bad", ["nope", "di,garth"])
 def test_an_unknown_engine_is_refused(bad: str) -> None:
-    with pytest.raises(ConfigError, match="garmin.engine"):
+    with pytest.raises(ConfigError, match=r"garmin\.engine"):
         load_config(path=None, env={}, overrides={"garmin": {"engine": bad}})
 
 
 @pytest.mark.parametrize("bad", [["mobile+curl"], [], ["mobile+cffi", "mobile+cffi"]])
 def test_unknown_empty_or_repeated_strategies_are_refused(bad: list[str]) -> None:
-    with pytest.raises(ConfigError, match="garmin.di_strategies"):
+    with pytest.raises(ConfigError, match=r"garmin\.di_strategies"):
         load_config(path=None, env={}, overrides={"garmin": {"di_strategies": bad}})
 
 
