@@ -96,6 +96,10 @@ class Env:
             "GARMIN_OAUTH_CONSUMER_KEY": "sandbox-consumer-key",
             "GARMIN_OAUTH_CONSUMER_SECRET": "sandbox-consumer-secret",
             "GARMIN_RETRIES": "0",
+            # the published figures measure garth's logins and read garth's sessions; the
+            # sandbox needs no human pauses should a run choose the DI engine
+            "GARMIN_ENGINE": "garth",
+            "GARMIN_DI_LOGIN_DELAYS": "false",
             "HTTP_SHUTDOWN_TIMEOUT_SECONDS": "2",
             "SYNC_SHUTDOWN_GRACE_SECONDS": "2",
             **settings,

@@ -93,10 +93,12 @@ async def garmin_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     settings = GarminSettings(domain=garmin.domain, base_url=garmin.base_url,
                               timeout_seconds=garmin.timeout_seconds, retries=garmin.retries,
-                              on_refresh=metrics.token_refreshed,
-                              # new logins stay on garth until the configuration names the
-                              # engine; stored DI sessions are used by the DI engine anyway
-                              engine="garth")
+                              on_refresh=metrics.token_refreshed, engine=garmin.engine,
+                              login_timeout_seconds=app[CONFIG].login.timeout_seconds,
+                              proxy_url=garmin.proxy_url or None,
+                              di_strategies=garmin.di_strategies,
+                              di_login_delays=garmin.di_login_delays,
+                              di_refresh_margin_seconds=garmin.di_refresh_margin_seconds)
     gateway = GarminGateway(settings, threads=garmin.executor_threads, metrics=metrics,
                             thread_nice=garmin.thread_nice)
     metrics.watch_executor(lambda: gateway.busy_threads, lambda: gateway.queue_depth)

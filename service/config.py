@@ -48,6 +48,32 @@ def _database_url(url: str) -> str:
     return url
 
 
+# the DI engine's sign-in strategies (`service.garmin.di.engine.STRATEGIES`; a test keeps
+# the two lists equal: the configuration sits below the engines and cannot import them)
+DI_STRATEGIES = ("mobile+cffi", "mobile+requests", "portal+cffi", "portal+requests")
+GARMIN_ENGINES = ("di", "garth")
+
+
+def _di_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [name for name in names if name not in DI_STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {', '.join(unknown)}; "
+                         f"known: {', '.join(DI_STRATEGIES)}")
+    if not names:
+        raise ValueError("name at least one strategy")
+    if len(set(names)) != len(names):
+        raise ValueError("names a strategy twice")
+    return names
+
+
+def _proxy_url(url: str) -> str:
+    # the URL may carry the proxy's credentials: the message never repeats it
+    url = url.strip()
+    if url and not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", url):
+        raise ValueError("must be empty or an http(s):// URL (the value is not shown)")
+    return url
+
+
 def _base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     if url and not re.match(r"^https?://[^/\s]+", url):
@@ -124,6 +150,30 @@ class GarminConfig:
     retries: int = setting(
         2, "Retries of connection errors and 502-504 on GET only (never a 429, never a "
         "login POST).", minimum=0)
+    engine: str = setting(
+        "di", "The engine of NEW logins: `di` (Garmin's DI tokens, what the Garmin Connect "
+        "app uses) or `garth` (garth's OAuth1/OAuth2 tokens, which Garmin's sign-in refuses "
+        "since March 2026). A stored session is always used by the engine that made it, "
+        "whatever this says; the two token formats cannot be converted.",
+        choices=GARMIN_ENGINES)
+    proxy_url: str = setting(
+        "", "Secret. Every request of the DI engine goes through this HTTP(S) proxy "
+        "(`http://user:password@host:port`); empty: direct. Never logged nor echoed in "
+        "errors.", check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
+    di_strategies: tuple[str, ...] = setting(
+        DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
+        "sign-in, `portal` the web one; `cffi` imitates a browser's TLS, `requests` does "
+        "not). A failure moves on to the next; a 429 or Garmin's verdict on the credentials "
+        "ends the login at once.", check=_di_strategies,
+        check_doc=f"a non-empty list of {', '.join(f'`{n}`' for n in DI_STRATEGIES)}")
+    di_login_delays: bool = setting(
+        True, "Pause like a person between loading a DI sign-in page and posting it "
+        "(2-5 s on the mobile strategies, 10-20 s on the portal ones, per strategy tried), "
+        "as Garmin's firewall expects: a DI login with MFA can take a minute or more. "
+        "Turn off only against the sandbox.")
+    di_refresh_margin_seconds: float = setting(
+        60.0, "A DI access token this close to its expiry is refreshed before a call.",
+        minimum=0)
 
 
 @dataclass(frozen=True)
@@ -171,7 +221,9 @@ class MfaConfig:
 
     ttl_seconds: int = setting(600, "Lifetime of a pending MFA login.", minimum=1)
     max_attempts: int = setting(
-        5, "Wrong codes accepted before the pending login is dropped.", minimum=1)
+        5, "Wrong codes accepted before the pending login is dropped, counted as Garmin "
+        "counts them: the DI engine may send one code twice (to the app's and the web "
+        "sign-in), which counts two.", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -181,6 +233,10 @@ class LoginConfig:
     cooldown_seconds: int = setting(
         900, "After Garmin answers 429 to a login, new logins for the account are refused "
         "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
+    timeout_seconds: float = setting(
+        120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
+        "by then and answers 504; must exceed the DI pauses (`garmin.di_login_delays`).",
+        minimum=1)
 
 
 @dataclass(frozen=True)

@@ -68,16 +68,17 @@ class Rule:
 def setting(
     default: T, doc: str, *, minimum: float | None = None, maximum: float | None = None,
     below: float | None = None, choices: tuple[str, ...] = (), check: Parser | None = None,
-    check_doc: str = "", path_kind: PathKind | None = None,
+    check_doc: str = "", path_kind: PathKind | None = None, secret: bool = False,
 ) -> T:
     """Declare a configuration key: the field's default plus everything else about it.
 
     `minimum`/`maximum` are inclusive, `below` exclusive; `choices` compare without case and
     normalise to the choice as declared; `check` normalises or refuses (raising `ValueError`)
-    after the type's own parsing, `check_doc` says what it allows.
+    after the type's own parsing, `check_doc` says what it allows. A `secret` stays out of
+    the configuration's repr (and so out of any log that prints it).
     """
     rule = Rule(doc, minimum, maximum, below, choices, check, check_doc, path_kind)
-    return field(default=default, metadata={METADATA_KEY: rule})
+    return field(default=default, metadata={METADATA_KEY: rule}, repr=not secret)
 
 
 @dataclass(frozen=True)

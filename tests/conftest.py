@@ -49,8 +49,15 @@ def encryption_key() -> str:
 
 
 @pytest.fixture
+def engine() -> str:
+    """The engine of new logins in `make_config`: garth unless a module asks for both
+    (`engine = pytest.fixture(params=ENGINES)(engine_param)`, see tests/support/app.py)."""
+    return "garth"
+
+
+@pytest.fixture
 def make_config(
-    sandbox: Sandbox, database_url: str, encryption_key: str, tmp_path: Path
+    sandbox: Sandbox, database_url: str, encryption_key: str, tmp_path: Path, engine: str
 ) -> MakeConfig:
     """A configuration pointing at this test's sandbox and database; sections overridable."""
 
@@ -59,7 +66,9 @@ def make_config(
             "database": {"url": database_url},
             "garmin": {"base_url": sandbox.url, "oauth_consumer_key": SANDBOX_CONSUMER_KEY,
                        "oauth_consumer_secret": SANDBOX_CONSUMER_SECRET,
-                       "timeout_seconds": 2, "retries": 0, "executor_threads": 8},
+                       "timeout_seconds": 2, "retries": 0, "executor_threads": 8,
+                       # the sandbox needs no human pauses between sign-in pages
+                       "di_login_delays": False, "engine": engine},
             "auth": {"api_keys": [API_KEY]},
             "security": {"encryption_keys": [encryption_key], "data_dir": str(tmp_path)},
             "logging": {"level": "DEBUG"},

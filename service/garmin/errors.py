@@ -18,11 +18,14 @@ class GarminError(Exception):
     """Base class. `refreshed_session` carries a session garth refreshed before failing.
 
     A refresh that succeeded must still be persisted when a later call fails, or the next
-    job would start from a token Garmin already rotated away.
+    job would start from a token Garmin already rotated away. `codes_posted` says how many
+    times an MFA attempt sent the code to Garmin (None: the engine does not count, read as
+    one), since Garmin counts every one of them against the challenge.
     """
 
     transient = False
     outcome = "protocol"
+    codes_posted: int | None = None
 
     def problem(self) -> errors.Problem:
         """How the failure reads to our callers (never the raw upstream text)."""

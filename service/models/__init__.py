@@ -3,6 +3,7 @@
 from service.models.garmin_auth_state import (
     GarminAuthenticationState,
     SessionStatus,
+    engine_shown,
     mfa_live,
     status_expression,
     status_of,
@@ -41,6 +42,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookSyncHealth",
     "WebhookUserSequence",
+    "engine_shown",
     "mfa_live",
     "status_expression",
     "status_of",

@@ -33,6 +33,10 @@ class GarminAuthenticationState(Model):
     id = fields.IntField(primary_key=True)
     user_id = fields.CharField(max_length=64, unique=True)
     session_data = fields.TextField(null=True)
+    # the engine that made `session_data`, or while there is none the pending MFA
+    # challenge's: the status reads it without decrypting; NULL on rows older than the
+    # column, whose sessions and challenges are all garth's
+    engine = fields.CharField(max_length=16, null=True)
     status = fields.CharEnumField(SessionStatus, max_length=16, default=SessionStatus.MISSING)
     status_reason = fields.CharField(max_length=200, null=True)
     mfa_pending = fields.BooleanField(default=False)
@@ -97,6 +101,14 @@ def status_of(row: GarminAuthenticationState, now: datetime) -> SessionStatus:
 def mfa_live(row: GarminAuthenticationState, now: datetime) -> bool:
     """An MFA challenge is waiting for its code (whatever else the row holds)."""
     return _holds(row, _MFA_LIVE, now)
+
+
+def engine_shown(row: GarminAuthenticationState, status: SessionStatus) -> str | None:
+    """The engine a status answer names: the stored session's, else the pending MFA
+    login's; None when the user has neither."""
+    if status not in (SessionStatus.VALID, SessionStatus.MFA_PENDING):
+        return None
+    return row.engine or "garth"
 
 
 def status_expression(now: datetime) -> Case:

@@ -125,8 +125,12 @@ class SessionService(StatusChecks):
             return LoginOutcome("SUCCESS")
         assert result.mfa_state is not None
         expires_at = self._clock() + timedelta(seconds=self._config.mfa.ttl_seconds)
-        await self._write_latest(row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
-                                 mfa_state=self._vault.seal(user_id, MFA, result.mfa_state))
+        changes: dict[str, Any] = {
+            "mfa_pending": True, "mfa_attempts": 0, "mfa_expires_at": expires_at,
+            "mfa_state": self._vault.seal(user_id, MFA, result.mfa_state)}
+        if not row.session_data:  # a stored session keeps naming its own engine
+            changes["engine"] = engine_of(result.mfa_state)
+        await self._write_latest(row, **changes)
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
 
@@ -146,7 +150,8 @@ class SessionService(StatusChecks):
     ) -> None:
         """Persist a new login unless a login that started later already finished."""
         changes = {"session_data": self._vault.seal(row.user_id, SESSION, session),
-                   "status": SessionStatus.VALID, "status_reason": None,
+                   "engine": engine_of(session), "status": SessionStatus.VALID,
+                   "status_reason": None,
                    "connected_at": started, "last_validated": self._clock(),
                    "login_cooldown_until": None, **self._mfa_cleared()}
         for _ in range(5):
@@ -191,7 +196,7 @@ class SessionService(StatusChecks):
         try:
             session = await self._gateway.resume_mfa(user_id, mfa_state, code)
         except MfaCodeInvalid as exc:
-            await self._wrong_mfa_code(row, exc.mfa_state)
+            await self._wrong_mfa_code(row, exc.mfa_state, exc.codes_posted or 1)
         except MfaChallengeLost:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
@@ -201,8 +206,11 @@ class SessionService(StatusChecks):
             await self._store_new_session(row, session, started=started)
             log.info("user %s finished MFA and connected a Garmin session", user_id)
 
-    async def _wrong_mfa_code(self, row: GarminAuthenticationState, new_state: str | None) -> None:
-        attempts = row.mfa_attempts + 1
+    async def _wrong_mfa_code(self, row: GarminAuthenticationState, new_state: str | None,
+                              codes_posted: int) -> None:
+        """Count the codes Garmin saw (the DI engine may post one code twice), not our
+        requests: `mfa.max_attempts` then stops before Garmin's own limit does."""
+        attempts = row.mfa_attempts + max(codes_posted, 1)
         remaining = self._config.mfa.max_attempts - attempts
         if remaining <= 0:
             await store.compare_and_set(row, **self._mfa_cleared())

@@ -29,7 +29,13 @@ from service.clock import Clock, Monotonic
 from service.config import Config
 from service.crypto import DecryptionError
 from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
-from service.models import GarminAuthenticationState, SessionStatus, mfa_live, status_of
+from service.models import (
+    GarminAuthenticationState,
+    SessionStatus,
+    engine_shown,
+    mfa_live,
+    status_of,
+)
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from service.store.leases import Lease, UserLeases
@@ -55,6 +61,7 @@ class StatusView:
     mfa_pending: bool
     mfa_expires_at: datetime | None
     reason: str | None
+    engine: str | None = None
     sync: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -106,9 +113,11 @@ class StatusChecks:
             return StatusView(SessionStatus.MISSING, "none", None, None, False, None, None)
         now = self._clock()
         waiting = mfa_live(row, now)
-        return StatusView(status_of(row, now), checked if row.session_data else "none",
+        status = status_of(row, now)
+        return StatusView(status, checked if row.session_data else "none",
                           row.last_validated, row.connected_at, waiting,
-                          row.mfa_expires_at if waiting else None, row.status_reason)
+                          row.mfa_expires_at if waiting else None, row.status_reason,
+                          engine_shown(row, status))
 
     async def status(self, user_id: str, refresh: bool = False) -> StatusView:
         """The session's status plus where each kind of sync stands.

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.sandbox import Fault
-from tests.support.app import Api, Sandbox, raw_rows
+from tests.support.app import ENGINES, Api, Sandbox, fault_sign_in, raw_rows
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs for both engines of new logins."""
+    return str(request.param)
 
 
 async def test_login_success_stores_a_valid_session(api: Api, sandbox: Sandbox) -> None:
@@ -66,7 +74,7 @@ async def test_garmin_5xx_is_503_and_keeps_the_session(api: Api, sandbox: Sandbo
     sandbox.add("alice@example.com")
     assert (await api.login("user-1", "alice@example.com")).status == 200
     before = (await raw_rows(api))[0]["session_data"]
-    sandbox.state.set_fault("alice@example.com", "login", Fault(status=500))
+    fault_sign_in(sandbox, "alice@example.com", "login", Fault(status=500))
     response = await api.login("user-1", "alice@example.com")
     assert response.status in (502, 503)
     assert (await raw_rows(api))[0]["session_data"] == before
@@ -77,7 +85,7 @@ async def test_garmin_timeout_is_503_and_keeps_the_session(api: Api, sandbox: Sa
     sandbox.add("alice@example.com")
     assert (await api.login("user-1", "alice@example.com")).status == 200
     before = (await raw_rows(api))[0]["session_data"]
-    sandbox.state.set_fault("alice@example.com", "login", Fault(hang_seconds=4))
+    fault_sign_in(sandbox, "alice@example.com", "login", Fault(hang_seconds=4))
     response = await api.login("user-1", "alice@example.com")
     assert response.status == 503
     assert "in time" in (await response.json())["detail"]
@@ -86,14 +94,14 @@ async def test_garmin_timeout_is_503_and_keeps_the_session(api: Api, sandbox: Sa
 
 async def test_garmin_connection_reset_is_503(api: Api, sandbox: Sandbox) -> None:
     sandbox.add("alice@example.com")
-    sandbox.state.set_fault("alice@example.com", "login", Fault(reset=True))
+    fault_sign_in(sandbox, "alice@example.com", "login", Fault(reset=True))
     response = await api.login("user-1", "alice@example.com")
     assert response.status == 503
 
 
 async def test_html_error_page_from_garmin_is_502(api: Api, sandbox: Sandbox) -> None:
     sandbox.add("alice@example.com")
-    sandbox.state.set_fault("alice@example.com", "login", Fault(html=True))
+    fault_sign_in(sandbox, "alice@example.com", "login", Fault(html=True))
     response = await api.login("user-1", "alice@example.com")
     assert response.status == 502
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service import db
 from service.config import Config
 from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
-from tests.support.app import Api, Sandbox, raw_rows
+from tests.support.app import CODES_PER_ATTEMPT, ENGINES, Api, Sandbox, fault_sign_in, raw_rows
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs for both engines of new logins."""
+    return str(request.param)
+
 
 
 async def _start_mfa(api: Api, sandbox: Sandbox, user: str = "user-1") -> dict[str, object]:
@@ -45,20 +54,23 @@ async def test_mfa_code_is_accepted_by_a_new_app_instance(
     assert status["mfa_pending"] is False
 
 
-async def test_wrong_code_then_right_code_succeeds(api: Api, sandbox: Sandbox) -> None:
+async def test_wrong_code_then_right_code_succeeds(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
     await _start_mfa(api, sandbox)
     wrong = await api.mfa("user-1", "000000")
     assert wrong.status == 422
-    assert (await wrong.json())["attempts_remaining"] == 4
+    assert (await wrong.json())["attempts_remaining"] == 5 - CODES_PER_ATTEMPT[engine]
     assert (await (await api.status("user-1")).json())["status"] == "MFA_PENDING"
     right = await api.mfa("user-1", "123456")
     assert right.status == 200
 
 
 async def test_too_many_wrong_codes_drop_the_pending_login(
-    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi, engine: str
 ) -> None:
-    api = await start_api(make_config(mfa={"max_attempts": 2}))
+    # two attempts' worth of codes, as Garmin counts them
+    api = await start_api(make_config(mfa={"max_attempts": 2 * CODES_PER_ATTEMPT[engine]}))
     await _start_mfa(api, sandbox)
     assert (await api.mfa("user-1", "000001")).status == 422
     last = await api.mfa("user-1", "000002")
@@ -101,6 +113,6 @@ async def test_mfa_pending_does_not_hide_an_existing_valid_session(
 
 async def test_garmin_outage_during_mfa_keeps_the_challenge(api: Api, sandbox: Sandbox) -> None:
     await _start_mfa(api, sandbox)
-    sandbox.state.set_fault("mfa@example.com", "mfa", Fault(status=503, times=1))
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", Fault(status=503, times=1))
     assert (await api.mfa("user-1", "123456")).status in (502, 503)
     assert (await api.mfa("user-1", "123456")).status == 200

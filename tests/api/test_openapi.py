@@ -91,8 +91,10 @@ def test_checker_catches_what_it_should() -> None:
     spec = build_spec()
     good = {"status": "VALID", "checked": "live", "last_validated": "2026-01-01T00:00:00+00:00",
             "connected_at": None, "mfa_pending": False, "mfa_expires_at": None, "reason": None,
-            "sync": {}}
+            "engine": "di", "sync": {}}
     assert schema_errors(good, STATUS_SCHEMA, spec) == []
+    assert schema_errors({**good, "engine": None}, STATUS_SCHEMA, spec) == []
+    assert schema_errors({**good, "engine": "oauth"}, STATUS_SCHEMA, spec)
     assert schema_errors({**good, "status": "valid"}, STATUS_SCHEMA, spec)
     assert schema_errors({**good, "checked": None}, STATUS_SCHEMA, spec)
     assert schema_errors({**good, "mfa_pending": "no"}, STATUS_SCHEMA, spec)

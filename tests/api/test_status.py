@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from service.clock import ManualClock
 from service.config import Config
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
-from tests.support.app import Api, Sandbox, raw_rows
+from tests.support.app import (
+    ENGINES,
+    REFRESH_SCOPE,
+    SHORT_LIVED,
+    Api,
+    Sandbox,
+    raw_rows,
+    token_grants,
+)
 from tests.support.app import connect as _connected
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs for both engines of new logins."""
+    return str(request.param)
 
 
 async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:
@@ -45,20 +61,24 @@ async def test_stale_validation_is_checked_live(
     assert body["checked"] == "live"
 
 
-async def test_token_refresh_during_validation_is_persisted(api: Api, sandbox: Sandbox) -> None:
-    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+async def test_token_refresh_during_validation_is_persisted(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
+    await _connected(api, sandbox, **SHORT_LIVED[engine])
     before = await raw_rows(api)
-    exchanges = sandbox.state.get_account("alice@example.com").exchanges
+    exchanges = token_grants(sandbox, engine)
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["status"] == "VALID" and body["checked"] == "live"
     after = await raw_rows(api)
-    assert sandbox.state.get_account("alice@example.com").exchanges == exchanges + 1
+    assert token_grants(sandbox, engine) == exchanges + 1
     assert after[0]["session_data"] != before[0]["session_data"]
     assert after[0]["version"] == before[0]["version"] + 1
 
 
-async def test_revoked_session_becomes_expired_and_is_cleared(api: Api, sandbox: Sandbox) -> None:
-    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+async def test_revoked_session_becomes_expired_and_is_cleared(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
+    await _connected(api, sandbox, **SHORT_LIVED[engine])
     sandbox.state.revoke_oauth1("alice@example.com")
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["status"] == "EXPIRED"
@@ -67,13 +87,13 @@ async def test_revoked_session_becomes_expired_and_is_cleared(api: Api, sandbox:
 
 
 async def test_dropped_access_token_is_refreshed_once_before_expiring(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
     await _connected(api, sandbox)
     sandbox.state.expire_access_tokens("alice@example.com")
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["status"] == "VALID"
-    assert sandbox.state.get_account("alice@example.com").exchanges >= 2
+    assert token_grants(sandbox, engine) >= 2
 
 
 async def test_transient_failures_keep_the_session(api: Api, sandbox: Sandbox) -> None:
@@ -91,14 +111,16 @@ async def test_transient_failures_keep_the_session(api: Api, sandbox: Sandbox) -
     assert after[0]["version"] == before[0]["version"]
 
 
-async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
-    await _connected(api, sandbox, oauth2_lifetime_seconds=0)
+async def test_failed_refresh_is_never_persisted(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
+    await _connected(api, sandbox, **SHORT_LIVED[engine])
     before = await raw_rows(api)
-    sandbox.state.set_fault("alice@example.com", "exchange", Fault(status=503))
+    sandbox.state.set_fault("alice@example.com", REFRESH_SCOPE[engine], Fault(status=503))
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["checked"] == "unavailable" and body["status"] == "VALID"
     assert (await raw_rows(api))[0]["session_data"] == before[0]["session_data"]
-    sandbox.state.clear_fault("alice@example.com", "exchange")
+    sandbox.state.clear_fault("alice@example.com", REFRESH_SCOPE[engine])
     assert (await (await api.status("user-1", refresh=True)).json())["checked"] == "live"
 
 

@@ -132,7 +132,8 @@ def missing_status(reply: Reply) -> None:
     assert reply.status == 200, reply.text
     assert reply.json() == {
         "status": "MISSING", "checked": "none", "last_validated": None, "connected_at": None,
-        "mfa_pending": False, "mfa_expires_at": None, "reason": None, "sync": {},
+        "mfa_pending": False, "mfa_expires_at": None, "reason": None, "engine": None,
+        "sync": {},
     }
 
 

@@ -7,6 +7,7 @@ GARMIN_SYNC_TEST_DATABASE_URL is set; the fixtures building these live in tests/
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from service import db
 from service.keys import DB_CONTEXT, SCHEDULER
-from service.sandbox import Account, SandboxState
+from service.sandbox import Account, Fault, SandboxState
 from tests.support.waiting import eventually
 
 API_KEY = "test-api-key-0123456789"
@@ -104,3 +105,30 @@ async def sync_now(api: Api, user: str, *kinds: str) -> list[dict[str, Any]]:
     await drain(api)
     listing = await api.client.get("/api/v1/garmin/sync/jobs?limit=500", headers=api.headers(user))
     return [job for job in (await listing.json())["items"] if job["id"] in ids]
+
+
+
+ENGINES = ("di", "garth")
+# the sandbox scopes of one sign-in step, for both engines: garth uses the mobile flow only,
+# the DI engine moves on to the portal flow when the mobile one fails
+SIGN_IN_SCOPES = {"login": ("login", "portal_login"), "mfa": ("mfa", "portal_mfa")}
+# account fields whose tokens need a refresh before the next call, per engine
+SHORT_LIVED = {"garth": {"oauth2_lifetime_seconds": 0}, "di": {"di_access_lifetime_seconds": 0}}
+# the sandbox scope of a token refresh, per engine
+REFRESH_SCOPE = {"garth": "exchange", "di": "di_refresh"}
+# codes one MFA attempt sends Garmin: ha-garmin posts a code to the app's and the web URL
+CODES_PER_ATTEMPT = {"garth": 1, "di": 2}
+
+
+def fault_sign_in(sandbox: Sandbox, username: str, step: str, fault: Fault) -> None:
+    """`fault` on a sign-in step of every flow either engine may try (each its own copy)."""
+    for scope in SIGN_IN_SCOPES[step]:
+        sandbox.state.set_fault(username, scope, dataclasses.replace(fault))
+
+
+def token_grants(sandbox: Sandbox, engine: str, username: str = ALICE) -> int:
+    """Token grants the account's engine asked for: the login's exchange and each refresh."""
+    account = sandbox.state.require_account(username)
+    if engine == "di":
+        return account.di_exchanges + account.di_refresh_attempts
+    return account.exchanges

@@ -247,6 +247,10 @@ class Cluster:
             "GARMIN_OAUTH_CONSUMER_SECRET": SANDBOX_CONSUMER_SECRET,
             "GARMIN_TIMEOUT_SECONDS": "8",
             "GARMIN_RETRIES": "0",
+            # these workers read and script garth's sessions (as the in-process tests'
+            # default engine does); the sandbox needs no human pauses
+            "GARMIN_ENGINE": "garth",
+            "GARMIN_DI_LOGIN_DELAYS": "false",
             "HTTP_HOST": "127.0.0.1",
             "HTTP_SHUTDOWN_TIMEOUT_SECONDS": "2",
             "LOGGING_LEVEL": "INFO",

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import day_end_clock, expected_activities
-from tests.support.app import Api, Sandbox, connect, raw_rows, sync_now, use_db
+from tests.support.app import (
+    ENGINES,
+    SHORT_LIVED,
+    Api,
+    Sandbox,
+    connect,
+    raw_rows,
+    sync_now,
+    token_grants,
+    use_db,
+)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every cycle here runs with sessions of both engines."""
+    return str(request.param)
 
 
 async def test_full_cycle_stores_every_activity_of_the_backfill(api: Api, sandbox: Sandbox) -> None:
@@ -49,13 +67,15 @@ async def test_second_run_changes_no_row_count(api: Api, sandbox: Sandbox) -> No
     assert (await Activity.all().count(), await DailyHealth.all().count()) == before
 
 
-async def test_refresh_during_a_job_is_persisted(api: Api, sandbox: Sandbox) -> None:
-    await connect(api, sandbox, "user-1", "alice@example.com", oauth2_lifetime_seconds=0)
+async def test_refresh_during_a_job_is_persisted(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
+    await connect(api, sandbox, "user-1", "alice@example.com", **SHORT_LIVED[engine])
     before = (await raw_rows(api))[0]
-    exchanges = sandbox.state.get_account("alice@example.com").exchanges
+    exchanges = token_grants(sandbox, engine)
     jobs = await sync_now(api, "user-1", "activities")
     assert jobs[0]["status"] == "SUCCESS"
     after = (await raw_rows(api))[0]
-    assert sandbox.state.get_account("alice@example.com").exchanges > exchanges
+    assert token_grants(sandbox, engine) > exchanges
     assert after["session_data"] != before["session_data"]
     assert after["version"] > before["version"]

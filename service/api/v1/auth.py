@@ -42,6 +42,7 @@ def status_body(view: StatusView) -> dict[str, Any]:
         "mfa_pending": view.mfa_pending,
         "mfa_expires_at": _iso(view.mfa_expires_at),
         "reason": view.reason,
+        "engine": view.engine,
         "sync": {kind: {name: _iso(value) if isinstance(value, datetime) else value
                         for name, value in fields.items()}
                  for kind, fields in view.sync.items()},

@@ -64,7 +64,7 @@ GARMIN_ERRORS: Problems = (errors.GarminThrottled, errors.GarminBadResponse,
 STATUS_SCHEMA = {
     "type": "object",
     "required": ["status", "checked", "last_validated", "connected_at", "mfa_pending",
-                 "mfa_expires_at", "reason", "sync"],
+                 "mfa_expires_at", "reason", "engine", "sync"],
     "properties": {
         "status": {"enum": [status.value for status in SessionStatus]},
         "checked": {"enum": ["live", "cached", "unavailable", "none"]},
@@ -73,6 +73,12 @@ STATUS_SCHEMA = {
         "mfa_pending": {"type": "boolean"},
         "mfa_expires_at": DATETIME_OR_NULL,
         "reason": {"type": ["string", "null"]},
+        "engine": {
+            "enum": ["di", "garth", None],
+            "description": "The engine of the stored session (a VALID status), else of the "
+                           "pending login (MFA_PENDING); null when there is neither. A stored "
+                           "session is always used by the engine that made it.",
+        },
         "sync": {
             "type": "object",
             "description": "Per kind (activities, health): where its sync stands.",

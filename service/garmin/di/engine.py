@@ -54,7 +54,7 @@ CODE_POST = "/mfa/verifyCode"  # the mobile and the portal code check
 def _codes_posted(error: GarminError, count: int) -> GarminError:
     """How many times this attempt sent the code to Garmin (ha-garmin posts it to both the
     mobile and the portal URL), so MFA attempts are counted as Garmin counts them."""
-    setattr(error, "codes_posted", count)  # noqa: B010 - not yet declared by GarminError
+    error.codes_posted = count
     return error
 
 

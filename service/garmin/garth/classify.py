@@ -62,6 +62,16 @@ def _sso_error_type(response: requests.Response | None) -> str:
     return kind if isinstance(kind, str) else ""
 
 
+def _says_invalid_code(response: requests.Response | None) -> bool:
+    """Garmin's SSO JSON names a wrong code (`INVALID_MFA_CODE`, in `responseStatus.type`
+    or an error code field)."""
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "INVALID_MFA_CODE" in json.dumps(body)
+
+
 def _classify_http(response: requests.Response | None) -> GarminError:
     status = response.status_code if response is not None else 0
     stage = _stage_of(response)
@@ -77,6 +87,10 @@ def _classify_http(response: requests.Response | None) -> GarminError:
             return InvalidCredentials("Garmin rejected the username or password")
         return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
     if stage == "mfa" and status in (400, 401, 403):
+        # Garmin answers a wrong code with a 4xx as well as with a 200: its own verdict on
+        # the code keeps the challenge, anything else means the challenge is gone
+        if _says_invalid_code(response):
+            return MfaCodeInvalid("the MFA code was not accepted")
         return MfaChallengeLost("Garmin no longer accepts this MFA challenge")
     if stage in ("exchange", "api") and status in (401, 403):
         return AuthRejected(f"Garmin rejected the session ({stage} {status})")
