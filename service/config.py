@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from service.settings import ENV_PREFIX as ENV_PREFIX
 from service.settings import ConfigError as ConfigError
 from service.settings import StartupError as StartupError
@@ -24,6 +22,7 @@ from service.settings import (
     build_section,
     check_environment,
     check_known_keys,
+    read_yaml,
     sections_of,
     setting,
 )
@@ -375,24 +374,6 @@ class Config:
 # --- loading ----------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError("--config", f"{path} is not valid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("--config", f"{path} must hold a mapping of sections")
-    return data
-
-
 def _check_consistency(config: Config) -> None:
     """Rules that involve more than one key."""
     garmin = config.garmin
@@ -427,7 +408,7 @@ def load_config(
     """
     env = os.environ if env is None else env
     check_environment(env, Config, NOT_SETTINGS)
-    raw: dict[str, Any] = _read_yaml(path) if path is not None else {}
+    raw: dict[str, Any] = read_yaml(path) if path is not None else {}
     check_known_keys(raw, Config)
     for section, values in (overrides or {}).items():
         merged = dict(raw.get(section) or {})

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import yaml
+
 ENV_PREFIX = "GARMIN_SYNC_"
 METADATA_KEY = "garmin_sync.setting"
 
@@ -286,3 +288,22 @@ def build_section(section: str, cls: type[T], values: Mapping[str, Any],
         except ValueError as exc:
             raise ConfigError(key.env_name if from_env else key.dotted, str(exc)) from None
     return cls(**parsed)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The configuration file's sections, or a `ConfigError` naming `--config`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError("--config", f"{path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("--config", f"{path} must hold a mapping of sections")
+    return data

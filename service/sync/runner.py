@@ -41,8 +41,6 @@ from service.garmin import (
     GarminGateway,
     RateLimited,
     SessionCalls,
-    fetch_activities,
-    fetch_days,
 )
 from service.models import (
     GarminAuthenticationState,
@@ -59,7 +57,7 @@ from service.store.leases import Lease, LeaseLost, UserLeases
 from service.store.vault import SESSION, SessionVault
 from service.sync import reports
 from service.sync.joblog import JobNote, log_job_end
-from service.sync.parsing import MalformedItem, activity_fields, day_fields
+from service.sync.work import Plan, fetch_activities_of, fetch_days_of, parse
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.outbox import Outbox
 
@@ -70,16 +68,6 @@ log = logging.getLogger(__name__)
 
 # the most a Retry-After backoff is lengthened, as a fraction of Garmin's Retry-After
 RETRY_AFTER_JITTER = 0.1
-
-
-@dataclass(frozen=True)
-class Plan:
-    first_day: date
-    last_day: date
-
-    def days(self) -> list[date]:
-        span = (self.last_day - self.first_day).days
-        return [self.first_day + timedelta(days=offset) for offset in range(span + 1)]
 
 
 @dataclass
@@ -330,8 +318,8 @@ class SyncRunner:
     def _work(self, kind: SyncKind, plan: Plan,
               note: JobNote) -> Callable[[SessionCalls], Awaitable[Any]]:
         fetch: Callable[[SessionCalls], Awaitable[Any]] = (
-            functools.partial(_fetch_activities, plan=plan, page_size=self._config.page_size)
-            if kind == SyncKind.ACTIVITIES else functools.partial(_fetch_days, plan=plan))
+            functools.partial(fetch_activities_of, plan=plan, page_size=self._config.page_size)
+            if kind == SyncKind.ACTIVITIES else functools.partial(fetch_days_of, plan=plan))
 
         async def work(api: SessionCalls) -> Any:
             note.calls = api
@@ -377,7 +365,7 @@ class SyncRunner:
         """Upsert, move the cursor and finish the job in one transaction fenced by the lease;
         the same transaction starts the user's next job, or releases the lease after the
         last one (fewer statements and commits on every user's critical path)."""
-        rows, skipped = _parse(job.kind, raw)
+        rows, skipped = parse(job.kind, raw)
         now = self._clock()
         job.items_fetched = len(rows) + skipped
         job.items_skipped = skipped
@@ -405,32 +393,3 @@ class SyncRunner:
         if skipped:
             log.warning("job %s for user %s skipped %d malformed item(s)", job.id,
                         job.user_id, skipped)
-
-
-async def _fetch_activities(api: SessionCalls, plan: Plan, page_size: int) -> list[Any]:
-    # Garmin filters by local date: one day past today covers users ahead of UTC.
-    return await fetch_activities(api, plan.first_day, plan.last_day + timedelta(days=1),
-                                  page_size)
-
-
-async def _fetch_days(api: SessionCalls, plan: Plan) -> dict[date, dict[str, Any]]:
-    return await fetch_days(api, plan.days())
-
-
-def _parse(kind: SyncKind, raw: Any) -> tuple[list[dict[str, Any]], int]:
-    """Rows to upsert and how many items were skipped as malformed (deduplicated by key)."""
-    rows: dict[Any, dict[str, Any]] = {}
-    skipped = 0
-    items: list[tuple[Any, Any]] = list(raw.items() if kind == SyncKind.HEALTH
-                                        else enumerate(raw))
-    for key, item in items:
-        try:
-            fields = (day_fields(key, item) if isinstance(key, date)
-                      else activity_fields(item))
-        except MalformedItem as exc:
-            skipped += 1
-            log.debug("skipped a malformed %s item: %s", kind.value, exc)
-            continue
-        natural = fields.get("garmin_activity_id", fields.get("calendar_date"))
-        rows[natural] = fields
-    return list(rows.values()), skipped
