@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from service.garmin import GarminSettings, configure_consumer
-from service.garmin.garth.client import _Client
+from service.garmin.garth.api import _Client
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.support.app import Api, Sandbox
 

@@ -26,7 +26,7 @@ from requests_oauthlib import OAuth1
 
 from service.garmin import GarminSettings, LoginResult, configure_consumer
 from service.garmin.garth import signin as garmin_client
-from service.garmin.garth.client import _Client
+from service.garmin.garth.api import _Client
 from service.garmin.garth.signin import login, resume_mfa
 from service.garmin.garth.transport import (
     Transport,

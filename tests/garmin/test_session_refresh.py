@@ -16,7 +16,7 @@ def test_a_401_while_a_parallel_refresh_failed_is_not_a_definitive_rejection() -
     from garth.exc import GarthHTTPError
 
     from service.garmin import GarminSettings, GarminUnavailable
-    from service.garmin.garth.client import GarminApi
+    from service.garmin.garth.api import GarminApi
 
     token = OAuth2Token(scope="s", jti="j", token_type="Bearer", access_token="a",
                         refresh_token="r", expires_in=3600, expires_at=2**40,

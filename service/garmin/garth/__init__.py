@@ -34,7 +34,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Garth is deprecated", category=DeprecationWarning)
     import garth  # noqa: F401
 
-from service.garmin.garth.client import configure_consumer  # noqa: E402
+from service.garmin.garth.api import configure_consumer  # noqa: E402
 from service.garmin.garth.engine import GarthEngine  # noqa: E402
 
 DEPRECATION_NOTICE = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.garmin.engine import GarminSettings, LoginResult
 from service.garmin.garth import signin
-from service.garmin.garth.client import GarminApi
+from service.garmin.garth.api import GarminApi
 from service.garmin.garth.transport import Transport
 
 

@@ -34,8 +34,8 @@ from service.garmin.errors import (
     MfaChallengeLost,
     MfaCodeInvalid,
 )
+from service.garmin.garth.api import _Client
 from service.garmin.garth.classify import classify
-from service.garmin.garth.client import _Client
 from service.garmin.garth.transport import (
     Transport,
     _oauth1_authorization,
