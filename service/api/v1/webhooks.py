@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from service import db
+from service.api.cursors import CURSORS, query_cursor
 from service.errors import BadRequest, DeliveryNotDead, NotFound
 from service.keys import CLOCK, DB_CONTEXT, METRICS, OUTBOX
 from service.models.webhooks import DeliveryStatus
@@ -31,6 +32,7 @@ from service.webhooks.outbox import DeliveryView, utcnow
 
 DISPATCHER = web.AppKey("webhook_dispatcher", Dispatcher)
 DELIVERIES_PATH = "/api/v1/webhooks/deliveries"
+DELIVERIES_SCOPE = "webhook-deliveries"
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_ID = 2**63 - 1
@@ -70,18 +72,15 @@ async def list_deliveries(request: web.Request) -> web.Response:
         except ValueError:
             raise BadRequest("status must be one of pending, delivered, dead.") from None
     limit = _positive_int(request.query.get("limit", str(DEFAULT_LIMIT)), "limit", MAX_LIMIT)
-    cursor = request.query.get("cursor")
-    before = None
-    if cursor is not None:
-        if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_ID:
-            raise BadRequest("The cursor is not one this API returned.")
-        before = int(cursor)
+    position = query_cursor(request, DELIVERIES_SCOPE, (int,))
+    before = position[0] if position is not None else None
     page = await outbox.deliveries_page(status, limit + 1, before)
     more = len(page) > limit
     page = page[:limit]
     return web.json_response({
         "items": [delivery_json(view) for view in page],
-        "next_cursor": str(page[-1].delivery.id) if more and page else None,
+        "next_cursor": (request.app[CURSORS].issue(DELIVERIES_SCOPE, page[-1].delivery.id)
+                        if more and page else None),
     })
 
 
