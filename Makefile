@@ -53,7 +53,7 @@ replicas: $(TESTENV)
 
 ## lint: ruff, mypy and the import contracts (pyproject.toml [tool.importlinter])
 lint: $(TESTENV)
-	$(BIN)/ruff check service tests migrations bench
+	$(BIN)/ruff check service tests migrations bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
