@@ -7,7 +7,8 @@ never held a session (status MISSING) are exact in SQL: their `engine` named the
 or is NULL from before that column (garth's), and moves to `mfa_engine`. Beside a stored or
 rejected session `engine` may name either, and the challenge's own marker is sealed: those
 challenges keep `mfa_engine` NULL and the status reads the marker instead, until they end
-(`mfa.ttl_seconds`). A rejected (EXPIRED) session whose `engine` a later challenge overwrote
+(`mfa.ttl_seconds`); so do challenges that replicas of the previous release store while an
+upgrade rolls out. A rejected (EXPIRED) session whose `engine` a later challenge overwrote
 keeps naming that challenge's engine.
 """
 

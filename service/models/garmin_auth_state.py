@@ -33,16 +33,16 @@ class GarminAuthenticationState(Model):
     id = fields.IntField(primary_key=True)
     user_id = fields.CharField(max_length=64, unique=True)
     session_data = fields.TextField(null=True)
-    # the engine that made the stored session (kept after Garmin rejects it, so an EXPIRED
-    # status names it), and the pending MFA challenge's: two columns, since a login may
-    # wait for its code beside a session of the other engine. The status reads them
-    # without decrypting; `engine` is NULL on rows older than it (garth's sessions), and
-    # NULL while no session was ever stored
+    # the engine that made the stored session, written with it only and kept after Garmin
+    # rejects it (an EXPIRED status names it); the status reads it without decrypting. NULL
+    # while no session was ever stored, and on rows older than the column (garth's)
     engine = fields.CharField(max_length=16, null=True)
     status = fields.CharEnumField(SessionStatus, max_length=16, default=SessionStatus.MISSING)
     status_reason = fields.CharField(max_length=200, null=True)
     mfa_pending = fields.BooleanField(default=False)
     mfa_state = fields.TextField(null=True)
+    # the pending challenge's engine, written and cleared with it: a login may wait for its
+    # code beside a session of the other engine, which keeps its own `engine` meanwhile
     mfa_engine = fields.CharField(max_length=16, null=True)
     mfa_expires_at = fields.DatetimeField(null=True)
     mfa_attempts = fields.IntField(default=0)

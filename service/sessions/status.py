@@ -122,9 +122,10 @@ class StatusChecks:
                           row.mfa_expires_at if waiting else None, row.status_reason, engine)
 
     def _challenge_engine(self, row: GarminAuthenticationState) -> str | None:
-        """The engine of a challenge stored before challenges named theirs in a column,
-        beside a stored session (the migration could name the others in SQL): the
-        challenge's own marker. Such a challenge ends within `mfa.ttl_seconds`."""
+        """A pending challenge without `mfa_engine` (stored beside a session before the
+        column, where the migration cannot read the engine, or by a replica of the previous
+        release while an upgrade rolls out): its own sealed marker names the engine. Such a
+        challenge ends within `mfa.ttl_seconds`."""
         if not row.mfa_state:
             return None
         try:
