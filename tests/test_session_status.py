@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from service import db
 from service.keys import DB_CONTEXT
-from service.models import GarminAuthenticationState, SessionStatus, status_expression, status_of
+from service.models import (
+    GarminAuthenticationState,
+    SessionStatus,
+    engine_shown,
+    status_expression,
+    status_of,
+)
 from tests.support.app import Api
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -49,3 +55,15 @@ def test_the_rule_in_words() -> None:
     assert status_of(row(status=SessionStatus.EXPIRED, mfa_pending=True, mfa_expires_at=NOW),
                      NOW) == "EXPIRED"
     assert status_of(row(status=SessionStatus.VALID), NOW) == "MISSING"  # session cleared
+
+
+def test_the_engine_named_follows_the_status() -> None:
+    def row(**fields: object) -> GarminAuthenticationState:
+        return GarminAuthenticationState(user_id="u", **fields)
+
+    both = row(engine="garth", mfa_engine="di")
+    assert engine_shown(both, SessionStatus.MFA_PENDING) == "di"
+    assert engine_shown(both, SessionStatus.VALID) == "garth"
+    assert engine_shown(both, SessionStatus.EXPIRED) == "garth"
+    assert engine_shown(both, SessionStatus.MISSING) is None
+    assert engine_shown(row(), SessionStatus.EXPIRED) == "garth"  # from before the column

@@ -33,14 +33,17 @@ class GarminAuthenticationState(Model):
     id = fields.IntField(primary_key=True)
     user_id = fields.CharField(max_length=64, unique=True)
     session_data = fields.TextField(null=True)
-    # the engine that made `session_data`, or while there is none the pending MFA
-    # challenge's: the status reads it without decrypting; NULL on rows older than the
-    # column, whose sessions and challenges are all garth's
+    # the engine that made the stored session, written with it only and kept after Garmin
+    # rejects it (an EXPIRED status names it); the status reads it without decrypting. NULL
+    # while no session was ever stored, and on rows older than the column (garth's)
     engine = fields.CharField(max_length=16, null=True)
     status = fields.CharEnumField(SessionStatus, max_length=16, default=SessionStatus.MISSING)
     status_reason = fields.CharField(max_length=200, null=True)
     mfa_pending = fields.BooleanField(default=False)
     mfa_state = fields.TextField(null=True)
+    # the pending challenge's engine, written and cleared with it: a login may wait for its
+    # code beside a session of the other engine, which keeps its own `engine` meanwhile
+    mfa_engine = fields.CharField(max_length=16, null=True)
     mfa_expires_at = fields.DatetimeField(null=True)
     mfa_attempts = fields.IntField(default=0)
     connected_at = fields.DatetimeField(null=True)
@@ -104,11 +107,14 @@ def mfa_live(row: GarminAuthenticationState, now: datetime) -> bool:
 
 
 def engine_shown(row: GarminAuthenticationState, status: SessionStatus) -> str | None:
-    """The engine a status answer names: the stored session's, else the pending MFA
-    login's; None when the user has neither."""
-    if status not in (SessionStatus.VALID, SessionStatus.MFA_PENDING):
-        return None
-    return row.engine or "garth"
+    """The engine a status answer names: the pending MFA login's while it is what the user
+    is reported as (MFA_PENDING), else the stored session's, or the rejected one's
+    (EXPIRED); None when the user has neither (MISSING)."""
+    if status is SessionStatus.MFA_PENDING:
+        return row.mfa_engine
+    if status in (SessionStatus.VALID, SessionStatus.EXPIRED):
+        return row.engine or "garth"
+    return None
 
 
 def status_expression(now: datetime) -> Case:

@@ -87,8 +87,8 @@ class SessionService(StatusChecks):
                 self.status_cache.forget(user_id)
 
     def _mfa_cleared(self) -> dict[str, Any]:
-        return {"mfa_pending": False, "mfa_state": None, "mfa_expires_at": None,
-                "mfa_attempts": 0}
+        return {"mfa_pending": False, "mfa_state": None, "mfa_engine": None,
+                "mfa_expires_at": None, "mfa_attempts": 0}
 
     # --- login --------------------------------------------------------------------------
 
@@ -125,12 +125,11 @@ class SessionService(StatusChecks):
             return LoginOutcome("SUCCESS")
         assert result.mfa_state is not None
         expires_at = self._clock() + timedelta(seconds=self._config.mfa.ttl_seconds)
-        changes: dict[str, Any] = {
-            "mfa_pending": True, "mfa_attempts": 0, "mfa_expires_at": expires_at,
-            "mfa_state": self._vault.seal(user_id, MFA, result.mfa_state)}
-        if not row.session_data:  # a stored session keeps naming its own engine
-            changes["engine"] = engine_of(result.mfa_state)
-        await self._write_latest(row, **changes)
+        # `engine` stays the stored session's: only a session written names it
+        await self._write_latest(
+            row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
+            mfa_state=self._vault.seal(user_id, MFA, result.mfa_state),
+            mfa_engine=engine_of(result.mfa_state))
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
 

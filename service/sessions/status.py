@@ -28,7 +28,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from service.clock import Clock, Monotonic
 from service.config import Config
 from service.crypto import DecryptionError
-from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited
+from service.garmin import AuthRejected, GarminError, GarminGateway, RateLimited, engine_of
 from service.models import (
     GarminAuthenticationState,
     SessionStatus,
@@ -39,7 +39,7 @@ from service.models import (
 from service.sessions.status_cache import StatusCache
 from service.store import sessions as store
 from service.store.leases import Lease, UserLeases
-from service.store.vault import SESSION, SessionVault
+from service.store.vault import MFA, SESSION, SessionVault
 from service.webhooks import events
 from service.webhooks.outbox import Outbox
 
@@ -114,10 +114,24 @@ class StatusChecks:
         now = self._clock()
         waiting = mfa_live(row, now)
         status = status_of(row, now)
+        engine = engine_shown(row, status)
+        if status is SessionStatus.MFA_PENDING and engine is None:
+            engine = self._challenge_engine(row)
         return StatusView(status, checked if row.session_data else "none",
                           row.last_validated, row.connected_at, waiting,
-                          row.mfa_expires_at if waiting else None, row.status_reason,
-                          engine_shown(row, status))
+                          row.mfa_expires_at if waiting else None, row.status_reason, engine)
+
+    def _challenge_engine(self, row: GarminAuthenticationState) -> str | None:
+        """A pending challenge without `mfa_engine` (stored beside a session before the
+        column, where the migration cannot read the engine, or by a replica of the previous
+        release while an upgrade rolls out): its own sealed marker names the engine. Such a
+        challenge ends within `mfa.ttl_seconds`."""
+        if not row.mfa_state:
+            return None
+        try:
+            return engine_of(self._vault.open(row.user_id, MFA, row.mfa_state))
+        except DecryptionError:
+            return None
 
     async def status(self, user_id: str, refresh: bool = False) -> StatusView:
         """The session's status plus where each kind of sync stands.
@@ -231,7 +245,7 @@ class StatusChecks:
             view = self._view(row, "live")
             return StatusView(SessionStatus.EXPIRED, "live", view.last_validated,
                               view.connected_at, view.mfa_pending, view.mfa_expires_at,
-                              "stored session cannot be decrypted; log in again")
+                              "stored session cannot be decrypted; log in again", view.engine)
         try:
             try:
                 usage = await self._gateway.validate(user_id, session)

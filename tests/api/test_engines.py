@@ -134,7 +134,7 @@ async def test_a_stored_garth_session_keeps_syncing_with_garth_after_the_default
     sandbox.state.revoke_oauth1(ALICE)
     sandbox.state.expire_access_tokens(ALICE)
     body = await (await restarted.status("user-1", refresh=True)).json()
-    assert body["status"] == "EXPIRED" and body["engine"] is None
+    assert body["status"] == "EXPIRED" and body["engine"] == "garth"  # the rejected session
     assert (await restarted.login("user-1", ALICE)).status == 200
     assert await _engine_shown(restarted) == "di"
     jobs = await sync_now(restarted, "user-1", "activities")

@@ -75,9 +75,10 @@ STATUS_SCHEMA = {
         "reason": {"type": ["string", "null"]},
         "engine": {
             "enum": ["di", "garth", None],
-            "description": "The engine of the stored session (a VALID status), else of the "
-                           "pending login (MFA_PENDING); null when there is neither. A stored "
-                           "session is always used by the engine that made it.",
+            "description": "The engine of the pending login (MFA_PENDING), of the stored "
+                           "session (VALID) or of the session Garmin rejected (EXPIRED); null "
+                           "when there is neither (MISSING). A stored session is always used "
+                           "by the engine that made it.",
         },
         "sync": {
             "type": "object",
