@@ -38,10 +38,11 @@ def log(message: str) -> None:
 class Env:
     """One figure's work directory, database and processes (all stopped at the end)."""
 
-    def __init__(self, root: Path, name: str, db: str) -> None:
+    def __init__(self, root: Path, name: str, db: str, engine: str = "garth") -> None:
         self.dir = root / f"{name}-{db}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = db
+        self.engine = engine
         self.url = PG_URL if db == "postgres" else f"sqlite://{self.dir}/bench.sqlite3"
         from service.crypto import generate_key
 
@@ -67,9 +68,10 @@ class Env:
             "GARMIN_OAUTH_CONSUMER_KEY": "sandbox-consumer-key",
             "GARMIN_OAUTH_CONSUMER_SECRET": "sandbox-consumer-secret",
             "GARMIN_RETRIES": "0",
-            # the published figures measure garth's logins and read garth's sessions; the
-            # sandbox needs no human pauses should a run choose the DI engine
-            "GARMIN_ENGINE": "garth",
+            # the engine of the logins a figure makes (figures 3 and 4 run on each; the
+            # others on garth, whose sessions figures 6 and 7 seed); the sandbox needs no
+            # human pauses between DI sign-in steps
+            "GARMIN_ENGINE": self.engine,
             "GARMIN_DI_LOGIN_DELAYS": "false",
             "HTTP_SHUTDOWN_TIMEOUT_SECONDS": "2",
             "SYNC_SHUTDOWN_GRACE_SECONDS": "2",
@@ -145,7 +147,8 @@ async def sandbox_totals(sandbox: h.Proc) -> dict[str, int]:
             http.get(sandbox.url + "/_sandbox/accounts") as response:
         accounts = await response.json()
     return {name: sum(account[name] for account in accounts)
-            for name in ("api_calls", "exchanges", "login_attempts", "refreshes")}
+            for name in ("api_calls", "exchanges", "login_attempts", "refreshes",
+                         "di_exchanges", "di_refresh_attempts", "di_refreshes")}
 
 
 async def patch_accounts(sandbox: h.Proc, usernames: list[str], changes: dict[str, Any]) -> None:

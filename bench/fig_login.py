@@ -14,7 +14,7 @@ import aiohttp
 
 from bench import harness as h
 from bench.common import Env, empty_database, login_all, patch_accounts, sync_concurrency
-from bench.constants import LATENCY_MS
+from bench.constants import LATENCY_MS, engine_key
 from bench.probe import StatusProbe
 from tests.support.replicas import username_of
 
@@ -78,11 +78,11 @@ async def set_sandbox_latency(sandbox: h.Proc, latency_ms: int) -> None:
 
 
 async def figure_login(root: Path, db: str, logins: int, rate: float,
-                       quick: bool) -> dict[str, Any]:
-    """Figure 4: a burst of logins against the floor the sandbox latency and the thread
-    pool set, under the status probe, and whether any request carried another user's
-    credentials (the sandbox's record of every request says)."""
-    env = Env(root, "login", db)
+                       quick: bool, engine: str) -> dict[str, Any]:
+    """Figure 4 on `engine`: a burst of logins against the floor the sandbox latency and
+    the thread pool set, under the status probe, and whether any request carried another
+    user's credentials (the sandbox's record of every request says)."""
+    env = Env(root, engine_key("login", engine), db, engine)
     probe_users = [f"probe-{i}" for i in range(20)]
     users = [f"login-{i}" for i in range(logins)]
     try:
@@ -108,7 +108,7 @@ async def figure_login(root: Path, db: str, logins: int, rate: float,
         floor = rounds * calls["delay_ms_per_login"] / 1000
         probe_cpu = (idle["status"]["server_cpu"] or 0.0) * run["total_s"]
         return {
-            "db": db, "logins": logins, "executor_threads": threads, **run,
+            "db": db, "engine": engine, "logins": logins, "executor_threads": threads, **run,
             "floor_s": floor, "ratio": run["total_s"] / floor,
             **calls, "isolation": crossed_requests(records),
             # minus what the status probe cost when idle (its CPU share times this span)

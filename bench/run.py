@@ -11,14 +11,15 @@ Figures (see BENCHMARKS.md for what each one means):
   2  status p99 at a fixed rate during a 1,000-user sync / the same when idle; loop lag
   3  sync efficiency: floor (calls x 50 ms / W) / measured, users per minute, CPU per user
   4  64 concurrent logins: total time / floor, and requests carrying another user's token
+  (3 and 4 once per Garmin engine: garth's sessions and DI's)
   5  upsert rate: service.store.sync.upsert_activities / raw driver executemany
   6  RSS of one service process with 10,000 connected users, idle and during sync
   7  scaling: sync wall time and CPU per user at 100, 500, 1,000, 2,000 and 5,000 users
 
 PostgreSQL figures run when GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied,
 as the test suite does). Options: --figures 1,2,3,4,5,6,7  --users N  --tail-users N
---probe-rps R  --logins N  --scale-sizes A,B,C  --quick (smaller sizes)  --no-write
---report-only  --raw FILE.
+--probe-rps R  --logins N  --scale-sizes A,B,C  --engines garth,di  --quick (smaller sizes)
+--no-write  --report-only  --raw FILE.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 from bench import harness as h
 from bench import report
 from bench.common import PG_URL, close_scrapes, log
-from bench.constants import RESULTS
+from bench.constants import ENGINES, RESULTS, engine_key
 from bench.fig_login import figure_login
 from bench.fig_memory import figure_memory
 from bench.fig_scale import figure_scale
@@ -68,8 +69,12 @@ async def run_child(args: argparse.Namespace) -> int:
         "tail-apart": lambda: figure_tail(root, db, args.tail_users, args.probe_rps,
                                           args.quick, api_apart=True),
         "sandbox": lambda: calibrate_sandbox(root, args.quick),
-        "sync": lambda: figure_sync(root, db, args.users),
-        "login": lambda: figure_login(root, db, args.logins, args.probe_rps, args.quick),
+        "sync": lambda: figure_sync(root, db, args.users, "garth"),
+        "sync-di": lambda: figure_sync(root, db, args.users, "di"),
+        "login": lambda: figure_login(root, db, args.logins, args.probe_rps, args.quick,
+                                      "garth"),
+        "login-di": lambda: figure_login(root, db, args.logins, args.probe_rps, args.quick,
+                                         "di"),
         "scale": lambda: figure_scale(root, db, sizes(args.scale_sizes)),
         "upsert": lambda: figure_upsert(root, db, args.quick),
         "memory": lambda: figure_memory(root, db, args.memory_users,
@@ -146,6 +151,7 @@ async def main_async(args: argparse.Namespace) -> int:
     info = h.machine()
     info["load_average_at_start"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     figures = {int(f) for f in args.figures.split(",")}
+    engines = engines_of(args.engines)
     dbs = ["sqlite", *(["postgres"] if PG_URL else [])]
     results: dict[str, Any] = {"not_measured": []}
     if not PG_URL:
@@ -159,8 +165,8 @@ async def main_async(args: argparse.Namespace) -> int:
     plan += [("tail-default", db) for db in dbs if 2 in figures]
     plan += [("tail", db) for db in dbs if 2 in figures]
     plan += [("tail-apart", db) for db in dbs if 2 in figures]
-    plan += [("sync", db) for db in dbs if 3 in figures]
-    plan += [("login", db) for db in dbs if 4 in figures]
+    plan += [(engine_key("sync", e), db) for db in dbs for e in engines if 3 in figures]
+    plan += [(engine_key("login", e), db) for db in dbs for e in engines if 4 in figures]
     plan += [("upsert", db) for db in dbs if 5 in figures]
     plan += [("memory", db) for db in dbs if 6 in figures]
     plan += [("scale", db) for db in dbs if 7 in figures]
@@ -206,6 +212,8 @@ def main() -> None:
     parser.add_argument("--probe-rps", type=float, default=200.0,
                         help="status requests/s of the probe of figures 2 and 4")
     parser.add_argument("--logins", type=int, default=64, help="concurrent logins, figure 4")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help="the Garmin engines figures 3 and 4 run on (default garth,di)")
     parser.add_argument("--scale-sizes",
                         help="users per sync of figure 7 (default 100,500,1000,2000,5000; "
                              "quick 100,500,1000)")
@@ -231,6 +239,14 @@ def main() -> None:
 
 def sizes(text: str) -> list[int]:
     return [int(size) for size in text.split(",")]
+
+
+def engines_of(text: str) -> list[str]:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in ENGINES]
+    if unknown or not chosen:
+        raise SystemExit(f"--engines: unknown {unknown}; known: {','.join(ENGINES)}")
+    return chosen
 
 
 if __name__ == "__main__":
