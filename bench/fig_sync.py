@@ -98,6 +98,9 @@ async def login_phase(env: Env, sandbox: h.Proc, users: list[str]) -> dict[str, 
             "p50_ms": h.ranked(latencies, 0.5) * 1000, "p99_ms": h.ranked(latencies, 0.99) * 1000}
 
 
+# the access tokens' lifetime in figure 3: far longer than its logins and sync take, so no
+# token comes within garmin.di_refresh_margin_seconds (or garth's margin) of its expiry
+TOKEN_LIFETIME = 3 * 3600
 # the sandbox's counters of token requests: garth's exchanges (login and refresh), DI's
 # ticket exchanges (login) and refresh grants
 TOKEN_CALLS = ("exchanges", "di_exchanges", "di_refresh_attempts")
@@ -206,16 +209,18 @@ def sync_summary(db: str, rows: list[dict[str, Any]], n_users: int, calls: int, 
 
 async def figure_sync(root: Path, db: str, n_users: int, engine: str) -> dict[str, Any]:
     """Figure 3 on `engine`: its users log in through the API (so their sessions are that
-    engine's), then one sync of them all. Their access tokens live the sandbox's default
-    hour (DI and garth's OAuth2 alike) and the sync starts seconds after the logins, so it
-    runs on valid tokens: it measures data calls, not refreshes (the result counts the
-    refreshes, and the table shows them)."""
+    engine's), then one sync of them all. Their access tokens (DI and garth's OAuth2 alike)
+    outlive the figure and the sync starts seconds after the logins, so it runs on valid
+    tokens: it measures data calls, not refreshes (the result counts the refreshes, and
+    the table shows them)."""
     env = Env(root, engine_key("sync", engine), db, engine)
     users = [f"sync-{i}" for i in range(n_users)]
     names = [username_of(u) for u in users]
+    lifetimes = {"di_access_lifetime_seconds": TOKEN_LIFETIME,
+                 "oauth2_lifetime_seconds": TOKEN_LIFETIME}
     try:
         await empty_database(env.url)
-        sandbox = env.sandbox([{"username": n, "history_days": 7} for n in names],
+        sandbox = env.sandbox([{"username": n, "history_days": 7, **lifetimes} for n in names],
                               h.client_cpu())
         await h.wait_ready(sandbox, "/_sandbox/requests")
         login = await login_phase(env, sandbox, users)
