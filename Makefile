@@ -69,11 +69,12 @@ config-doc: $(RUNTIME)
 	$(BIN)/garmin-sync config-doc > docs/configuration.md
 	$(BIN)/garmin-sync config-doc --yaml > config.yaml
 
-## bench: the benchmark suite (9-12 minutes on 2 cores with PostgreSQL; --quick is shorter; needs
+## bench: the benchmark suite (11-15 minutes on 2 cores with PostgreSQL; --quick is shorter; needs
 ## >= 2 cores); prints a table, writes each figure's results to bench/results/ and rebuilds
 ## BENCHMARKS.md and its charts from them. PostgreSQL figures too when
 ## GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied).
-## Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick"
+## Options: make bench BENCH_ARGS="--figures 1,5 --users 1000 --quick" (--engines garth,di: the
+## Garmin engines of figures 3 and 4, both by default)
 BENCH_ARGS ?=
 bench: $(TESTENV) $(call extra,bench)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

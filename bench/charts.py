@@ -116,7 +116,7 @@ def _has_timeline(item: dict[str, Any]) -> bool:
 
 
 def _users(tails: dict[str, list[dict[str, Any]]]) -> int:
-    return max(item["users"] for items in tails.values() for item in items)
+    return int(max(item["users"] for items in tails.values() for item in items))
 
 
 def _seconds(at: str, since: str) -> float:

@@ -15,13 +15,13 @@ from bench.table import render
 
 NOTES_MARKER = "<!-- notes below this line are kept when make bench rewrites the file -->"
 # the order of the figures in the table and of the databases within each
-ORDER = ["status", "sandbox", "tail-default", "tail", "tail-apart", "sync", "login", "upsert",
-         "memory", "scale"]
+ORDER = ["status", "sandbox", "tail-default", "tail", "tail-apart", "sync", "sync-di", "login",
+         "login-di", "upsert", "memory", "scale"]
 DBS = ["sqlite", "postgres"]
 # the share of the machine's CPU other work may take before a figure's verdict says so
 OTHER_WORK_LIMIT = 0.1  # the method text says 10 %
-NUMBERS = {"status": 1, "tail-default": 2, "tail": 2, "tail-apart": 2, "sync": 3, "login": 4,
-           "upsert": 5, "memory": 6, "scale": 7}
+NUMBERS = {"status": 1, "tail-default": 2, "tail": 2, "tail-apart": 2, "sync": 3, "sync-di": 3,
+           "login": 4, "login-di": 4, "upsert": 5, "memory": 6, "scale": 7}
 CHARTS = {"scaling.svg": "Figure 7: sync cost per user from 100 to 5,000 users",
           "status-during-sync.svg": "Figure 2: status p99 per second, idle and during a sync"}
 
@@ -204,17 +204,28 @@ def method() -> list[str]:
         f"  and login; sandbox latency {LATENCY_MS} ms per call;",
         f"  sync.max_concurrent_users = garmin.executor_threads = {W}; tick 0.2 s;",
         "  backfill 2 days (1 activity page + profile + 3 calls per day). Calls are counted by",
-        "  the sandbox (api_calls + exchanges during the sync phase); floor = calls x 50 ms / W;",
-        "  measured = last job finished - first job started (from sync_job). CPU = utime+stime",
-        "  of the service process from ready to the last job (PostgreSQL's CPU not included).",
-        "  'setup logins' are the logins of figure 3's users (sandbox latency 0, 32 at once).",
+        "  the sandbox (data calls + token calls of either engine during the sync phase);",
+        "  floor = calls x 50 ms / W; measured = last job finished - first job started (from",
+        "  sync_job). CPU = utime+stime of the service process from ready to the last job",
+        "  (PostgreSQL's CPU not included). 'setup logins' are the logins of figure 3's users",
+        "  (sandbox latency 0, 32 at once).",
+        "- 3 and 4 run once per Garmin engine (`--engines`, both by default), labelled with it:",
+        "  `garmin.engine` chooses the engine of the logins, so the users of a run hold only",
+        "  that engine's sessions (garth: OAuth1 + OAuth2 tokens; di: ha-garmin's DI tokens,",
+        "  `garmin.di_login_delays: false`, since the sandbox needs no pauses between sign-in",
+        "  steps). In figure 3 the access tokens of both engines live 3 hours (the sandbox",
+        "  accounts' lifetimes) and the sync starts seconds after the logins, so it measures",
+        "  a sync on valid tokens, not refreshes: its 'calls per user' row shows the token",
+        "  calls and refreshes the sync made (0 expected). Figures 2, 6 and 7 use garth",
+        "  sessions.",
         "- 4 logins: `--logins` (64) users log in at once through the API, every Garmin call",
         f"  {LATENCY_MS} ms (their accounts' latency, and the sandbox-wide latency for the",
         "  sign-in and embed pages, which carry no username), while figure 2's probe runs on",
         "  20 users logged in before (latency 0; an idle probe run of 5 s, quick 3 s,",
         "  precedes the logins); scheduler off. Total = first request sent to last answer.",
         "  The sandbox's request record (`GET /_sandbox/requests`) gives what one login costs",
-        "  in requests (garth: sign-in page, login, embed page, preauthorized, exchange) and",
+        "  in requests (garth: sign-in page, login, embed page, preauthorized, exchange; di:",
+        "  sign-in page, login, DI token exchange of the service ticket) and",
         "  the latency it added to each. Floor = ceil(logins / garmin.executor_threads) x",
         "  that latency per login, the thread count resolved from the service's own",
         "  configuration (file, then environment). 'Time over the floor' is total - floor,",
@@ -223,7 +234,9 @@ def method() -> list[str]:
         "  Isolation: every recorded request, the probe users' logins included, is checked:",
         "  the account it resolved to and the owner of the token it carried (when any) must",
         "  be the caller's own account (X-Sandbox-Caller, the user id the service sent it",
-        "  for). CPU per login subtracts the probe's idle CPU share over the same span.",
+        "  for); a DI login's requests carry no token yet (its ticket exchange resolves to",
+        "  the account the ticket was issued for). CPU per login subtracts the probe's idle",
+        "  CPU share over the same span.",
         "- 5 upsert: 10,000 sandbox-generated activities, 5,000 already present;",
         "  `service.store.sync.upsert_activities` inside one transaction versus the driver's",
         "  own `executemany` of the identical INSERT ... ON CONFLICT DO UPDATE (tuples built",
