@@ -14,6 +14,7 @@ import pytest
 
 from service.config import Config
 from service.sandbox import Fault
+from service.sandbox.accounts import MFA_INVALID_STATUSES
 from tests.support.app import (
     ALICE,
     ENGINES,
@@ -64,7 +65,7 @@ async def test_a_new_user_connects_with_mfa_and_the_pending_login_names_its_engi
     assert body["status"] == "VALID" and body["checked"] == "live" and body["engine"] == engine
 
 
-@pytest.mark.parametrize("invalid_status", [200, 400])
+@pytest.mark.parametrize("invalid_status", MFA_INVALID_STATUSES)
 async def test_a_wrong_code_keeps_the_challenge_whatever_status_garmin_answers(
     api: Api, sandbox: Sandbox, engine: str, invalid_status: int
 ) -> None:

@@ -77,6 +77,10 @@ def _classify_http(response: requests.Response | None) -> GarminError:
     stage = _stage_of(response)
     if response is not None and status == 429:
         return RateLimited(f"Garmin rate limit ({stage})", retry_after=_retry_after(response))
+    if stage == "mfa" and _says_invalid_code(response):
+        # Garmin's status for a wrong code is not documented (200 and several 4xx are
+        # seen): its own verdict on the code keeps the challenge, whatever status carries it
+        return MfaCodeInvalid("the MFA code was not accepted")
     if status >= 500 or status == 408:
         return GarminUnavailable(f"Garmin answered {status} ({stage})")
     if stage == "login" and status in (400, 401, 403):
@@ -86,11 +90,8 @@ def _classify_http(response: requests.Response | None) -> GarminError:
         if status == 401 or "INVALID_USERNAME_PASSWORD" in kind or "ACCOUNT" in kind:
             return InvalidCredentials("Garmin rejected the username or password")
         return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
-    if stage == "mfa" and status in (400, 401, 403):
-        # Garmin answers a wrong code with a 4xx as well as with a 200: its own verdict on
-        # the code keeps the challenge, anything else means the challenge is gone
-        if _says_invalid_code(response):
-            return MfaCodeInvalid("the MFA code was not accepted")
+    if stage == "mfa" and 400 <= status < 500:
+        # a 4xx at the code check that says nothing of the code: the challenge is gone
         return MfaChallengeLost("Garmin no longer accepts this MFA challenge")
     if stage in ("exchange", "api") and status in (401, 403):
         return AuthRejected(f"Garmin rejected the session ({stage} {status})")
