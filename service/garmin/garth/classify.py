@@ -72,11 +72,23 @@ def _says_invalid_code(response: requests.Response | None) -> bool:
     return isinstance(body, dict) and "INVALID_MFA_CODE" in json.dumps(body)
 
 
+def _is_html(response: requests.Response) -> bool:
+    try:
+        head = response.text[:4000].lower()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return "<html" in head or "<title" in head
+
+
 def _classify_http(response: requests.Response | None) -> GarminError:
     status = response.status_code if response is not None else 0
     stage = _stage_of(response)
     if response is not None and status == 429:
         return RateLimited(f"Garmin rate limit ({stage})", retry_after=_retry_after(response))
+    if response is not None and status == 403 and _is_html(response):
+        # Cloudflare's challenge page: the request never reached Garmin's verdict on the
+        # credentials or the session
+        return GarminUnavailable(f"Garmin's firewall refused the request ({stage})")
     if stage == "mfa" and _says_invalid_code(response):
         # Garmin's status for a wrong code is not documented (200 and several 4xx are
         # seen): its own verdict on the code keeps the challenge, whatever status carries it
