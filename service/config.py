@@ -156,8 +156,8 @@ class GarminConfig:
         "whatever this says; the two token formats cannot be converted.",
         choices=GARMIN_ENGINES)
     proxy_url: str = setting(
-        "", "Secret. Every request of the DI engine goes through this HTTP(S) proxy "
-        "(`http://user:password@host:port`); empty: direct. Never logged nor echoed in "
+        "", "Secret. Every Garmin request of both engines goes through this HTTP(S) proxy "
+        "(`http://user:password@host:port`); empty: direct. Never logged nor shown in answers or "
         "errors.", check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
     di_strategies: tuple[str, ...] = setting(
         DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
