@@ -234,7 +234,7 @@ class LoginConfig:
         "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
         120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
-        "by then and answers 504; must exceed the DI pauses (`garmin.di_login_delays`).",
+        "by then and answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
         minimum=1)
 
 
