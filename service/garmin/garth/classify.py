@@ -83,7 +83,7 @@ def _is_html(response: requests.Response) -> bool:
 def _classify_http(response: requests.Response | None) -> GarminError:
     status = response.status_code if response is not None else 0
     stage = _stage_of(response)
-    if response is not None and status == 429:
+    if response is not None and status in (427, 429):  # 427: the SSO's other block
         return RateLimited(f"Garmin rate limit ({stage})", retry_after=_retry_after(response))
     if response is not None and status == 403 and _is_html(response):
         # Cloudflare's challenge page: the request never reached Garmin's verdict on the
@@ -108,6 +108,12 @@ def _classify_http(response: requests.Response | None) -> GarminError:
     if stage in ("exchange", "api") and status in (401, 403):
         return AuthRejected(f"Garmin rejected the session ({stage} {status})")
     return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
+
+
+def blocked_in_body(answer: object) -> bool:
+    """Garmin's SSO also blocks with a 200 whose JSON is `{"error": {"status-code": "429"}}`."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return isinstance(error, dict) and str(error.get("status-code")) == "429"
 
 
 def _classify_sso(message: str) -> GarminError:
