@@ -156,8 +156,8 @@ class GarminConfig:
         "whatever this says; the two token formats cannot be converted.",
         choices=GARMIN_ENGINES)
     proxy_url: str = setting(
-        "", "Secret. Every request of the DI engine goes through this HTTP(S) proxy "
-        "(`http://user:password@host:port`); empty: direct. Never logged nor echoed in "
+        "", "Secret. Every Garmin request of both engines goes through this HTTP(S) proxy "
+        "(`http://user:password@host:port`); empty: direct. Never logged nor shown in answers or "
         "errors.", check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
     di_strategies: tuple[str, ...] = setting(
         DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
@@ -234,7 +234,7 @@ class LoginConfig:
         "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
         120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
-        "by then and answers 504; must exceed the DI pauses (`garmin.di_login_delays`).",
+        "by then and answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
         minimum=1)
 
 

@@ -31,7 +31,7 @@ class GarminSettings:
     engine: str = "di"
     # a whole login (every strategy, pause and request) ends by then
     login_timeout_seconds: float = 90.0
-    # every request of the DI engine goes through this HTTP(S) proxy (may hold credentials)
+    # every request of both engines goes through this HTTP(S) proxy (may hold credentials)
     proxy_url: str | None = field(default=None, repr=False)
     # DI sign-in strategies, in order; a 429 or a verdict on the credentials ends the login
     di_strategies: tuple[str, ...] = ("mobile+cffi", "mobile+requests",

@@ -14,6 +14,7 @@ import pytest
 
 from service.config import Config
 from service.sandbox import Fault
+from service.sandbox.accounts import MFA_INVALID_STATUSES
 from tests.support.app import (
     ALICE,
     ENGINES,
@@ -64,7 +65,7 @@ async def test_a_new_user_connects_with_mfa_and_the_pending_login_names_its_engi
     assert body["status"] == "VALID" and body["checked"] == "live" and body["engine"] == engine
 
 
-@pytest.mark.parametrize("invalid_status", [200, 400])
+@pytest.mark.parametrize("invalid_status", MFA_INVALID_STATUSES)
 async def test_a_wrong_code_keeps_the_challenge_whatever_status_garmin_answers(
     api: Api, sandbox: Sandbox, engine: str, invalid_status: int
 ) -> None:
@@ -154,3 +155,22 @@ async def test_a_row_from_before_the_engine_column_reads_as_garth(
     body = await (await api.status("user-1", refresh=True)).json()
     assert body["status"] == "VALID" and body["checked"] == "live"
     assert body["engine"] == "garth"
+
+
+@pytest.mark.parametrize("engine", ["di"])
+async def test_a_di_login_ends_at_its_deadline_without_trying_another_strategy(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    """Garmin hangs on the first sign-in page: the request's timeout (2 s) is cut to what is
+    left of `login.timeout_seconds` (1 s), and no strategy runs after the deadline."""
+    api = await start_api(make_config(login={"timeout_seconds": 1}))
+    sandbox.add(ALICE)
+    sandbox.state.set_fault(ALICE, "signin", Fault(hang_seconds=3))
+    sandbox.state.set_fault(ALICE, "portal_signin", Fault(hang_seconds=3))
+
+    response = await api.login("user-1", ALICE)
+
+    assert response.status == 503, await response.text()
+    assert (await response.json())["detail"] == "Garmin did not answer in time."
+    sent = [r for r in sandbox.state.requests if r.caller == "user-1"]
+    assert [(r.method, r.scope) for r in sent] == [("GET", "signin")]

@@ -57,6 +57,27 @@ async def test_garmin_429_answers_429_with_retry_after_and_is_never_retried(
     assert (await raw_rows(api))[0]["session_data"] == before
 
 
+BLOCKS = {"427": Fault(status=427), "429 in a 200 JSON body": Fault(
+    body={"error": {"status-code": "429", "message": "Too Many Requests"}})}
+
+
+@pytest.mark.parametrize("block", list(BLOCKS))
+async def test_garmins_other_blocks_are_rate_limits_with_one_credential_post(
+    api: Api, sandbox: Sandbox, block: str
+) -> None:
+    """Garmin's SSO also blocks with a 427, and with a 429 inside a 200 JSON body."""
+    sandbox.add("alice@example.com")
+    fault_sign_in(sandbox, "alice@example.com", "login", BLOCKS[block])
+    response = await api.login("user-1", "alice@example.com")
+    assert response.status == 429, await response.text()
+    assert (await response.json())["type"].endswith("garmin-rate-limited")
+    posts = [r for r in sandbox.state.requests
+             if r.method == "POST" and r.path.endswith("/api/login")]
+    assert len(posts) == 1
+    again = await api.login("user-1", "alice@example.com")
+    assert (await again.json())["type"].endswith("login-cooldown")
+
+
 async def test_after_a_429_the_account_cools_down_without_calling_garmin(
     api: Api, sandbox: Sandbox
 ) -> None:

@@ -68,6 +68,8 @@ TABLE: list[tuple[str, Seen, type[GarminError] | None]] = [
     ("wrong code, 200", seen(CODE, 200, sso("INVALID_MFA_CODE")), MfaCodeInvalid),
     ("wrong code, 400", seen(CODE, 400, sso("INVALID_MFA_CODE")), MfaCodeInvalid),
     ("wrong code, 401", seen(CODE, 401, sso("INVALID_MFA_CODE")), MfaCodeInvalid),
+    ("wrong code, 403", seen(CODE, 403, sso("INVALID_MFA_CODE")), MfaCodeInvalid),
+    ("wrong code, 422", seen(CODE, 422, sso("INVALID_MFA_CODE")), MfaCodeInvalid),
     ("wrong password 200", seen(SSO, 200, sso("INVALID_USERNAME_PASSWORD")),
      InvalidCredentials),
     ("wrong password 401", seen(SSO, 401, sso("INVALID_USERNAME_PASSWORD")),

@@ -82,6 +82,24 @@ def test_clear_mfa_state_resets_exactly_what_mfa_state_carries() -> None:
                             *mfa_state.WIDGET_ONLY}
 
 
+# the private methods of `GarminAuth` the engine drives, with the parameters it passes
+DRIVEN = {
+    "_do_mobile_login": ("self", "sess", "email", "password"),
+    "_do_portal_web_login": ("self", "sess", "email", "password"),
+    "_complete_mfa": ("self", "mfa_code"),
+    "_refresh_di_token": ("self",),
+}
+
+
+@pytest.mark.parametrize("name", list(DRIVEN))
+def test_the_private_methods_the_engine_drives_are_still_ha_garmins(name: str) -> None:
+    """Fails when an ha-garmin upgrade renames a step the engine runs itself or changes
+    what it takes."""
+    method = getattr(GarminAuth, name, None)
+    assert method is not None, f"ha-garmin no longer has GarminAuth.{name}"
+    assert tuple(inspect.signature(method).parameters) == DRIVEN[name]
+
+
 def test_the_names_the_wire_replaces_are_still_ha_garmins() -> None:
     """The token calls go through `_http_post` and the pauses through `time.sleep`."""
     assert "_http_post(" in inspect.getsource(GarminAuth._refresh_di_token)

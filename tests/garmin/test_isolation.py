@@ -1,4 +1,5 @@
-"""No request ever carries another user's token, however many users run at once.
+"""No request ever carries another user's token, however many users run at once, with
+either engine (the DI engine's own twin at the gateway: `test_di_sandbox.py`).
 
 garth 0.8.0's `Client.request` shares one mutable default `headers` dict between all
 clients and writes the Authorization header into it. The sandbox records, for every
@@ -11,10 +12,12 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from service.garmin import GarminSettings, configure_consumer
 from service.garmin.garth.api import _Client
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.support.app import Api, Sandbox
+from tests.support.app import ENGINES, SHORT_LIVED, Api, Sandbox
 
 USERS = 16
 
@@ -27,12 +30,19 @@ def _cross_user_requests(sandbox: Sandbox, owner_of: dict[str, str]) -> list[obj
     ]
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 async def test_concurrent_logins_and_validations_never_cross_tokens(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
+    """16 users log in and check their session live (refreshing first, every time) at once,
+    on the app's pool of 8 threads."""
     owner_of = {f"user-{i}": f"athlete{i}@example.com" for i in range(USERS)}
     for username in owner_of.values():
-        sandbox.add(username, oauth2_lifetime_seconds=0)
+        sandbox.add(username, **SHORT_LIVED[engine])
 
     async def connect_and_check(user: str) -> None:
         assert (await api.login(user, owner_of[user])).status == 200

@@ -1,10 +1,10 @@
 """No secret in any response, log line, table row or database file, after a broad scenario.
 
-One scenario through the real app and the sandbox touches every path that handles a
-secret: logins with and without MFA, wrong MFA codes, refreshes on every call (an access
-token lifetime of 0), both kinds of sync, Garmin rate limits on a login and on a sync, a
-wrong password, expiries by revoked OAuth1 tokens (found by a status check and by a sync),
-and disconnects. Meanwhile it captures:
+One scenario through the real app and the sandbox, once per engine (garth and DI), touches
+every path that handles a secret: logins with and without MFA, wrong MFA codes, refreshes on
+every call (an access token lifetime of 0), both kinds of sync, Garmin rate limits on a login
+and on a sync, a wrong password, expiries by revoked sessions (found by a status check and
+by a sync), and disconnects. Meanwhile it captures:
 
 (a) every response the test client receives, status line, headers and body (the client's
     request method is wrapped; the requests the test sends, with the API key, are not);
@@ -13,11 +13,11 @@ and disconnects. Meanwhile it captures:
 (d) on SQLite, the bytes of every file in the database's folder (database, WAL, journal).
 
 Then every capture is scanned for every secret: all that the sandbox issued (tickets, OAuth1
-tokens and secrets, MFA tokens, access and refresh tokens), the passwords, the MFA codes,
-the API key, the encryption key and the OAuth consumer secret. A token is also looked for
-without its sandbox prefix, and inside base64 runs (a session stored or logged base64-encoded
-but not encrypted would be a leak too). A control at the end logs a fake token through the
-same handler and proves the same scan finds it.
+tokens and secrets, MFA tokens, access and refresh tokens, DI JWTs and refresh tokens), the
+passwords, the MFA codes, the API key, the encryption key and the OAuth consumer secret. A
+token is also looked for without its sandbox prefix, and inside base64 runs (a session
+stored or logged base64-encoded but not encrypted would be a leak too). A control at the end
+logs a fake token through the same handler and proves the same scan finds it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,17 @@ from service.config import Config
 from service.keys import DB_CONTEXT
 from service.sandbox import SANDBOX_CONSUMER_SECRET, Fault
 from service.sandbox.state import PREFIXES
-from tests.support.app import API_KEY, PG_URL, TABLES, Api, Sandbox, sync_now
+from tests.support.app import (
+    API_KEY,
+    ENGINES,
+    PG_URL,
+    SHORT_LIVED,
+    TABLES,
+    Api,
+    Sandbox,
+    sync_now,
+    token_grants,
+)
 from tests.support.waiting import eventually
 from tests.webhooks.conftest import Receiver, new_secret
 
@@ -55,7 +65,10 @@ WRONG_PASSWORD = "pw-Plain-Zebra-4822"
 MFA_CODE = "7392018465"
 WRONG_MFA_CODE = "5183920746"
 MFA_WAITING_CODE = "2846193057"
-TOKEN_KINDS = ("ticket", "oauth1", "oauth1_secret", "mfa", "access", "refresh")
+# the prefixed credentials each engine's logins and refreshes make the sandbox issue (a DI
+# access token is a JWT, remembered without a prefix)
+TOKEN_KINDS = {"garth": ("ticket", "oauth1", "oauth1_secret", "mfa", "access", "refresh"),
+               "di": ("ticket", "di_refresh")}
 MODELS: dict[str, type[Model]] = {
     model._meta.db_table: model
     for model in vars(service.models).values()
@@ -180,11 +193,12 @@ async def expect(response: Any, status: int) -> Any:
     return json.loads(text) if response.content_type.endswith("json") else text
 
 
-async def scenario(api: Api, sandbox: Sandbox, captures: Captures) -> None:
-    sandbox.add(PLAIN, password=PASSWORDS[PLAIN], oauth2_lifetime_seconds=0)
-    sandbox.add(MFA, password=PASSWORDS[MFA], mfa_code=MFA_CODE, oauth2_lifetime_seconds=0)
+async def scenario(api: Api, sandbox: Sandbox, captures: Captures, engine: str) -> None:
+    short = SHORT_LIVED[engine]  # every use refreshes first
+    sandbox.add(PLAIN, password=PASSWORDS[PLAIN], **short)
+    sandbox.add(MFA, password=PASSWORDS[MFA], mfa_code=MFA_CODE, **short)
     sandbox.add(THROTTLED, password=PASSWORDS[THROTTLED])
-    sandbox.add(KEEP, password=PASSWORDS[KEEP], oauth2_lifetime_seconds=0)
+    sandbox.add(KEEP, password=PASSWORDS[KEEP], **short)
     headers = Api.headers
 
     # logins: plain, MFA with a wrong code first, an MFA left waiting, a wrong password
@@ -207,7 +221,7 @@ async def scenario(api: Api, sandbox: Sandbox, captures: Captures) -> None:
     for user in ("u-plain", "u-mfa", "u-keep", "u-plain"):
         body = await expect(await api.status(user, refresh=True), 200)
         assert (body["status"], body["checked"]) == ("VALID", "live"), body
-    assert sandbox.state.require_account(PLAIN).refreshes >= 2
+    assert token_grants(sandbox, engine, PLAIN) >= 3  # the login and two refreshes
 
     # both kinds of sync, then the data as callers read it
     for user in ("u-plain", "u-mfa", "u-keep"):
@@ -287,10 +301,14 @@ async def _deliveries_done() -> bool:
     return not await service.models.WebhookDelivery.filter(status=pending).exists()
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
     captures: Captures, sandbox: Sandbox, make_config: Callable[..., Config],
-    start_api: Callable[[Config], Any], encryption_key: str, database_url: str,
+    start_api: Callable[[Config], Any], encryption_key: str, database_url: str, engine: str,
 ) -> None:
     # webhooks on: their signing secret is one more secret to look for
     hook_receiver = Receiver(secrets=[HOOK_SECRET])
@@ -300,7 +318,7 @@ async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
         "endpoints": [{"url": hook_receiver.url(), "secrets": [HOOK_SECRET]}]}))
     captures.record_responses(api)
     try:
-        await scenario(api, sandbox, captures)
+        await scenario(api, sandbox, captures, engine)
         # every event reached the receiver (no delivery is left pending)
         db.activate(api.app[DB_CONTEXT])
         await eventually(_deliveries_done, 30, "the webhook deliveries")
@@ -317,7 +335,8 @@ async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
     # the scenario issued every kind of credential, and each capture really saw the service
     issued = sandbox.state.issued_secrets()
     assert {kind: any(value.startswith(PREFIXES[kind]) for value in issued)
-            for kind in TOKEN_KINDS} == dict.fromkeys(TOKEN_KINDS, True)
+            for kind in TOKEN_KINDS[engine]} == dict.fromkeys(TOKEN_KINDS[engine], True)
+    assert engine != "di" or sum(value.startswith("ey") for value in issued) >= 6  # JWTs
     assert len(captures.responses) >= 40
     assert any('"MFA_REQUIRED"' in text for text in captures.responses)
     lines = [json.loads(line) for line in log_text.splitlines()]

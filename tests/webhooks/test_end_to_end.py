@@ -9,11 +9,12 @@ outbox itself is read too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from service.models import Activity, DailyHealth, SyncCursor
-from service.models.webhooks import WebhookEvent
+from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
 from service.sandbox import Fault
 from tests.support.aliases import MakeConfig
 from tests.support.app import ALICE, Api, Sandbox, connect, drain, sync_now, use_db
@@ -160,3 +161,43 @@ async def test_with_webhooks_disabled_nothing_is_written(
     assert job["status"] == "SUCCESS", job
     assert (await api.delete(USER)).status == 204
     assert await stored_types(api) == []
+
+
+async def test_a_receiver_that_never_answers_holds_back_neither_the_api_nor_the_sync(
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox,
+) -> None:
+    """The receiver holds every request open: logins, syncs and status answers go on, the
+    attempt ends at `webhooks.timeout_seconds` as a timeout, and everything arrives once
+    the receiver answers again."""
+    stall = asyncio.Event()
+    receiver.stall = stall
+    api: Api = await start_api(make_config(webhooks=hooks(
+        receiver, timeout_seconds=1, connect_timeout_seconds=0.5, lease_seconds=2,
+        backoff_base_seconds=0.2)))
+    try:
+        await connect(api, sandbox, USER, ALICE)
+        await eventually(lambda: receiver.stalled, 30, "the first delivery to be held")
+        [job] = await sync_now(api, USER, "activities")
+        assert job["status"] == "SUCCESS", job
+        status = await (await api.status(USER, refresh=True)).json()
+        assert status["status"] == "VALID", status
+        assert not stall.is_set()  # all of it while the receiver held the delivery
+
+        async def timed_out() -> bool:
+            use_db(api)
+            return await WebhookDelivery.filter(last_error="timeout").exists()
+
+        await eventually(timed_out, 30, "the held attempt to end as a timeout")
+    finally:
+        receiver.stall = None
+        stall.set()
+
+    async def all_delivered() -> bool:
+        use_db(api)
+        statuses = await WebhookDelivery.all().values_list("status", flat=True)
+        return len(statuses) == 2 and set(statuses) == {DeliveryStatus.DELIVERED}
+
+    await eventually(all_delivered, 30, "both events to be delivered")
+    assert await stored_types(api) == ["session.connected", "activities.synced"]
+    assert receiver.bad == []

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, date, datetime
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from service.config import ConfigError
 from service.webhooks import events
 from service.webhooks.config import ENDPOINTS_ENV, WebhooksConfig
 from service.webhooks.events import EVENT_TYPES, Event, UnsafePayload
-from service.webhooks.targets import TargetRefused, address_allowed, check_target
+from service.webhooks.targets import (
+    GuardedResolver,
+    TargetRefused,
+    address_allowed,
+    check_target,
+)
 from tests.webhooks.conftest import VALIDATOR, new_secret
 
 AT = datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
@@ -148,3 +155,36 @@ def test_check_target_refuses_schemes_and_private_literals() -> None:
             check_target(url, allow_private=False)
         check_target(url, allow_private=True)
     check_target("https://hooks.example.com/in", allow_private=False)  # names: at connect
+
+
+class Answers(AbstractResolver):
+    """A DNS stand-in: the given addresses for any name."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return [ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
+                              flags=0) for address in self.addresses]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("addresses", [
+    ("169.254.169.254",), ("10.0.0.7",), ("93.184.216.34", "192.168.0.2"),
+    ("fd00:ec2::254",), ("::ffff:127.0.0.1",),
+])
+async def test_a_name_resolving_to_any_private_or_metadata_address_is_refused(
+        addresses: tuple[str, ...]) -> None:
+    with pytest.raises(TargetRefused):
+        await GuardedResolver(False, Answers(*addresses)).resolve("hooks.example.com", 443)
+    allowed = await GuardedResolver(True, Answers(*addresses)).resolve("hooks.example.com", 443)
+    assert [r["host"] for r in allowed] == list(addresses)
+
+
+async def test_a_name_resolving_to_public_addresses_only_is_allowed() -> None:
+    resolved = await GuardedResolver(False, Answers("93.184.216.34", "2606:4700::1111")
+                                     ).resolve("hooks.example.com", 443)
+    assert len(resolved) == 2

@@ -72,11 +72,27 @@ def _says_invalid_code(response: requests.Response | None) -> bool:
     return isinstance(body, dict) and "INVALID_MFA_CODE" in json.dumps(body)
 
 
+def _is_html(response: requests.Response) -> bool:
+    try:
+        head = response.text[:4000].lower()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return "<html" in head or "<title" in head
+
+
 def _classify_http(response: requests.Response | None) -> GarminError:
     status = response.status_code if response is not None else 0
     stage = _stage_of(response)
-    if response is not None and status == 429:
+    if response is not None and status in (427, 429):  # 427: the SSO's other block
         return RateLimited(f"Garmin rate limit ({stage})", retry_after=_retry_after(response))
+    if response is not None and status == 403 and _is_html(response):
+        # Cloudflare's challenge page: the request never reached Garmin's verdict on the
+        # credentials or the session
+        return GarminUnavailable(f"Garmin's firewall refused the request ({stage})")
+    if stage == "mfa" and _says_invalid_code(response):
+        # Garmin's status for a wrong code is not documented (200 and several 4xx are
+        # seen): its own verdict on the code keeps the challenge, whatever status carries it
+        return MfaCodeInvalid("the MFA code was not accepted")
     if status >= 500 or status == 408:
         return GarminUnavailable(f"Garmin answered {status} ({stage})")
     if stage == "login" and status in (400, 401, 403):
@@ -86,15 +102,18 @@ def _classify_http(response: requests.Response | None) -> GarminError:
         if status == 401 or "INVALID_USERNAME_PASSWORD" in kind or "ACCOUNT" in kind:
             return InvalidCredentials("Garmin rejected the username or password")
         return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
-    if stage == "mfa" and status in (400, 401, 403):
-        # Garmin answers a wrong code with a 4xx as well as with a 200: its own verdict on
-        # the code keeps the challenge, anything else means the challenge is gone
-        if _says_invalid_code(response):
-            return MfaCodeInvalid("the MFA code was not accepted")
+    if stage == "mfa" and 400 <= status < 500:
+        # a 4xx at the code check that says nothing of the code: the challenge is gone
         return MfaChallengeLost("Garmin no longer accepts this MFA challenge")
     if stage in ("exchange", "api") and status in (401, 403):
         return AuthRejected(f"Garmin rejected the session ({stage} {status})")
     return GarminProtocolError(f"unexpected Garmin answer {status} ({stage})")
+
+
+def blocked_in_body(answer: object) -> bool:
+    """Garmin's SSO also blocks with a 200 whose JSON is `{"error": {"status-code": "429"}}`."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return isinstance(error, dict) and str(error.get("status-code")) == "429"
 
 
 def _classify_sso(message: str) -> GarminError:

@@ -33,9 +33,10 @@ from service.garmin.engine import GarminSettings, LoginResult
 from service.garmin.errors import (
     MfaChallengeLost,
     MfaCodeInvalid,
+    RateLimited,
 )
 from service.garmin.garth.api import _Client
-from service.garmin.garth.classify import classify
+from service.garmin.garth.classify import blocked_in_body, classify
 from service.garmin.garth.transport import (
     Transport,
     _oauth1_authorization,
@@ -216,6 +217,8 @@ def _sso_login(client: _LoginClient, username: str, password: str) -> tuple[Any,
                 json={"username": username, "password": password, "rememberMe": False,
                       "captchaToken": ""})
     answer = client.last_resp.json()
+    if blocked_in_body(answer):
+        raise RateLimited("Garmin rate limit (login)")
     kind = answer.get("responseStatus", {}).get("type")
     if kind == sso.SSO_SUCCESSFUL:
         return _complete_login(client, answer["serviceTicketId"])
