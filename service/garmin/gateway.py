@@ -190,13 +190,15 @@ class GarminGateway:
         except AuthRejected:
             raise
         except BaseException:
-            try:
-                await _to_the_end(keep)
-            except Exception:
-                log.exception("user %s: the refreshed session could not be written back",
-                              user_id)
+            if in_flight or api.refreshed:
+                try:
+                    await _to_the_end(keep)
+                except Exception:
+                    log.exception("user %s: the refreshed session could not be written back",
+                                  user_id)
             raise
-        await _to_the_end(keep)
+        if in_flight or api.refreshed:
+            await _to_the_end(keep)
         return value
 
     async def _keep_refresh(self, api: LoadedSession, in_flight: set[Future[Any]],
