@@ -6,6 +6,9 @@ loop would stall every request of the process. New logins go to the configured e
 and goes back to that one. The pool size (`garmin.executor_threads`) bounds how many Garmin
 calls run at once, which is also the most concurrent load one replica puts on Garmin.
 
+A use of a stored session writes a refresh back through its caller before it ends, also
+when cancelled (a rotated DI refresh token that is not stored is a dead session): see `use`.
+
 With metrics, each call is timed in its thread and counted by operation and outcome, and the
 gateway keeps how many calls run (`busy_threads`) and wait for a thread (`queue_depth`).
 """
