@@ -113,14 +113,15 @@ def worker_id(configured: str) -> str:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Domain services, and the sync scheduler when enabled (drained on shutdown)."""
+    """Domain services, and the sync scheduler when enabled; on shutdown the live status
+    checks are cancelled and the sync jobs drained (both write back their refreshes)."""
     config = app[CONFIG]
     db.activate(app[DB_CONTEXT])
     clock = app[CLOCK]
     leases = UserLeases(worker_id(config.sync.worker_id), config.sync.lease_seconds, clock.now)
     app[LEASES] = leases
     app[SESSIONS] = SessionService(config, app[GATEWAY], app[CIPHER], leases, clock,
-                                   app[OUTBOX])
+                                   app[OUTBOX], app[METRICS])
     runner = SyncRunner(config.sync, app[GATEWAY], app[CIPHER], leases, clock.now,
                         metrics=app[METRICS], outbox=app[OUTBOX])
     scheduler = SyncScheduler(config.sync, runner, app[DB_CONTEXT], clock.now)
@@ -138,6 +139,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         db.activate(app[DB_CONTEXT])
+        await app[SESSIONS].close()
         await scheduler.shutdown()
         if lock is not None:
             lock.release()

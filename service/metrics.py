@@ -136,7 +136,8 @@ class Metrics:
             ["outcome"], registry=r)
         self.refreshes_persisted = Counter(
             f"{PREFIX}_session_refreshes_persisted",
-            "Sessions garth refreshed during a job and written back.", registry=r)
+            "Sessions refreshed during a sync job or a live status check and written back.",
+            registry=r)
         self.stale_sessions_dropped = Counter(
             f"{PREFIX}_stale_session_writes_dropped",
             "Refreshed sessions not written back because a newer login replaced the row.",

@@ -6,7 +6,7 @@ The rest of the service imports from here only; the engine behind the gateway
 
 from service.garmin.calls import SessionCalls
 from service.garmin.endpoints import fetch_activities, fetch_days, profile
-from service.garmin.engine import GarminSettings, LoginResult, Usage, engine_of
+from service.garmin.engine import GarminSettings, LoginResult, engine_of
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -18,7 +18,7 @@ from service.garmin.errors import (
     RateLimited,
 )
 from service.garmin.garth import DEPRECATION_NOTICE as GARTH_DEPRECATION_NOTICE
-from service.garmin.gateway import GarminGateway, configure_consumer
+from service.garmin.gateway import GarminGateway, WriteBack, configure_consumer
 
 __all__ = [
     "GARTH_DEPRECATION_NOTICE",
@@ -34,7 +34,7 @@ __all__ = [
     "MfaCodeInvalid",
     "RateLimited",
     "SessionCalls",
-    "Usage",
+    "WriteBack",
     "configure_consumer",
     "engine_of",
     "fetch_activities",

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
-T = TypeVar("T")
+# requests one call of a stored session may make: a refresh, the call, the call again after
+# a 401
+REQUESTS_PER_CALL = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class GarminSettings:
     # a DI access token this close to its expiry is refreshed before a call
     di_refresh_margin_seconds: float = 60.0
 
+    @property
+    def call_seconds(self) -> float:
+        """The longest one call of a stored session runs: each of its requests, every
+        retry included, ends within `timeout_seconds` (plus the retries' short backoff)."""
+        return REQUESTS_PER_CALL * (self.retries + 1) * (self.timeout_seconds + 1)
+
 
 def engine_of(stored: str) -> str:
     """The engine that made a stored session or MFA challenge: the `engine` of its JSON.
@@ -64,14 +72,6 @@ class LoginResult:
     session: str | None = None
     mfa_state: str | None = None
     mfa_method: str | None = None
-
-
-@dataclass
-class Usage(Generic[T]):
-    """What one use of a stored session produced, and the session to write back if any."""
-
-    value: T
-    refreshed_session: str | None
 
 
 class LoadedSession(Protocol):

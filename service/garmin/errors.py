@@ -15,12 +15,12 @@ from service import errors
 
 
 class GarminError(Exception):
-    """Base class. `refreshed_session` carries a session garth refreshed before failing.
+    """Base class. `codes_posted` says how many times an MFA attempt sent the code to
+    Garmin (None: the engine does not count, read as one), since Garmin counts every one of
+    them against the challenge.
 
-    A refresh that succeeded must still be persisted when a later call fails, or the next
-    job would start from a token Garmin already rotated away. `codes_posted` says how many
-    times an MFA attempt sent the code to Garmin (None: the engine does not count, read as
-    one), since Garmin counts every one of them against the challenge.
+    A session refreshed before the failure is not carried here: the gateway writes it back
+    itself, before the error reaches the caller (`GarminGateway.use`).
     """
 
     transient = False
@@ -31,10 +31,9 @@ class GarminError(Exception):
         """How the failure reads to our callers (never the raw upstream text)."""
         return errors.GarminFailed(self.detail)
 
-    def __init__(self, detail: str, *, refreshed_session: str | None = None) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.refreshed_session = refreshed_session
 
 
 class InvalidCredentials(GarminError):
@@ -71,14 +70,8 @@ class RateLimited(GarminError):
     transient = True
     outcome = "rate_limited"
 
-    def __init__(
-        self,
-        detail: str,
-        *,
-        retry_after: int | None = None,
-        refreshed_session: str | None = None,
-    ) -> None:
-        super().__init__(detail, refreshed_session=refreshed_session)
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
         self.retry_after = retry_after
 
     def problem(self) -> errors.Problem:
@@ -90,10 +83,8 @@ class GarminUnavailable(GarminError):
 
     transient = True
 
-    def __init__(
-        self, detail: str, *, timeout: bool = False, refreshed_session: str | None = None
-    ) -> None:
-        super().__init__(detail, refreshed_session=refreshed_session)
+    def __init__(self, detail: str, *, timeout: bool = False) -> None:
+        super().__init__(detail)
         self.timeout = timeout
         self.outcome = "timeout" if timeout else "unavailable"
 

@@ -6,6 +6,9 @@ loop would stall every request of the process. New logins go to the configured e
 and goes back to that one. The pool size (`garmin.executor_threads`) bounds how many Garmin
 calls run at once, which is also the most concurrent load one replica puts on Garmin.
 
+A use of a stored session writes a refresh back through its caller before it ends, also
+when cancelled (a rotated DI refresh token that is not stored is a dead session): see `use`.
+
 With metrics, each call is timed in its thread and counted by operation and outcome, and the
 gateway keeps how many calls run (`busy_threads`) and wait for a thread (`queue_depth`).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -29,15 +33,19 @@ from service.garmin.engine import (
     GarminSettings,
     LoadedSession,
     LoginResult,
-    Usage,
     engine_of,
 )
-from service.garmin.errors import AuthRejected, GarminError
+from service.garmin.errors import AuthRejected
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# persists a refreshed session: the caller's compare-and-set against the row it loaded
+WriteBack = Callable[[str], Awaitable[object]]
 
 
 def _engines(settings: GarminSettings, threads: int) -> dict[str, Engine]:
@@ -112,7 +120,10 @@ class GarminGateway:
             with self._lock:
                 self._queued -= 1
 
-    async def _run(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, operation: str, fn: Callable[..., T], *args: Any,
+                   in_flight: set[Future[Any]] | None = None) -> T:
+        """Run `fn(*args)` in the pool; a use's calls are kept in `in_flight` until they end
+        (a cancelled await leaves a started call running in its thread)."""
         call = functools.partial(fn, *args)
         with self._lock:
             self._queued += 1
@@ -123,7 +134,14 @@ class GarminGateway:
                 self._queued -= 1
             raise
         future.add_done_callback(self._never_started)
-        return await asyncio.wrap_future(future)
+        if in_flight is None:
+            return await asyncio.wrap_future(future)
+        in_flight.add(future)
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            if future.done():
+                in_flight.discard(future)
 
     async def login(self, user_id: str, username: str, password: str) -> LoginResult:
         engine = self._engines[self.settings.engine]
@@ -141,14 +159,16 @@ class GarminGateway:
             raise AuthRejected("the stored session is of an unknown Garmin engine")
         return engine
 
-    async def validate(self, user_id: str, session: str) -> Usage[dict[str, Any]]:
+    async def validate(self, user_id: str, session: str,
+                       write_back: WriteBack) -> dict[str, Any]:
         """A cheap authenticated call (the social profile) proving the session still works."""
-        return await self.use(user_id, session, profile, operation="validate")
+        return await self.use(user_id, session, profile, write_back, operation="validate")
 
     async def use(
         self, user_id: str, session: str, work: Callable[[SessionCalls], Awaitable[T]],
-        *, parallel: int = 1, background: bool = False, operation: str = "use",
-    ) -> Usage[T]:
+        write_back: WriteBack, *, parallel: int = 1, background: bool = False,
+        operation: str = "use",
+    ) -> T:
         """Load-Use: run `work` with the user's stored session; at most `parallel` of its
         Garmin calls at once, each in a thread of the pool.
 
@@ -156,19 +176,49 @@ class GarminGateway:
         cancelled job's queued calls never start; its running call ends within its
         timeout). `background` work (sync jobs) has at most one call per thread submitted at
         any time, so a login or a live check never queues behind a whole tick of sync calls.
-        On a `GarminError` the error carries the session the engine refreshed before failing,
-        if any (never after a definitive rejection), so the caller can still write it back.
+
+        Update, for the session: a session the engine refreshed is handed to `write_back`
+        (the caller's compare-and-set) before `use` returns or raises, however the use
+        ends: with a value, a transient `GarminError`, or cancelled. A rotated refresh
+        token that is not stored is a dead session. Never after a definitive rejection
+        (`AuthRejected`): that session is gone.
         """
         api = self._engine_of(session).session(user_id, session)
+        in_flight: set[Future[Any]] = set()
         calls = SessionCalls(api, parallel, self._background if background else None,
-                             functools.partial(self._run, operation))
+                             functools.partial(self._run, operation, in_flight=in_flight))
+        keep = functools.partial(self._keep_refresh, api, in_flight, write_back)
         try:
             value = await work(calls)
-        except GarminError as error:
-            if not isinstance(error, AuthRejected):
-                error.refreshed_session = await self._refreshed_session(api)
+        except AuthRejected:
             raise
-        return Usage(value, await self._refreshed_session(api))
+        except BaseException:
+            if in_flight or api.refreshed:
+                try:
+                    await _to_the_end(keep)
+                except Exception:
+                    log.exception("user %s: the refreshed session could not be written back",
+                                  user_id)
+            raise
+        if in_flight or api.refreshed:
+            await _to_the_end(keep)
+        return value
+
+    async def _keep_refresh(self, api: LoadedSession, in_flight: set[Future[Any]],
+                            write_back: WriteBack) -> None:
+        """Write back what the use refreshed, once none of its calls still runs.
+
+        A cancelled use (or one that failed while a parallel call went on) can leave calls
+        running in the pool, and one of them may still refresh: they are waited for, at
+        most the longest a call runs (`GarminSettings.call_seconds`)."""
+        running = [asyncio.wrap_future(future) for future in in_flight if not future.done()]
+        for waiting in running:
+            waiting.add_done_callback(_retrieve)
+        if running:
+            await asyncio.wait(running, timeout=self.settings.call_seconds)
+        refreshed = await self._refreshed_session(api)
+        if refreshed is not None:
+            await write_back(refreshed)
 
     async def _refreshed_session(self, api: LoadedSession) -> str | None:
         """The session to write back, dumped in the pool: the engine stays off the event loop, and
@@ -186,6 +236,30 @@ class GarminGateway:
         self._executor.shutdown(wait=False, cancel_futures=True)
         for engine in self._engines.values():
             engine.close()
+
+
+async def _to_the_end(step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` to its end even when the awaiting task is cancelled meanwhile (again, say,
+    at shutdown); that cancellation is raised once the step is done."""
+    task = asyncio.ensure_future(step())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("finishing a cancelled use failed", exc_info=task.exception())
+        raise asyncio.CancelledError
+    task.result()
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Mark a waited-for call's failure as seen: the call that made it reported it already,
+    or was cancelled, and asyncio would otherwise log it as never retrieved."""
+    if not done.cancelled():
+        done.exception()
 
 
 def configure_consumer(key: str, secret: str) -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from service.clock import SYSTEM_CLOCK, Clock
 from service.config import Config
@@ -46,6 +46,9 @@ from service.webhooks import events
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.outbox import Outbox
 
+if TYPE_CHECKING:
+    from service.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -67,8 +70,9 @@ class SessionService(StatusChecks):
         leases: UserLeases,
         clock: Clock = SYSTEM_CLOCK,
         outbox: Outbox | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        super().__init__(config, gateway, SessionVault(cipher), clock, leases,
+        super().__init__(config, gateway, SessionVault(cipher, metrics), clock, leases,
                          outbox or Outbox(WebhooksConfig()))
 
     # --- helpers ------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Health probes poll the status of every user they hold, so most answers come from
 (`StatusCache`) or from the row alone while its last validation is fresh. Otherwise a live
 check asks Garmin with the stored session (Load-Use-Update, like every session user):
 concurrent polls of one user share that one call, a refreshed session is written back with
-compare-and-set, a definitive rejection expires the session, and after a Garmin 429 no live
-check runs until Garmin's Retry-After has passed.
+compare-and-set (also when the check is cancelled, e.g. at shutdown), a definitive
+rejection expires the session, and after a Garmin 429 no live check runs until Garmin's
+Retry-After has passed.
 
 A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
 token kill the session. So a live check holds the user's lease (like a sync job, a login or
@@ -17,6 +18,7 @@ memory or the row take no lease.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -201,6 +203,14 @@ class StatusChecks:
             pending.add_done_callback(lambda done: self._live_check_done(user_id, done))
         return await asyncio.shield(pending)
 
+    async def close(self) -> None:
+        """Cancel the live checks still running (at shutdown, before the database closes);
+        each writes back a session it refreshed before it ends."""
+        checks = list(self._live_checks.values())
+        for check in checks:
+            check.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+
     def _live_check_done(self, user_id: str, done: asyncio.Future[StatusView]) -> None:
         self._live_checks.pop(user_id, None)
         self.status_cache.forget(user_id)  # the check wrote last_validated, or expired it
@@ -248,28 +258,26 @@ class StatusChecks:
                               "stored session cannot be decrypted; log in again", view.engine)
         try:
             try:
-                usage = await self._gateway.validate(user_id, session)
+                await self._gateway.validate(user_id, session,
+                                             functools.partial(self._vault.write_back, row))
             except AuthRejected:
                 # a rotated refresh token another use already replaced: go on with the newer
                 newer = await self._vault.moved_on(row)
                 if newer is None:
                     raise
                 row, session = newer
-                usage = await self._gateway.validate(user_id, session)
+                await self._gateway.validate(user_id, session,
+                                             functools.partial(self._vault.write_back, row))
         except AuthRejected as exc:
             return await self._expire(row, exc.detail)
         except GarminError as exc:
             log.warning("user %s: validation unavailable: %s", user_id, exc.detail)
             if isinstance(exc, RateLimited):
                 self.throttle.start(user_id, exc.retry_after)
-            if exc.refreshed_session:
-                await self._vault.write_back(row, exc.refreshed_session)
             return self._view(row, "unavailable")
-        changes: dict[str, Any] = {"last_validated": self._clock(),
-                                   "status": SessionStatus.VALID, "status_reason": None}
-        if usage.refreshed_session:
-            changes["session_data"] = self._vault.seal(user_id, SESSION, usage.refreshed_session)
-        if not await store.compare_and_set(row, **changes):
+        # a refresh was written back already (`row` then holds its version)
+        if not await store.compare_and_set(row, last_validated=self._clock(),
+                                           status=SessionStatus.VALID, status_reason=None):
             log.info("user %s: session changed during validation; keeping the newer one",
                      user_id)
             return self._view(await store.load(user_id), "live")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -17,6 +18,9 @@ from service.models import GarminAuthenticationState, SessionStatus
 from service.store import sessions as store
 from service.store import sql
 from service.store import sync as sync_store
+
+if TYPE_CHECKING:
+    from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,12 @@ MFA = "mfa_state"
 
 
 class SessionVault:
-    def __init__(self, cipher: Cipher) -> None:
+    """Sealing, and the session writes of every use. With metrics, counts the refreshes
+    written back and the stale copies dropped (sync jobs and live checks alike)."""
+
+    def __init__(self, cipher: Cipher, metrics: Metrics | None = None) -> None:
         self._cipher = cipher
+        self._metrics = metrics
 
     def seal(self, user_id: str, purpose: str, plaintext: str) -> str:
         return self._cipher.encrypt(plaintext, user_id=user_id, purpose=purpose)
@@ -42,12 +50,18 @@ class SessionVault:
     async def write_back(self, row: GarminAuthenticationState, session: str) -> bool:
         """Persist a refreshed session with compare-and-set on the version read at Load.
 
-        False when another write (a login) came first: the newer session stays.
+        False when another write (a login) came first: the newer session stays. The gateway
+        calls this (`GarminGateway.use`) before the use ends, cancelled or not; on success
+        `row` holds the new version.
         """
         if await store.compare_and_set(row, session_data=self.seal(row.user_id, SESSION,
                                                                    session)):
+            if self._metrics is not None:
+                self._metrics.refresh_persisted()
             return True
         log.info("user %s: session changed while in use; dropped the stale copy", row.user_id)
+        if self._metrics is not None:
+            self._metrics.stale_session_dropped()
         return False
 
     async def moved_on(self, row: GarminAuthenticationState,

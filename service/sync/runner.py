@@ -1,10 +1,11 @@
 """One sync job on the Load-Use-Update cycle.
 
-Load the encrypted session and its `version`; Use it on a fresh per-user garth client, each
+Load the encrypted session and its `version`; Use it on a fresh per-user engine client, each
 Garmin call of the job in the thread pool (up to `sync.calls_per_user` of them at once);
-Update: write a refreshed session back with compare-and-set (a login that happened meanwhile
-wins and the job's stale copy is dropped), then upsert the data and move the cursor inside
-one transaction fenced by the user's lease.
+Update: the gateway writes a refreshed session back with compare-and-set before the use ends
+(a login that happened meanwhile wins and the job's stale copy is dropped), also when the job
+fails or is cancelled; then upsert the data and move the cursor inside one transaction fenced
+by the user's lease.
 
 A user's jobs run one after another under one lease, and share what the lease makes
 stable: the user's cursors are read once, after the lease is claimed (every writer of a
@@ -113,7 +114,7 @@ class SyncRunner:
         self._config = config
         self._outbox = outbox or Outbox(WebhooksConfig())
         self._gateway = gateway
-        self._vault = SessionVault(cipher)
+        self._vault = SessionVault(cipher, metrics)
         self._leases = leases
         self._clock = clock
         self.metrics = metrics
@@ -275,7 +276,8 @@ class SyncRunner:
         work = self._work(job.kind, plan, run.note)
         try:
             try:
-                usage = await self._gateway.use(job.user_id, session, work,
+                value = await self._gateway.use(job.user_id, session, work,
+                                                functools.partial(self._vault.write_back, row),
                                                 parallel=self._config.calls_per_user,
                                                 background=True)
             except AuthRejected:
@@ -284,7 +286,8 @@ class SyncRunner:
                 if newer is None:
                     raise
                 row, session = newer
-                usage = await self._gateway.use(job.user_id, session, work,
+                value = await self._gateway.use(job.user_id, session, work,
+                                                functools.partial(self._vault.write_back, row),
                                                 parallel=self._config.calls_per_user,
                                                 background=True)
         except AuthRejected as exc:
@@ -296,12 +299,10 @@ class SyncRunner:
             return
         except GarminError as exc:
             run.note.reason = exc.outcome
-            await self._write_back(row, exc.refreshed_session)
             await self._failed(job, cursor, exc)
             run.note.backoff_until = cursor.backoff_until
             return
-        await self._write_back(row, usage.refreshed_session)
-        await self._store_results(job, run, cursor, plan, usage.value, following)
+        await self._store_results(job, run, cursor, plan, value, following)
 
     async def _expire(self, row: GarminAuthenticationState, reason: str) -> None:
         """Clear the rejected session; the write that expired it reports `session.expired`
@@ -335,16 +336,6 @@ class SyncRunner:
                                          ignore_conflicts=True)
             cursor = await SyncCursor.get(user_id=user_id, kind=kind)
         return cursor
-
-    async def _write_back(self, row: GarminAuthenticationState, session: str | None) -> None:
-        """Update step: persist a refresh unless a newer write (a login) replaced the row."""
-        if not session:
-            return
-        if await self._vault.write_back(row, session):
-            if self.metrics is not None:
-                self.metrics.refresh_persisted()
-        elif self.metrics is not None:
-            self.metrics.stale_session_dropped()
 
     async def _failed(self, job: SyncJob, cursor: SyncCursor, error: GarminError) -> None:
         failures = cursor.consecutive_failures + 1

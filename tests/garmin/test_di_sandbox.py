@@ -23,6 +23,7 @@ from service.garmin.di import DiEngine
 from service.garmin.endpoints import PROFILE
 from service.sandbox import Fault
 from tests.support.app import PASSWORD, Sandbox
+from tests.support.uses import written_to
 
 USERS = 16
 
@@ -128,9 +129,10 @@ async def test_concurrent_di_logins_and_uses_never_cross_tokens(sandbox: Sandbox
         assert result.session is not None
         session = result.session
         for _ in range(3):
-            usage = await gateway.validate(user, session)
-            assert usage.refreshed_session is not None  # the 1 s token is always refreshed
-            session = usage.refreshed_session
+            written: list[str] = []
+            await gateway.validate(user, session, written_to(written))
+            assert len(written) == 1  # the 1 s token is always refreshed
+            session = written[0]
 
     try:
         await asyncio.gather(*(connect_and_use(user) for user in owner_of))

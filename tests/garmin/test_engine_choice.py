@@ -11,6 +11,7 @@ from service.garmin import AuthRejected, GarminGateway, MfaChallengeLost
 from service.garmin.endpoints import PROFILE
 from tests.support.aliases import AiohttpServer
 from tests.support.fake_garmin import MOBILE_LOGIN, Answer, FakeGarmin
+from tests.support.uses import written_to
 
 LATER = 4_000_000_000
 
@@ -30,8 +31,10 @@ async def test_a_di_login_is_used_by_the_di_engine(garmin: FakeGarmin) -> None:
     try:
         result = await gateway.login("u1", "a@x", "pw")
         assert result.session is not None and json.loads(result.session)["engine"] == "di"
-        usage = await gateway.validate("u1", result.session)
-        assert usage.value == {"displayName": "a"} and usage.refreshed_session is None
+        written: list[str] = []
+        assert await gateway.validate("u1", result.session, written_to(written)) == {
+            "displayName": "a"}
+        assert written == []  # nothing was refreshed
         assert len(garmin.posts(MOBILE_LOGIN)) == 1
     finally:
         gateway.close()
@@ -41,9 +44,9 @@ async def test_stored_values_go_back_to_their_engine(garmin: FakeGarmin) -> None
     gateway = GarminGateway(garmin.settings(engine="di"), threads=2)
     try:
         with pytest.raises(AuthRejected, match="cannot be read"):  # garth reads it
-            await gateway.validate("u1", "bm90IGEgZ2FydGggc2Vzc2lvbg==")
+            await gateway.validate("u1", "bm90IGEgZ2FydGggc2Vzc2lvbg==", written_to([]))
         with pytest.raises(AuthRejected, match="unknown Garmin engine"):
-            await gateway.validate("u1", json.dumps({"engine": "elsewhere"}))
+            await gateway.validate("u1", json.dumps({"engine": "elsewhere"}), written_to([]))
         with pytest.raises(MfaChallengeLost):  # garth's challenge format, garth's check
             await gateway.resume_mfa("u1", json.dumps({"v": 0, "cookies": []}), "123456")
         assert garmin.received == []

@@ -25,6 +25,7 @@ from service.store.vault import SESSION, SessionVault
 from service.sync import runner as runner_module
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import ALICE, PG_URL, Api, Sandbox, connect, drain, sync_now, use_db
+from tests.support.uses import written_to
 from tests.support.waiting import eventually
 
 USER = "user-1"
@@ -52,8 +53,9 @@ async def refresh_elsewhere(api: Api, row: GarminAuthenticationState) -> None:
     """Another use refreshes `row`'s session (rotating its refresh token) without writing
     the new one back: what a replica does before its write-back lands."""
     session = SessionVault(api.app[CIPHER]).open(USER, SESSION, row.session_data or "")
-    usage = await api.app[GATEWAY].validate(USER, session)
-    assert usage.refreshed_session
+    written: list[str] = []
+    await api.app[GATEWAY].validate(USER, session, written_to(written))
+    assert written
 
 
 # --- a rejected refresh while the stored session moved on ------------------------------------
