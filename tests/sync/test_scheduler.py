@@ -21,7 +21,6 @@ from aiohttp import web
 from service.app import create_app
 from service.config import Config, ConfigError
 from service.keys import LEASES, SCHEDULER
-from service.sync.scheduler import SqliteSchedulerLock
 from service.models import (
     JobStatus,
     JobTrigger,
@@ -30,6 +29,7 @@ from service.models import (
     SyncKind,
     UserLease,
 )
+from service.sync.scheduler import SqliteSchedulerLock
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import PG_URL, Api, Sandbox, connect, use_db
 from tests.support.waiting import eventually
