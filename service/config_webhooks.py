@@ -52,3 +52,18 @@ class WebhooksConfig:
         "(at least 2 x `webhooks.timeout_seconds`).", minimum=0.02)
     max_ids_per_event: int = setting(
         100, "At most this many Garmin activity ids in one `activities.synced`.", minimum=1)
+    retention_delivered_days: float = setting(
+        7.0, "A delivered delivery is deleted this long after it was delivered; its event "
+        "goes with the last of its deliveries. Long enough to answer a receiver's question "
+        "about last week; a receiver deduplicates by `webhook-id` and never needs the row. "
+        "0 keeps them forever.", minimum=0)
+    retention_dead_days: float = setting(
+        30.0, "A dead delivery is deleted this long after it gave up: until then an operator "
+        "can see it and retry it (`POST /api/v1/webhooks/deliveries/{id}/retry`). 0 keeps "
+        "them forever.", minimum=0)
+    retention_interval_seconds: float = setting(
+        600.0, "How often each dispatcher deletes what is past its retention (several "
+        "replicas may at once; a row is deleted once).", minimum=1)
+    retention_batch_size: int = setting(
+        1000, "Rows deleted per statement (each a short transaction of its own) until none "
+        "is left past its retention.", minimum=1, maximum=5000)
