@@ -1,8 +1,10 @@
 """Configuration: `config.yaml`, then `GARMIN_SYNC_<SECTION>_<KEY>` environment overrides.
 
-Every key is declared once below with `setting()` (type, default, bounds, documentation);
-`service.settings` reads the file and the environment from those declarations, and
-`docs/configuration.md` and `config.yaml` are generated from them (`make config-doc`).
+Every key is declared once with `setting()` (type, default, bounds, documentation): below,
+or in a section module of its own (`service.config_garmin`, `service.config_webhooks`) whose
+section `Config` assembles and this module re-exports. `service.settings` reads the file and
+the environment from those declarations, and `docs/configuration.md` and `config.yaml` are
+generated from them (`make config-doc`).
 Precedence: a command-line flag, then the environment, then the file, then the default.
 """
 
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.config_garmin import DI_STRATEGIES as DI_STRATEGIES
+from service.config_garmin import GARMIN_ENGINES as GARMIN_ENGINES
+from service.config_garmin import GarminConfig as GarminConfig
+from service.config_webhooks import WebhooksConfig as WebhooksConfig
 from service.settings import ENV_PREFIX as ENV_PREFIX
 from service.settings import ConfigError as ConfigError
 from service.settings import StartupError as StartupError
@@ -44,39 +50,6 @@ def _database_url(url: str) -> str:
     url = url.strip()
     if not re.match(r"^(sqlite|postgres|asyncpg|psycopg)://", url):
         raise ValueError("must start with sqlite:// or postgres://")
-    return url
-
-
-# the DI engine's sign-in strategies (`service.garmin.di.engine.STRATEGIES`; a test keeps
-# the two lists equal: the configuration sits below the engines and cannot import them)
-DI_STRATEGIES = ("mobile+cffi", "mobile+requests", "portal+cffi", "portal+requests")
-GARMIN_ENGINES = ("di", "garth")
-
-
-def _di_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [name for name in names if name not in DI_STRATEGIES]
-    if unknown:
-        raise ValueError(f"unknown strategies {', '.join(unknown)}; "
-                         f"known: {', '.join(DI_STRATEGIES)}")
-    if not names:
-        raise ValueError("name at least one strategy")
-    if len(set(names)) != len(names):
-        raise ValueError("names a strategy twice")
-    return names
-
-
-def _proxy_url(url: str) -> str:
-    # the URL may carry the proxy's credentials: the message never repeats it
-    url = url.strip()
-    if url and not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", url):
-        raise ValueError("must be empty or an http(s):// URL (the value is not shown)")
-    return url
-
-
-def _base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if url and not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError("must be empty or an http(s):// URL")
     return url
 
 
@@ -121,58 +94,6 @@ class HttpConfig:
     port: int = setting(8080, "Listen port (0: any free port).", minimum=0, maximum=65535)
     shutdown_timeout_seconds: float = setting(
         30.0, "In-flight requests get this long to finish on SIGTERM.", minimum=0)
-
-
-@dataclass(frozen=True)
-class GarminConfig:
-    """How Garmin Connect is reached."""
-
-    domain: str = setting("garmin.com", "Garmin's domain.")
-    base_url: str = setting(
-        "", "Empty: talk to Garmin. Set to the sandbox (`http://127.0.0.1:9090`) to route "
-        "every `https://<sub>.<domain><path>` request to `<base_url>/<sub><path>`.",
-        check=_base_url, check_doc="empty or an `http(s)://` URL")
-    oauth_consumer_key: str = setting(
-        "", "garth's OAuth consumer key. Empty (with the secret): garth downloads the "
-        "consumer once from its published location. Set both or neither.")
-    oauth_consumer_secret: str = setting(
-        "", "garth's OAuth consumer secret (see `garmin.oauth_consumer_key`).")
-    executor_threads: int = setting(
-        16, "The bounded pool for garth's blocking calls: the most Garmin calls one replica "
-        "runs at once.", minimum=1)
-    thread_nice: int = setting(
-        10, "The pool's threads run at this Linux nice, below the event loop, so a request "
-        "waiting for the loop runs before the Garmin calls' Python work on a busy core. On a "
-        "host shared with other CPU-bound processes at normal priority, those run first, so "
-        "set 0 there; 0 keeps the process's priority.", minimum=0, maximum=19)
-    timeout_seconds: float = setting(15.0, "Timeout of each Garmin request.", minimum=0.1)
-    retries: int = setting(
-        2, "Retries of connection errors and 502-504 on GET only (never a 429, never a "
-        "login POST).", minimum=0)
-    engine: str = setting(
-        "di", "The engine of NEW logins: `di` (Garmin's DI tokens, what the Garmin Connect "
-        "app uses) or `garth` (garth's OAuth1/OAuth2 tokens, which Garmin's sign-in refuses "
-        "since March 2026). A stored session is always used by the engine that made it, "
-        "whatever this says; the two token formats cannot be converted.",
-        choices=GARMIN_ENGINES)
-    proxy_url: str = setting(
-        "", "Secret. Every Garmin request of both engines goes through this HTTP(S) proxy "
-        "(`http://user:password@host:port`); empty: direct. Never logged nor shown in answers or "
-        "errors.", check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
-    di_strategies: tuple[str, ...] = setting(
-        DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
-        "sign-in, `portal` the web one; `cffi` imitates a browser's TLS, `requests` does "
-        "not). A failure moves on to the next; a 429 or Garmin's verdict on the credentials "
-        "ends the login at once.", check=_di_strategies,
-        check_doc=f"a non-empty list of {', '.join(f'`{n}`' for n in DI_STRATEGIES)}")
-    di_login_delays: bool = setting(
-        True, "Pause like a person between loading a DI sign-in page and posting it "
-        "(2-5 s on the mobile strategies, 10-20 s on the portal ones, per strategy tried), "
-        "as Garmin's firewall expects: a DI login with MFA can take a minute or more. "
-        "Turn off only against the sandbox.")
-    di_refresh_margin_seconds: float = setting(
-        60.0, "A DI access token this close to its expiry is refreshed before a call.",
-        minimum=0)
 
 
 @dataclass(frozen=True)
@@ -309,50 +230,6 @@ class MetricsConfig:
     require_auth: bool = setting(
         False, "`/metrics` needs the same `Authorization: Bearer <key>` as `/api/v1` (one of "
         "`auth.api_keys`; no `X-User-Id`).")
-
-
-@dataclass(frozen=True)
-class WebhooksConfig:
-    """Signed event webhooks to the calling services (see docs/webhooks.md)."""
-
-    enabled: bool = setting(
-        False, "Write events to the outbox and run a dispatcher in this process (every "
-        "replica may; they never send one delivery at once).")
-    endpoints: tuple[dict[str, Any], ...] = setting(
-        (), "Receivers: a list of `{url, secrets, events, id}`; `secrets` are `whsec_` "
-        "secrets (several while rotating), `events` the types sent (absent: all), `id` "
-        "names the endpoint in the outbox (default: derived from the URL). The environment "
-        "takes the same list as JSON. Secrets are never logged nor stored.")
-    failing_after: int = setting(
-        3, "`sync.failing` after this many failed jobs of one kind in a row (Garmin 429 "
-        "backoffs do not count).", minimum=1)
-    max_attempts: int = setting(14, "Attempts per delivery before it is dead.", minimum=1)
-    max_age_seconds: float = setting(
-        86_400.0, "No attempt is made this long after the event; the delivery is dead.",
-        minimum=1)
-    backoff_base_seconds: float = setting(
-        30.0, "The wait after the first failed attempt, doubled after each failure.",
-        minimum=0.01)
-    backoff_max_seconds: float = setting(14_400.0, "The longest wait between attempts.",
-                                         minimum=0.01)
-    connect_timeout_seconds: float = setting(5.0, "Connection timeout of an attempt.",
-                                             minimum=0.01)
-    timeout_seconds: float = setting(
-        10.0, "A receiver must answer 2xx within this long, else the attempt failed.",
-        minimum=0.01)
-    concurrency: int = setting(8, "Requests this replica's dispatcher sends at once.",
-                               minimum=1)
-    allow_private_targets: bool = setting(
-        False, "Allow endpoints on loopback, private, link-local and other non-public "
-        "addresses (checked when connecting).")
-    poll_seconds: float = setting(
-        1.0, "How often the dispatcher looks for due deliveries (it is also woken by this "
-        "replica's commits).", minimum=0.01)
-    lease_seconds: float = setting(
-        60.0, "How long a dispatcher owns a claimed delivery before another may send it "
-        "(at least 2 x `webhooks.timeout_seconds`).", minimum=0.02)
-    max_ids_per_event: int = setting(
-        100, "At most this many Garmin activity ids in one `activities.synced`.", minimum=1)
 
 
 @dataclass(frozen=True)

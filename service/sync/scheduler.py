@@ -51,8 +51,13 @@ class SqliteSchedulerLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
+        """Take the lock or raise `ConfigError`. The file, beside the database, is readable
+        by this user only, like the database and the key file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # a file left by a build that created it world-readable
+        handle = os.fdopen(fd, "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

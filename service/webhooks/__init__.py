@@ -2,5 +2,6 @@
 
 `events` builds the payloads, `outbox` writes them in the caller's transaction and claims
 them for delivery, `dispatcher` signs and sends them, `targets` keeps them off private
-addresses, `api` lists and retries deliveries and runs the dispatcher in the app.
+addresses, `retention` deletes what was finished long enough ago (the dispatcher runs it),
+`api` lists and retries deliveries and runs the dispatcher in the app.
 """

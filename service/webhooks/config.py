@@ -1,6 +1,6 @@
 """Webhook settings: the `webhooks` configuration section with its endpoints checked.
 
-Every key is declared once, in `service.config.WebhooksConfig`;
+Every key is declared once, in `service.config_webhooks.WebhooksConfig`;
 `GARMIN_SYNC_WEBHOOKS_ENDPOINTS`, when set, replaces `endpoints` with the same list written
 as JSON. Secrets stay out of every `repr` and every error, so a logged config shows none.
 """
@@ -47,7 +47,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class WebhooksConfig(WebhooksSection):
-    """The `webhooks` section (every key declared once, in `service.config`) with its
+    """The `webhooks` section (every key declared once, in `service.config_webhooks`) with its
     endpoints parsed and checked; built by `from_section`, or `from_mapping` for a plain
     mapping."""
 

@@ -9,9 +9,13 @@ is never followed, a timeout, a refused address) is retried with exponential bac
 jitter until `max_attempts` attempts were made or the next one would fall past
 `max_age_seconds` after the delivery was queued; then the delivery is dead.
 
-Two clocks: `clock` schedules (due times, claim expiry, backoff; tests inject one to skip
-hours), `wall_clock` stamps `webhook-timestamp`, which receivers compare with their own
-clock to refuse replays.
+The dispatcher also prunes the outbox (`service.webhooks.retention`): when it starts, then
+every `retention_interval_seconds`, as a task of its own beside the deliveries, so a long
+prune never holds up a claim.
+
+Two clocks: `clock` schedules (due times, claim expiry, backoff, pruning and its cutoffs;
+tests inject one to skip hours or days), `wall_clock` stamps `webhook-timestamp`, which
+receivers compare with their own clock to refuse replays.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from tortoise.context import TortoiseContext
 
 from service import db
 from service.models.webhooks import DeliveryStatus
-from service.webhooks import outbox
+from service.webhooks import outbox, retention
 from service.webhooks.config import Endpoint, WebhooksConfig
 from service.webhooks.metrics import WebhookMetrics, attempt_outcome
 from service.webhooks.outbox import Claimed, utcnow
+from service.webhooks.retention import Pruned
 from service.webhooks.targets import GuardedResolver, TargetRefused, check_target
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,8 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = float("-inf")
+        self._prune_task: asyncio.Task[None] | None = None
+        self._prune_due: datetime | None = None  # None: at the first look
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -102,6 +109,11 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._prune_task is not None:
+            self._prune_task.cancel()  # its open batch rolls back; the next prune redoes it
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prune_task
+            self._prune_task = None
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -125,6 +137,7 @@ class Dispatcher:
                 except Exception:
                     log.exception("claiming webhook deliveries failed; retrying at next poll")
             await self._refresh_gauges()
+            self._start_prune_when_due()
             if claimed and claimed == free:
                 continue  # there may be more due already
             with contextlib.suppress(TimeoutError):
@@ -175,6 +188,34 @@ class Dispatcher:
         oldest, dead = await outbox.backlog()
         lag = (self._clock() - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.backlog(lag, dead)
+
+    # --- retention ----------------------------------------------------------------------
+
+    def _start_prune_when_due(self) -> None:
+        if not retention.enabled(self.config):
+            return
+        if self._prune_task is not None and not self._prune_task.done():
+            return
+        now = self._clock()
+        if self._prune_due is not None and now < self._prune_due:
+            return
+        self._prune_due = now + timedelta(seconds=self.config.retention_interval_seconds)
+        self._prune_task = asyncio.get_running_loop().create_task(self._prune_logged())
+
+    async def _prune_logged(self) -> None:
+        try:
+            await self.prune()
+        except Exception:
+            log.warning("pruning the webhook outbox failed; trying again in %g s",
+                        self.config.retention_interval_seconds, exc_info=True)
+
+    async def prune(self) -> Pruned:
+        """Delete what is past its retention now (by the scheduling clock)."""
+        pruned = await retention.prune(self.config, self._clock(), self._metrics)
+        if pruned.total:
+            log.info("webhook outbox pruned: %d delivered and %d dead deliveries, %d events",
+                     pruned.delivered, pruned.dead, pruned.events)
+        return pruned
 
     # --- one delivery -------------------------------------------------------------------
 

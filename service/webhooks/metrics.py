@@ -12,6 +12,7 @@ from service.metrics import PREFIX
 
 ATTEMPT_OUTCOMES = ("2xx", "3xx", "4xx", "5xx", "timeout", "connection", "refused")
 DELIVERY_OUTCOMES = ("delivered", "retry", "dead")
+PRUNED_KINDS = ("delivered", "dead", "event")  # finished deliveries by status, and events
 ATTEMPT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -46,10 +47,16 @@ class WebhookMetrics:
         self.in_flight = Gauge(
             f"{PREFIX}_webhook_deliveries_in_flight",
             "Webhook deliveries this replica is sending now.", registry=r)
+        self.pruned_rows = Counter(
+            f"{PREFIX}_webhook_pruned_rows",
+            "Outbox rows deleted after their retention: delivered and dead deliveries, and "
+            "events.", ["kind"], registry=r)
         for outcome in ATTEMPT_OUTCOMES:
             self.attempts.labels(outcome)
         for outcome in DELIVERY_OUTCOMES:
             self.deliveries.labels(outcome)
+        for kind in PRUNED_KINDS:
+            self.pruned_rows.labels(kind)
 
     def attempted(self, outcome: str, seconds: float) -> None:
         self.attempts.labels(outcome).inc()
@@ -57,6 +64,10 @@ class WebhookMetrics:
 
     def delivery(self, outcome: str) -> None:
         self.deliveries.labels(outcome).inc()
+
+    def pruned(self, kind: str, rows: int) -> None:
+        if rows:
+            self.pruned_rows.labels(kind).inc(rows)
 
     def backlog(self, lag_seconds: float, dead: int) -> None:
         self.outbox_lag.set(max(lag_seconds, 0.0))

@@ -32,7 +32,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
+from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.store import sql
 from service.webhooks import events
 from service.webhooks.config import Endpoint, WebhooksConfig
@@ -274,21 +274,37 @@ async def get_delivery(delivery_id: int) -> DeliveryView | None:
     return page[0] if page else None
 
 
+_PAGE = """
+    SELECT d.*, e.message_id AS event_message_id, e.type AS event_type
+    FROM webhook_delivery d JOIN webhook_event e ON e.id = d.event_id
+    WHERE {where}
+    ORDER BY d.id DESC
+    LIMIT ?
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def _page_sql(by_status: bool, before: bool, only: bool) -> sql.Sql:
+    where = [clause for clause, wanted in (("d.status = ?", by_status), ("d.id < ?", before),
+                                           ("d.id = ?", only)) if wanted]
+    return sql.Sql(_PAGE.format(where=" AND ".join(where) or "1 = 1"))
+
+
 async def deliveries_page(status: DeliveryStatus | None, limit: int, before_id: int | None,
                           only_id: int | None = None) -> list[DeliveryView]:
-    """Newest first; `before_id` continues a previous page."""
-    query = WebhookDelivery.all()
-    if status is not None:
-        query = query.filter(status=status)
-    if before_id is not None:
-        query = query.filter(id__lt=before_id)
-    if only_id is not None:
-        query = query.filter(id=only_id)
-    deliveries = await query.order_by("-id").limit(limit)
-    found = {row["id"]: row for row in await WebhookEvent.filter(
-        id__in=[d.event_id for d in deliveries]).values("id", "message_id", "type")}
-    return [DeliveryView(d, str(found[d.event_id]["message_id"]), str(found[d.event_id]["type"]))
-            for d in deliveries if d.event_id in found]
+    """Newest first; `before_id` continues a previous page (it may name a delivery pruned
+    since). One statement, so a delivery pruned meanwhile is either listed with its event
+    or not at all."""
+    filters = [(status.value if status is not None else None), before_id, only_id]
+    statement = _page_sql(*(value is not None for value in filters))
+    values = [value for value in filters if value is not None]
+    rows = await sql.fetch(statement, [*values, limit], sql.connection_of(WebhookDelivery))
+    views = []
+    for row in rows:
+        message_id, event_type = row.pop("event_message_id"), row.pop("event_type")
+        views.append(DeliveryView(sql.model(WebhookDelivery, row), str(message_id),
+                                  str(event_type)))
+    return views
 
 
 async def backlog() -> tuple[datetime | None, int]:

@@ -8,8 +8,11 @@ every user already due, so nothing depends on how a tick and a login interleave.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,7 @@ from service.models import (
     SyncKind,
     UserLease,
 )
+from service.sync.scheduler import SqliteSchedulerLock
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import PG_URL, Api, Sandbox, connect, use_db
 from tests.support.waiting import eventually
@@ -378,6 +382,28 @@ async def test_instance_without_scheduler_starts_next_to_a_scheduler_on_sqlite(
     assert not second.app[SCHEDULER].running
     response = await second.status("user-1")
     assert response.status == 200
+
+
+def test_scheduler_lock_file_is_readable_by_this_user_only(tmp_path: Path) -> None:
+    lock = SqliteSchedulerLock(f"sqlite://{tmp_path}/db/garmin-sync.sqlite3")
+    lock.acquire()
+    try:
+        assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
+        assert lock.path.read_text().strip() == str(os.getpid())
+    finally:
+        lock.release()
+
+
+def test_scheduler_lock_file_left_world_readable_is_made_private(tmp_path: Path) -> None:
+    lock = SqliteSchedulerLock(f"sqlite://{tmp_path}/garmin-sync.sqlite3")
+    lock.path.write_text("12345 and more than a pid\n")
+    lock.path.chmod(0o644)
+    lock.acquire()
+    try:
+        assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
+        assert lock.path.read_text() == f"{os.getpid()}\n"
+    finally:
+        lock.release()
 
 
 # --- busy users ----------------------------------------------------------------------------

@@ -302,14 +302,16 @@ def build_spec() -> dict[str, Any]:
                 (errors.UserBusy,),
             )},
             "/api/v1/webhooks/deliveries": {"get": _operator(
-                "Operator: webhook deliveries, newest first (never their payloads).",
+                "Operator: webhook deliveries, newest first (never their payloads; finished "
+                "ones are pruned after their retention).",
                 {"200": _json("A page of deliveries.", _page(DELIVERY_SCHEMA))},
                 parameters=[{"name": "status", "in": "query", "required": False,
                              "schema": {"enum": [s.value for s in DeliveryStatus]}},
                             *PAGING],
             )},
             "/api/v1/webhooks/deliveries/{id}/retry": {"post": _operator(
-                "Operator: queue a dead delivery again, with fresh attempts.",
+                "Operator: queue a dead delivery again, with fresh attempts (404 once it "
+                "was pruned).",
                 {"202": _json("Queued again.", DELIVERY_SCHEMA)},
                 (errors.NotFound, errors.DeliveryNotDead),
                 parameters=[{"name": "id", "in": "path", "required": True,

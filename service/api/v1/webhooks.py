@@ -3,7 +3,10 @@
 `GET /api/v1/webhooks/deliveries?status=&limit=&cursor=` lists deliveries newest first;
 `POST /api/v1/webhooks/deliveries/{id}/retry` queues a dead one again. Both are operator
 routes: they need the API key and act on no single user (no `X-User-Id`). Payloads are not
-listed: the operator sees ids, types, endpoints, statuses and errors.
+listed: the operator sees ids, types, endpoints, statuses and errors. Finished deliveries
+past their retention are pruned (`service.webhooks.retention`): they leave the listing, a
+cursor issued before still continues after its position, and a retry of a pruned id
+answers 404 like an id that never existed.
 
 `add_routes(app)` registers the handlers; `dispatcher_ctx` is the cleanup context that runs
 a dispatcher while the app runs (after the database context).
@@ -100,7 +103,8 @@ async def retry_delivery(request: web.Request) -> web.Response:
     if dispatcher is not None:
         dispatcher.wake()
     view = await outbox.get_delivery(delivery_id)
-    assert view is not None
+    if view is None:  # pending now, so never pruned; gone only if deleted by hand
+        raise NotFound("No webhook delivery has this id.")
     return web.json_response(delivery_json(view), status=202)
 
 
