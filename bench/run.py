@@ -48,7 +48,7 @@ from typing import Any
 import aiohttp
 
 from bench import harness as h
-from bench import report
+from bench import report, webhooks
 from bench.constants import APART_NICE, LATENCY_MS, PROBE_POLL, RESULTS, W
 from bench.table import render
 from tests.support.replicas import PASSWORD, REPO, TABLES, username_of
@@ -937,7 +937,7 @@ async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
                 # this process's CPU (all threads; on SQLite that includes the database
                 # engine, on PostgreSQL only the client side)
                 "ratio_cpu": statistics.median(cpu["raw"]) / statistics.median(cpu["service"]),
-                "cpu_s": cpu}
+                "cpu_s": cpu, "changes": await webhooks.upsert_changes(user, rows, reset, 3)}
 
     try:
         return await asyncio.get_running_loop().create_task(work(), context=contextvars.Context())
@@ -1089,6 +1089,7 @@ async def run_child(args: argparse.Namespace) -> int:
         "upsert": lambda: figure_upsert(root, db, args.quick),
         "memory": lambda: figure_memory(root, db, args.memory_users,
                                         10 if args.quick else 20),
+        "webhooks": lambda: webhooks.figure_webhooks(root, db, args.users, args.quick),
     }
     try:
         outcome = await work[key]()
@@ -1179,6 +1180,7 @@ async def main_async(args: argparse.Namespace) -> int:
     plan += [("upsert", db) for db in dbs if 5 in figures]
     plan += [("memory", db) for db in dbs if 6 in figures]
     plan += [("scale", db) for db in dbs if 7 in figures]
+    plan += [("webhooks", db) for db in dbs if 8 in figures]
     try:
         for key, db in plan:
             await guarded(results, key, db, args, root, info)
@@ -1212,7 +1214,7 @@ def write_report() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--figures", default="1,2,3,4,5,6,7")
+    parser.add_argument("--figures", default="1,2,3,4,5,6,7,8")
     parser.add_argument("--users", type=int,
                         help="users of figure 3 (default 1,000, the issue's size; quick 500)")
     parser.add_argument("--memory-users", type=int, default=10_000)
