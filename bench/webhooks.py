@@ -9,9 +9,8 @@
   same core that signs and POSTs the same bodies with aiohttp at the same concurrency, with
   no database (what the outbox's claim and bookkeeping add to sending).
 
-The receiver (`python -m bench.webhooks receiver`) is a process of its own on the load
-generator's core: it verifies every signature with the `standardwebhooks` package, answers
-204, and counts deliveries, distinct `webhook-id`s, bad signatures and event types.
+The receiver and the bare sender are in bench/webhook_peers.py; the receiver runs on the
+load generator's core and verifies every signature with the `standardwebhooks` package.
 
 Also here: figure 5's re-upserts (what the upsert writes when nothing or everything
 changed), called from figure 5.
@@ -19,9 +18,7 @@ changed), called from figure 5.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
 import contextlib
 import contextvars
 import json
@@ -34,123 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 # bench.run as a module, not its names: it imports this one (either may be the main module)
 from bench import harness as h
 from bench import run as suite
 from bench.constants import LATENCY_MS
+from bench.webhook_peers import DISPATCH_CONCURRENCY, SECRET, sample_events
 
 ENDPOINT_ID = "bench"
-# a fixed whsec_ secret: the benchmark's receiver is local and its deliveries are thrown away
-SECRET = "whsec_" + base64.b64encode(b"garmin-sync benchmark webhook key!").decode()
 ACCOUNT = "hooks@example.com"
-EVENTS_PER_USER = 10  # of the drain's prefilled outbox
-DISPATCH_CONCURRENCY = 8  # webhooks.concurrency's default, given so the bare sender matches
-
-
-# --- the receiver and the bare sender (processes of their own) ---------------------------
-
-
-class Receiver:
-    """Verifies each POST's signature, answers 204 (a bad signature too, so a wrong one
-    shows in the counts rather than as a retry storm) and counts what arrived."""
-
-    def __init__(self) -> None:
-        from standardwebhooks import Webhook
-
-        self.webhook = Webhook(SECRET)
-        self.reset()
-
-    def reset(self) -> None:
-        self.received = 0
-        self.invalid = 0
-        self.ids: set[str] = set()
-        self.types: dict[str, int] = {}
-        self.first: float | None = None
-        self.last: float | None = None
-
-    async def hook(self, request: web.Request) -> web.Response:
-        from standardwebhooks import WebhookVerificationError
-
-        body = await request.read()
-        try:
-            payload = self.webhook.verify(body, dict(request.headers))
-        except WebhookVerificationError:
-            self.invalid += 1
-        else:
-            self.types[payload["type"]] = self.types.get(payload["type"], 0) + 1
-        now = time.monotonic()
-        self.first = now if self.first is None else self.first
-        self.last = now
-        self.received += 1
-        self.ids.add(request.headers.get("webhook-id", ""))
-        return web.Response(status=204)
-
-    async def stats(self, _request: web.Request) -> web.Response:
-        span = (self.last - self.first) if self.first is not None and self.last else 0.0
-        return web.json_response({"received": self.received, "unique": len(self.ids),
-                                  "invalid": self.invalid, "types": self.types, "span_s": span})
-
-    async def clear(self, _request: web.Request) -> web.Response:
-        self.reset()
-        return web.Response(status=204)
-
-
-def serve_receiver(port: int) -> None:
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.hook)
-    app.router.add_get("/stats", receiver.stats)
-    app.router.add_post("/reset", receiver.clear)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-async def bare_send(url: str, count: int, concurrency: int) -> dict[str, Any]:
-    """Sign and POST the drain's `count` bodies, `concurrency` at a time, as a sender with
-    no outbox would (aiohttp's client, as the dispatcher uses it)."""
-    from standardwebhooks import Webhook
-
-    webhook = Webhook(SECRET)
-    bodies = iter(enumerate(event.body() for event in sample_events(count)))
-    statuses: dict[int, int] = {}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=10)) as http:
-        async def worker() -> None:
-            for index, body in bodies:
-                message_id, now = f"msg_bench{index:08d}", datetime.now(UTC)
-                headers = {"content-type": "application/json", "webhook-id": message_id,
-                           "webhook-timestamp": str(int(now.timestamp())),
-                           "webhook-signature": webhook.sign(message_id, now, body)}
-                async with http.post(url, data=body.encode(), headers=headers,
-                                     allow_redirects=False) as response:
-                    statuses[response.status] = statuses.get(response.status, 0) + 1
-
-        cpu0, started = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"sent": count, "statuses": statuses, "cpu_s": time.process_time() - cpu0,
-            "wall_s": time.perf_counter() - started}
-
-
-def sample_events(count: int) -> list[Any]:
-    """`count` events as a sync writes them, alternately `activities.synced` and
-    `health.synced`, EVENTS_PER_USER per user."""
-    from service.webhooks import events
-
-    now = datetime.now(UTC)
-    today = now.date()
-    users = max(1, count // EVENTS_PER_USER)
-    made: list[Any] = []
-    for index in range(count):
-        user = f"hook-{index % users:05d}"
-        if index % 2 == 0:
-            ids = [10_000_000 + index * 3 + k for k in range(3)]
-            made.append(events.activities_synced(user, now, index + 1, 3, 0, ids, 100))
-        else:
-            made.append(events.health_synced(user, now, index + 1,
-                                             [today - timedelta(days=1), today]))
-    return made
 
 
 # --- helpers of the figure's process -----------------------------------------------------
@@ -195,19 +84,22 @@ async def wait_received(receiver: h.Proc, expected: int, timeout: float,
 
 
 async def scalar(url: str, query: str) -> int:
-    """One number from the database, outside Tortoise (cheap, and safe beside a service)."""
+    """One number from the database, outside Tortoise (cheap, and safe beside a service);
+    0 for a statement that returns no row."""
     if url.startswith("postgres"):
         import asyncpg
 
         conn = await asyncpg.connect(url)
         try:
-            return int(await conn.fetchval(query))
+            return int(await conn.fetchval(query) or 0)
         finally:
             await conn.close()
 
     def read() -> int:
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite://"))) as conn:
-            return int(conn.execute(query).fetchone()[0])
+            row = conn.execute(query).fetchone()
+            conn.commit()
+            return int(row[0]) if row else 0
 
     return await asyncio.to_thread(read)
 
@@ -308,6 +200,9 @@ async def drain_round(root: Path, db: str, index: int, count: int,
     try:
         await suite.empty_database(env.url)
         await fill_outbox(env.url, sample_events(count), receiver.url + "/hook")
+        # fresh planner statistics, as autovacuum gives a backlog that built up: with none,
+        # PostgreSQL's claim query may scan every pending row once per pending row
+        await scalar(env.url, "ANALYZE webhook_delivery")
         await receiver_stats(receiver, reset=True)
         settings = {"SYNC_ENABLED": "false", "LOGGING_LEVEL": "WARNING",
                     **hook_settings(receiver)}
@@ -330,7 +225,7 @@ async def drain_round(root: Path, db: str, index: int, count: int,
                       "cpu_ms_per_delivery": cpu / (count - marks["before"]) * 1000}
 
         await receiver_stats(receiver, reset=True)
-        sender = h.spawn("bare-sender", ["-m", "bench.webhooks", "send", "--url",
+        sender = h.spawn("bare-sender", ["-m", "bench.webhook_peers", "send", "--url",
                                          receiver.url + "/hook", "--count", str(count)],
                          h.clean_env(), env.dir, h.server_cpu())
         env.procs.append(sender)
@@ -373,7 +268,7 @@ async def figure_webhooks(root: Path, db: str, n_users: int, quick: bool) -> dic
     try:
         sandbox = env.sandbox([{"username": ACCOUNT, "history_days": 7,
                                 "latency_ms": LATENCY_MS}], h.client_cpu())
-        receiver = h.spawn("receiver", ["-m", "bench.webhooks", "receiver"], h.clean_env(),
+        receiver = h.spawn("receiver", ["-m", "bench.webhook_peers", "receiver"], h.clean_env(),
                            env.dir, h.client_cpu())
         env.procs.append(receiver)
         await h.wait_ready(sandbox, "/_sandbox/requests")
@@ -439,21 +334,3 @@ async def upsert_changes(user: str, rows: list[dict[str, Any]],
             "unchanged_rows_per_s": count / statistics.median(unchanged),
             "changed_updated": updated // rounds,
             "changed_rows_per_s": count / statistics.median(changed)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.webhooks")
-    parser.add_argument("role", choices=["receiver", "send"])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--url")
-    parser.add_argument("--count", type=int, default=0)
-    args = parser.parse_args()
-    if args.role == "receiver":
-        serve_receiver(args.port)
-    else:
-        outcome = asyncio.run(bare_send(args.url, args.count, DISPATCH_CONCURRENCY))
-        print(json.dumps(outcome), flush=True)
-
-
-if __name__ == "__main__":
-    main()
