@@ -243,6 +243,9 @@ def webhook_rows(item: dict[str, Any]) -> list[Row]:
          f"{fmt(cost['cpu_s_per_user_off'] * 1000)} ms (median of {each} runs each; on: "
          "until every event was delivered)", fmt(cost["ratio"]), "<= 1.05",
          verdict(cost["ratio"] <= 1.05)),
+        (f"8 sync wall time, webhooks on / off ({db})",
+         "last job finished (and, on, last event received) - ready; median of each",
+         fmt(cost["wall_ratio"]), "(context)", ""),
         (f"8 the same without delivering, estimated ({db})",
          f"on minus {fmt(cost['events_per_user'], 1)} deliveries/user x "
          f"{fmt(drain['cpu_ms_per_delivery'], 3)} ms (the drain's CPU per delivery)",

@@ -68,13 +68,17 @@ class Receiver:
         return web.Response(status=204)
 
 
-def serve_receiver(port: int) -> None:
+def receiver_app() -> web.Application:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hook", receiver.hook)
     app.router.add_get("/stats", receiver.stats)
     app.router.add_post("/reset", receiver.clear)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    return app
+
+
+def serve_receiver(port: int) -> None:
+    web.run_app(receiver_app(), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 async def bare_send(url: str, count: int, concurrency: int) -> dict[str, Any]:

@@ -230,9 +230,10 @@ async def drain_round(root: Path, db: str, index: int, count: int,
                          h.clean_env(), env.dir, h.server_cpu())
         env.procs.append(sender)
         code = await asyncio.to_thread(sender.popen.wait, 60 + count / 20)
-        if code != 0:
+        lines = sender.output().strip().splitlines()
+        if code != 0 or not lines:
             raise RuntimeError(f"bare sender exited {code}:\n{sender.tail()}")
-        sent = json.loads(sender.output().strip().splitlines()[-1])
+        sent = json.loads(lines[-1])
         stats = await receiver_stats(receiver)
         bare = {**stats, "rate": (stats["received"] - 1) / stats["span_s"],
                 "statuses": sent["statuses"], "cpu_ms_per_post": sent["cpu_s"] / count * 1000}
