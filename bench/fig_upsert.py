@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import webhooks
 from bench.common import Env, empty_database
 from tests.support.replicas import PASSWORD
 
@@ -119,7 +120,7 @@ async def figure_upsert(root: Path, db: str, quick: bool) -> dict[str, Any]:
                 # this process's CPU (all threads; on SQLite that includes the database
                 # engine, on PostgreSQL only the client side)
                 "ratio_cpu": statistics.median(cpu["raw"]) / statistics.median(cpu["service"]),
-                "cpu_s": cpu}
+                "cpu_s": cpu, "changes": await webhooks.upsert_changes(user, rows, reset, 3)}
 
     try:
         return await asyncio.get_running_loop().create_task(work(), context=contextvars.Context())

@@ -15,9 +15,11 @@ Figures (see BENCHMARKS.md for what each one means):
   5  upsert rate: service.store.sync.upsert_activities / raw driver executemany
   6  RSS of one service process with 10,000 connected users, idle and during sync
   7  scaling: sync wall time and CPU per user at 100, 500, 1,000, 2,000 and 5,000 users
+  8  webhooks: CPU per synced user with the outbox and its deliveries / without; the
+     dispatcher draining a filled outbox to a verifying receiver / a bare signed sender
 
 PostgreSQL figures run when GARMIN_SYNC_TEST_DATABASE_URL is set (its tables are emptied,
-as the test suite does). Options: --figures 1,2,3,4,5,6,7  --users N  --tail-users N
+as the test suite does). Options: --figures 1,2,3,4,5,6,7,8  --users N  --tail-users N
 --probe-rps R  --logins N  --scale-sizes A,B,C  --engines garth,di  --quick (smaller sizes)
 --no-write  --report-only  --raw FILE.
 """
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness as h
-from bench import report
+from bench import report, webhooks
 from bench.common import PG_URL, close_scrapes, log
 from bench.constants import ENGINES, RESULTS, engine_key
 from bench.fig_login import figure_login
@@ -79,6 +81,7 @@ async def run_child(args: argparse.Namespace) -> int:
         "upsert": lambda: figure_upsert(root, db, args.quick),
         "memory": lambda: figure_memory(root, db, args.memory_users,
                                         10 if args.quick else 20),
+        "webhooks": lambda: webhooks.figure_webhooks(root, db, args.users, args.quick),
     }
     try:
         outcome = await work[key]()
@@ -170,6 +173,7 @@ async def main_async(args: argparse.Namespace) -> int:
     plan += [("upsert", db) for db in dbs if 5 in figures]
     plan += [("memory", db) for db in dbs if 6 in figures]
     plan += [("scale", db) for db in dbs if 7 in figures]
+    plan += [("webhooks", db) for db in dbs if 8 in figures]
     try:
         for key, db in plan:
             await guarded(results, key, db, args, root, info)
@@ -203,7 +207,7 @@ def write_report() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--figures", default="1,2,3,4,5,6,7")
+    parser.add_argument("--figures", default="1,2,3,4,5,6,7,8")
     parser.add_argument("--users", type=int,
                         help="users of figure 3 (default 1,000, the issue's size; quick 500)")
     parser.add_argument("--memory-users", type=int, default=10_000)

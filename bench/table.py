@@ -60,6 +60,7 @@ def table(results: dict[str, Any]) -> list[Row]:
         rows.append((f"5 upsert, ratio of process CPU s ({item['db']})",
                      "raw CPU / service CPU (client side on PG)", fmt(item["ratio_cpu"]),
                      "(context)", ""))
+        rows += upsert_change_rows(item)
     for item in results.get("memory", []):
         if "error" in item:
             rows.append((f"6 memory ({item['db']})", "error", "-", "< 300 MiB", item["error"]))
@@ -73,6 +74,8 @@ def table(results: dict[str, Any]) -> list[Row]:
                      "-", "< 300 MiB", ok))
     for item in results.get("scale", []):
         rows += scale_rows(item)
+    for item in results.get("webhooks", []):
+        rows += webhook_rows(item)
     return rows
 
 
@@ -214,6 +217,67 @@ def scale_rows(item: dict[str, Any]) -> list[Row]:
                      ", ".join(f"{m['from']:,} to {m['to']:,}: {fmt(m['ms_per_user'])} ms"
                                for m in item["marginal"]), "-", "(context)", ""))
     return rows
+
+
+def upsert_change_rows(item: dict[str, Any]) -> list[Row]:
+    """Figure 5: what the upsert wrote, and a re-upsert with nothing or everything changed."""
+    changes, db = item.get("changes"), item["db"]
+    if not changes:
+        return []
+    first, count = changes["first"], changes["rows"]
+    return [
+        (f"5 rows the timed upsert wrote ({db})",
+         f"{first['inserted']:,} inserted, {first['updated']:,} updated, "
+         f"{first['unchanged']:,} unchanged", "-", "(context)", ""),
+        (f"5 re-upsert of {count:,} unchanged rows ({db})",
+         f"{changes['unchanged_written']:,} written; {fmt(changes['unchanged_rows_per_s'], 0)} "
+         f"rows/s vs {fmt(changes['changed_rows_per_s'], 0)} with every row changed "
+         f"({changes['changed_updated']:,} updated)",
+         fmt(changes["unchanged_rows_per_s"] / changes["changed_rows_per_s"]), "0 written",
+         verdict(changes["unchanged_written"] == 0 and changes["changed_updated"] == count)),
+    ]
+
+
+def webhook_rows(item: dict[str, Any]) -> list[Row]:
+    """Figure 8: the outbox's cost to a sync, and a dispatcher draining a filled outbox."""
+    db = item["db"]
+    if "error" in item:
+        return [(f"8 webhooks ({db})", "error", "-", "<= 1.05", item["error"])]
+    cost, drain = item["overhead"], item["drain"]
+    each = cost["order"].count("on")
+    delivered = (cost["unique"] == cost["events"] > 0 and cost["invalid"] == 0
+                 and cost["jobs_ok"] == cost["jobs"])
+    kept = drain["lost"] == 0 and drain["invalid"] == 0 and drain["not_marked_delivered"] == 0
+    return [
+        (f"8 CPU per user synced, webhooks on / off ({db}, {cost['users']:,} users)",
+         f"on {fmt(cost['cpu_s_per_user_on'] * 1000)} / off "
+         f"{fmt(cost['cpu_s_per_user_off'] * 1000)} ms (median of {each} runs each; on: "
+         "until every event was delivered)", fmt(cost["ratio"]), "<= 1.05",
+         verdict(cost["ratio"] <= 1.05)),
+        (f"8 sync wall time, webhooks on / off ({db})",
+         "last job finished (and, on, last event received) - ready; median of each",
+         fmt(cost["wall_ratio"]), "(context)", ""),
+        (f"8 the same without delivering, estimated ({db})",
+         f"on minus {fmt(cost['events_per_user'], 1)} deliveries/user x "
+         f"{fmt(drain['cpu_ms_per_delivery'], 3)} ms (the drain's CPU per delivery)",
+         fmt(cost["writes_ratio_est"]), "(context)", ""),
+        (f"8 events of those syncs delivered ({db})",
+         f"{cost['unique']:,} distinct of {cost['events']:,} written "
+         f"({cost['received']:,} received), {cost['invalid']} bad signatures", "-",
+         "all, 0 bad", verdict(delivered)),
+        (f"8 outbox drain vs a bare signed sender ({db}, {drain['events']:,} events, "
+         f"{drain['concurrency']} at once)",
+         f"{fmt(drain['deliveries_per_s'], 0)} deliveries/s vs "
+         f"{fmt(drain['bare_posts_per_s'], 0)} POSTs/s", fmt(drain["ratio"]), "(context)", ""),
+        (f"8 drain: nothing lost ({db})",
+         f"{drain['events'] - drain['lost']:,} of {drain['events']:,} ids received, "
+         f"{drain['duplicates']} duplicates, {drain['invalid']} bad signatures, "
+         f"{drain['not_marked_delivered']} rows not marked delivered", "-", "0 lost",
+         verdict(kept)),
+        (f"8 service CPU per delivery ({db})",
+         f"dispatcher {fmt(drain['cpu_ms_per_delivery'], 3)} ms / bare sender "
+         f"{fmt(drain['bare_cpu_ms_per_post'], 3)} ms per POST", "-", "(context)", ""),
+    ]
 
 
 def render(results: dict[str, Any]) -> str:
