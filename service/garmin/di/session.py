@@ -234,7 +234,7 @@ class DiSession:
         request = requests.PreparedRequest()
         request.prepare_method("GET")
         request.prepare_url(url, params)
-        request.prepare_headers(merged)
+        request.prepare_headers({k: v for k, v in merged.items() if v is not None})
         if self._http.cookies:  # an empty jar adds no header
             request.prepare_cookies(merge_cookies(  # type: ignore[no-untyped-call]
                 RequestsCookieJar(), self._http.cookies))
