@@ -76,8 +76,11 @@ class GarminConfig:
         choices=GARMIN_ENGINES)
     proxy_url: str = setting(
         "", "Secret. Every Garmin request of both engines goes through this HTTP(S) proxy "
-        "(`http://user:password@host:port`); empty: direct. Never logged nor shown in answers or "
-        "errors.", check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
+        "(`http://user:password@host:port`), whatever the environment says; empty: the "
+        "environment's proxy variables (`HTTPS_PROXY`, `NO_PROXY`...) apply as the HTTP "
+        "libraries read them; a change needs a restart (they are read once per host). Never "
+        "logged nor shown in answers or errors.",
+        check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
     di_strategies: tuple[str, ...] = setting(
         DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
         "sign-in, `portal` the web one; `cffi` imitates a browser's TLS, `requests` does "

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
 from service.garmin import GarminSettings, LoginResult, configure_consumer
+from service.garmin.environment import EnvironmentSession
 from service.garmin.garth import signin as garmin_client
 from service.garmin.garth.api import _Client
 from service.garmin.garth.signin import login, resume_mfa
@@ -32,7 +33,6 @@ from service.garmin.garth.transport import (
     Transport,
     _oauth1_authorization,
     _OAuth1Credentials,
-    _Session,
 )
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
 from tests.support.app import Sandbox
@@ -204,16 +204,16 @@ async def test_login_reads_proxies_and_netrc_once_per_host(
     sandbox.add("env@example.com", PASSWORD)
     merged: list[str] = []
     netrc: list[str] = []
-    original_merge = _Session.merge_environment_settings
+    original_merge = EnvironmentSession.merge_environment_settings
 
-    def count_merge(self: _Session, url: Any, *args: Any) -> Any:
+    def count_merge(self: EnvironmentSession, url: Any, *args: Any) -> Any:
         merged.append(urlsplit(str(url)).netloc)
         return original_merge(self, url, *args)
 
     def count_netrc(url: str, raise_errors: bool = False) -> None:
         netrc.append(urlsplit(url).netloc)
 
-    monkeypatch.setattr(_Session, "merge_environment_settings", count_merge)
+    monkeypatch.setattr(EnvironmentSession, "merge_environment_settings", count_merge)
     monkeypatch.setattr(garmin_client, "get_netrc_auth", count_netrc)
     result = await asyncio.to_thread(login, settings_for(sandbox), "user-1", "env@example.com",
                                      PASSWORD, Transport(retries=0))

@@ -56,6 +56,7 @@ class Received:
     form: dict[str, str]
     body: Any
     cookies: dict[str, str]
+    query: str = ""  # as sent, percent-encoded
 
 
 Handler = Callable[[Received], Answer]
@@ -103,7 +104,8 @@ class FakeGarmin:
         form = dict(await request.post()) if request.content_type.endswith("urlencoded") else {}
         body = json.loads(raw) if raw and request.content_type == "application/json" else None
         received = Received(request.method, request.path, dict(request.headers),
-                            {k: str(v) for k, v in form.items()}, body, dict(request.cookies))
+                            {k: str(v) for k, v in form.items()}, body, dict(request.cookies),
+                            request.raw_path.partition("?")[2])
         self.received.append(received)
         queue = self._answers.get((request.method, request.path))
         if not queue:

@@ -29,11 +29,15 @@ from typing import Any
 import requests
 from ha_garmin.auth import GarminAuth
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_netrc_auth
 
 from service.garmin.di import classify
 from service.garmin.di.instance import new_auth
 from service.garmin.di.wire import Wire
 from service.garmin.engine import GarminSettings
+from service.garmin.environment import EnvironmentSession, origin
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -110,6 +114,7 @@ class DiSession:
         self._lock = threading.Lock()
         self._auth: GarminAuth | None = None
         self._http: requests.Session | None = None
+        self._environments: dict[str, tuple[Any, dict[str, Any]]] = {}
         self._expires_at: int | None = None
         self._refreshes = 0
         self._refresh_error: GarminError | None = None
@@ -195,7 +200,13 @@ class DiSession:
 
     def _call(self, path: str, params: dict[str, Any] | None,
               headers: dict[str, str]) -> tuple[classify.Seen, requests.Response]:
-        """One GET as ha-garmin's client makes it (plain requests, its native headers)."""
+        """One GET as ha-garmin's client makes it (plain requests, its native headers).
+
+        Sent as `requests.Session.get` would send it, without the session layer's work on
+        every call (merging settings and cookie jars, reading the environment): a data
+        call's CPU went there. The request, its proxies, cookies, redirects, errors and the
+        response are requests' own; the environment is read once per host per use.
+        """
         assert self._auth is not None
         url = f"{self._auth.get_api_base_url()}{path}"
         try:
@@ -204,22 +215,68 @@ class DiSession:
             raise GarminProtocolError("refusing to send outside Garmin") from None
         if self._settings.base_url:
             headers = {**headers, SANDBOX_CALLER_HEADER: self._caller}
-        proxy = self._settings.proxy_url
         try:
-            assert self._http is not None
-            response = self._http.get(
-                target, params=params, headers=headers, timeout=self._settings.timeout_seconds,
-                proxies={"http": proxy, "https": proxy} if proxy else None)
+            netrc, settings = self._environment(target)
+            response = self._send(self._prepare(target, params, headers, netrc), settings)
         except requests.RequestException as exc:
             raise classify.verdict(classify.seen_failure("GET", url, exc)) or exc from None
         if response.status_code < 400:  # a data page is not parsed twice for a verdict
             return classify.Seen("GET", "connectapi", path, response.status_code), response
         return classify.seen_response("GET", url, response), response
 
+    def _prepare(self, url: str, params: dict[str, Any] | None, headers: dict[str, str],
+                 netrc: Any) -> requests.PreparedRequest:
+        """The request `Session.prepare_request` builds, without its merges on every call:
+        the session's headers under ours, a copy of its cookies, `~/.netrc` credentials."""
+        assert self._http is not None
+        merged = CaseInsensitiveDict(self._http.headers)
+        merged.update(headers)
+        request = requests.PreparedRequest()
+        request.prepare_method("GET")
+        request.prepare_url(url, params)
+        request.prepare_headers({k: v for k, v in merged.items() if v is not None})
+        if self._http.cookies:  # an empty jar adds no header
+            request.prepare_cookies(merge_cookies(  # type: ignore[no-untyped-call]
+                RequestsCookieJar(), self._http.cookies))
+        request.prepare_auth(netrc)
+        return request
+
+    def _send(self, request: requests.PreparedRequest,
+              settings: dict[str, Any]) -> requests.Response:
+        """`Session.send`: the adapter, the use's cookies, requests' redirects, the body."""
+        http = self._http
+        assert http is not None
+        options = {"timeout": self._settings.timeout_seconds, **settings}
+        response = http.get_adapter(str(request.url)).send(request, **options)
+        if response.cookies:  # what the adapter read from Set-Cookie
+            http.cookies.update(response.cookies)
+        if response.is_redirect:
+            # the jar `prepare_request` leaves on a request, which redirects start from
+            request._cookies = http.cookies.copy()  # type: ignore[attr-defined]
+            history = [response, *http.resolve_redirects(response, request, **options)]
+            response = history.pop()
+            response.history = history
+        response.content  # noqa: B018 - read it all, which returns the connection to the pool
+        return response
+
+    def _environment(self, url: str) -> tuple[Any, dict[str, Any]]:
+        """What requests would take from the environment for `url`, once per host per use:
+        `~/.netrc` credentials, and the proxies (`proxy_url` first), CA bundle and
+        certificate, merged as `Session.request` merges them."""
+        key = origin(url)
+        found = self._environments.get(key)
+        if found is None:
+            assert self._http is not None
+            proxy = self._settings.proxy_url
+            proxies = {"http": proxy, "https": proxy} if proxy else {}
+            merged = self._http.merge_environment_settings(url, proxies, None, None, None)
+            found = self._environments[key] = (get_netrc_auth(url), dict(merged))
+        return found
+
     def _new_http(self) -> requests.Session:
         """This use's own requests session (cookies stay per user) on the engine's shared
-        connection pool (sockets only)."""
-        http = requests.Session()
+        connection pool (sockets only); it reads the environment once per host."""
+        http = EnvironmentSession()
         http.mount("https://", self._adapter)
         http.mount("http://", self._adapter)
         return http

@@ -24,11 +24,11 @@ from contextvars import ContextVar
 from typing import Any
 
 import ha_garmin.auth as ha_auth
-import requests
 from curl_cffi import requests as cffi_requests
 
 from service.garmin.di.classify import Seen, seen_failure, seen_response
 from service.garmin.engine import GarminSettings
+from service.garmin.environment import EnvironmentSession
 from service.garmin.errors import GarminProtocolError, GarminUnavailable, RateLimited
 from service.garmin.routing import SANDBOX_CALLER_HEADER, RoutingRefused, routed_url
 
@@ -127,11 +127,12 @@ class Wire:
         return self.send("POST", _ORIGINAL_HTTP_POST, url, **kwargs)
 
     def session(self, kind: str, impersonate: str | None = None) -> WiredSession:
-        """A fresh HTTP session for one sign-in: curl_cffi ("cffi") or requests."""
+        """A fresh HTTP session for one sign-in: curl_cffi ("cffi") or requests (reading
+        the environment's proxies once per host, as the data calls do)."""
         if kind == "cffi":
             return WiredSession(self, cffi_requests.Session(impersonate=impersonate), kind,
                                 impersonate)
-        return WiredSession(self, requests.Session(), kind, None)
+        return WiredSession(self, EnvironmentSession(), kind, None)
 
 
 class WiredSession:

@@ -29,6 +29,7 @@ from requests.hooks import default_hooks
 from requests.utils import requote_uri
 
 from service.garmin.engine import GarminSettings
+from service.garmin.environment import EnvironmentSession
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -36,7 +37,7 @@ from service.garmin.errors import (
     GarminUnavailable,
 )
 from service.garmin.garth.classify import classify
-from service.garmin.garth.transport import Transport, _ClientAdapter, _Session
+from service.garmin.garth.transport import Transport, _ClientAdapter
 
 
 def configure_consumer(key: str, secret: str) -> None:
@@ -66,7 +67,7 @@ class _Client(garth.Client):
         self.domain = settings.domain
         self._garth_home = None
         self._api_settings: tuple[str, dict[str, Any]] | None = None
-        self.sess = _Session()
+        self.sess = EnvironmentSession()
         self.sess.headers.update(garth.http.USER_AGENT)
         self._mount()
 

@@ -30,6 +30,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_netrc_auth, requote_uri
 
 from service.garmin.engine import GarminSettings, LoginResult
+from service.garmin.environment import origin as _origin
 from service.garmin.errors import (
     MfaChallengeLost,
     MfaCodeInvalid,
@@ -41,7 +42,6 @@ from service.garmin.garth.transport import (
     Transport,
     _oauth1_authorization,
     _OAuth1Credentials,
-    _origin,
 )
 
 MFA_STATE_VERSION = 1

@@ -4,17 +4,15 @@ A gateway's clients share one `Transport`: a urllib3 connection pool and nothing
 Credentials never live in it: each client keeps its own requests session (cookies, tokens),
 every request carries its own fresh headers, and a pooled socket carries no state from one
 request to the next. The environment's proxy settings are read once per host instead of on
-every request (`_Session`). A login's two OAuth1 steps are signed here
+every request (`service.garmin.environment`). A login's two OAuth1 steps are signed here
 (`_oauth1_authorization`) instead of by requests_oauthlib's session layer.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +31,6 @@ from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]
 )
 from oauthlib.oauth1.rfc5849.utils import unescape as oauth_unescape
 from requests.adapters import BaseAdapter, HTTPAdapter
-from requests.utils import get_environ_proxies, get_netrc_auth
 
 from service.garmin.routing import SANDBOX_CALLER_HEADER, retry_policy
 from service.garmin.routing import host_pattern as _host_pattern
@@ -93,55 +90,6 @@ class _ClientAdapter(BaseAdapter):
     def close(self) -> None:
         if self._owned:
             self._transport.close()
-
-
-@functools.lru_cache(maxsize=64)
-def _environment_proxies(origin: str) -> tuple[tuple[str, str], ...]:
-    """`HTTPS_PROXY`/`NO_PROXY` & co. for one scheme://host, read once per process."""
-    return tuple(get_environ_proxies(origin).items())
-
-
-def _ca_bundle() -> str | None:
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-
-
-class _Session(requests.Session):
-    """A requests session that reads the environment's proxies once per host.
-
-    With `trust_env` on, requests scans the whole environment for proxy settings on every
-    request. It is off here, and what it did is done below instead: the proxies (cached
-    per scheme and host), the CA bundle, and `~/.netrc` credentials, as before.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        if request.auth is None and self.auth is None:
-            request.auth = get_netrc_auth(request.url)
-        return super().prepare_request(request)
-
-    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,
-                                   verify: Any, cert: Any) -> Any:
-        text = url.decode() if isinstance(url, bytes) else str(url)
-        if proxies is not None:
-            no_proxy = proxies.get("no_proxy")
-            if no_proxy is None:
-                parts = urlsplit(text)
-                found = _environment_proxies(f"{parts.scheme}://{parts.netloc}")
-            else:
-                found = tuple(get_environ_proxies(text, no_proxy=no_proxy).items())
-            for key, value in found:
-                proxies.setdefault(key, value)
-        if verify is True or verify is None:
-            verify = _ca_bundle() or verify
-        return super().merge_environment_settings(url, proxies, stream, verify, cert)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
