@@ -36,7 +36,7 @@ from service.sandbox import Fault
 from tests.support.aliases import StartApi
 from tests.support.app import API_KEY, TABLES, Api, Sandbox, connect, drain, sync_now, use_db
 from tests.support.waiting import eventually
-from tests.webhooks.conftest import Receiver, new_secret
+from tests.support.webhooks import Receiver, new_secret
 
 A, B = "user-a", "user-b"
 ALICE = "alice@example.com"

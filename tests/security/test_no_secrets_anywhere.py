@@ -55,7 +55,7 @@ from tests.support.app import (
     token_grants,
 )
 from tests.support.waiting import eventually
-from tests.webhooks.conftest import Receiver, new_secret
+from tests.support.webhooks import Receiver, new_secret
 
 PLAIN, MFA, THROTTLED = "plain@example.com", "mfa@example.com", "throttled@example.com"
 KEEP = "keep@example.com"

@@ -17,7 +17,7 @@ from service import db
 from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.webhooks import events
 from service.webhooks.dispatcher import Dispatcher
-from tests.webhooks.conftest import Clock, Receiver, config_for, emit
+from tests.support.webhooks import Clock, Receiver, config_for, emit
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from service.webhooks import events, outbox
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.dispatcher import Dispatcher
 from service.webhooks.events import Event
-from tests.webhooks.conftest import Clock, Receiver, config_for, drain, emit, new_secret
+from tests.support.webhooks import Clock, Receiver, config_for, drain, emit, new_secret
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from service.sandbox import Fault
 from tests.support.aliases import MakeConfig
 from tests.support.app import ALICE, Api, Sandbox, connect, drain, sync_now, use_db
 from tests.support.waiting import eventually
-from tests.webhooks.conftest import Receiver
+from tests.support.webhooks import Receiver
 
 USER = "user-1"
 

@@ -20,7 +20,7 @@ from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.webhooks import events
 from service.webhooks.config import WebhooksConfig
 from service.webhooks.dispatcher import Dispatcher
-from tests.webhooks.conftest import Clock, drain, emit, new_secret
+from tests.support.webhooks import Clock, drain, emit, new_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "webhook_receiver.py"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.replicas import PG_URL, SKIP_REASON, Cluster, start, username_of
 from tests.support.waiting import eventually
-from tests.webhooks.conftest import Receiver, new_secret
+from tests.support.webhooks import Receiver, new_secret
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 WORKERS = ["w1", "w2", "w3"]

@@ -27,7 +27,7 @@ from service.webhooks.retention import Pruned
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import API_KEY, use_db
 from tests.support.waiting import eventually
-from tests.webhooks.conftest import Receiver, config_for
+from tests.support.webhooks import Receiver, config_for
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -21,7 +21,7 @@ from service.models.webhooks import DeliveryStatus, WebhookDelivery
 from service.webhooks import events
 from service.webhooks.dispatcher import Dispatcher
 from service.webhooks.metrics import WebhookMetrics
-from tests.webhooks.conftest import Clock, Receiver, config_for, drain, emit
+from tests.support.webhooks import Clock, Receiver, config_for, drain, emit
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from service.webhooks.targets import (
     address_allowed,
     check_target,
 )
-from tests.webhooks.conftest import VALIDATOR, new_secret
+from tests.support.webhooks import VALIDATOR, new_secret
 
 AT = datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
 

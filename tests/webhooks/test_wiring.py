@@ -20,7 +20,7 @@ from service.webhooks import events
 from service.webhooks.config import ENDPOINTS_ENV, WebhooksConfig
 from service.webhooks.outbox import Outbox
 from tests.support.app import Api, use_db
-from tests.webhooks.conftest import new_secret
+from tests.support.webhooks import new_secret
 
 
 @pytest.fixture
