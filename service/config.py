@@ -233,8 +233,9 @@ class LoginConfig:
         900, "After Garmin answers 429 to a login, new logins for the account are refused "
         "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
-        120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
-        "by then and answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
+        120.0, "A whole login of either engine (every DI strategy tried, with its pauses; "
+        "every request and retry), and an MFA code's check on its own, ends by then and "
+        "answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
         minimum=1)
 
 

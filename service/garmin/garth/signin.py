@@ -38,6 +38,7 @@ from service.garmin.errors import (
 from service.garmin.garth.api import _Client
 from service.garmin.garth.classify import blocked_in_body, classify
 from service.garmin.garth.transport import (
+    Deadline,
     Transport,
     _oauth1_authorization,
     _OAuth1Credentials,
@@ -58,12 +59,16 @@ class _LoginClient(_Client):
     headers, body, cookies of this client only, fresh headers every time), and handed to
     the client's adapter: routing, the shared transport, errors and the response are
     requests' own. Proxies, CA bundle and `~/.netrc` are read once per host per login. A
-    redirect, which the SSO flow does not get, is followed by requests itself.
+    redirect, which the SSO flow does not get, is followed by requests itself. Every
+    request, retry and redirect of the client ends by `login_timeout_seconds` after it was
+    built.
     """
 
     def __init__(self, settings: GarminSettings, caller: str,
                  transport: Transport | None = None) -> None:
         super().__init__(settings, caller, transport)
+        # the whole login or MFA step, as a DI login is bounded: requests and their retries
+        self._deadline = Deadline(settings.login_timeout_seconds)
         self._environments: dict[str, dict[str, Any]] = {}
         self._netrc: dict[str, Any] = {}
 
@@ -155,7 +160,8 @@ class _LoginClient(_Client):
         settings = self._environment(url)
         verify = settings["verify"]
         options: dict[str, Any] = {
-            "timeout": self.timeout, "verify": True if verify is None else verify,
+            "timeout": self._deadline.timeout(self.timeout),
+            "verify": True if verify is None else verify,
             "cert": settings["cert"], "proxies": settings["proxies"]}
         response = self.sess.get_adapter(request.url or url).send(request, stream=False,
                                                                    **options)
