@@ -13,7 +13,15 @@ from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
-from tests.support.app import CODES_PER_ATTEMPT, ENGINES, Api, Sandbox, fault_sign_in, raw_rows
+from tests.support.app import (
+    CODES_PER_ATTEMPT,
+    ENGINES,
+    SIGN_IN_SCOPES,
+    Api,
+    Sandbox,
+    fault_sign_in,
+    raw_rows,
+)
 
 
 @pytest.fixture(params=ENGINES)
@@ -115,4 +123,45 @@ async def test_garmin_outage_during_mfa_keeps_the_challenge(api: Api, sandbox: S
     await _start_mfa(api, sandbox)
     fault_sign_in(sandbox, "mfa@example.com", "mfa", Fault(status=503, times=1))
     assert (await api.mfa("user-1", "123456")).status in (502, 503)
+    assert (await api.mfa("user-1", "123456")).status == 200
+
+
+MFA_BLOCKS = {"429": Fault(status=429), "429 in a 200 JSON body": Fault(
+    body={"error": {"status-code": "429", "message": "Too Many Requests"}})}
+
+
+def _code_posts(sandbox: Sandbox) -> int:
+    return sum(1 for r in sandbox.state.requests
+               if r.method == "POST" and r.scope in SIGN_IN_SCOPES["mfa"])
+
+
+@pytest.mark.parametrize("block", list(MFA_BLOCKS))
+async def test_a_rate_limit_at_the_code_check_keeps_the_challenge_and_cools_down(
+    api: Api, sandbox: Sandbox, block: str
+) -> None:
+    """Garmin blocks the code check (a 429, or one inside a 200 JSON body): a rate limit,
+    as at the credential step. One code post, the challenge kept, and no code goes to
+    Garmin until the account's cooldown has passed; then the kept challenge takes it."""
+    await _start_mfa(api, sandbox)
+    challenge = (await raw_rows(api))[0]["mfa_state"]
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", MFA_BLOCKS[block])
+
+    response = await api.mfa("user-1", "123456")
+
+    assert response.status == 429, await response.text()
+    assert (await response.json())["type"].endswith("garmin-rate-limited")
+    assert int(response.headers["Retry-After"]) >= 900  # login.cooldown_seconds
+    assert _code_posts(sandbox) == 1
+    row = (await raw_rows(api))[0]
+    assert row["mfa_pending"] is True and row["mfa_state"] == challenge
+    again = await api.mfa("user-1", "123456")
+    assert again.status == 429
+    assert (await again.json())["type"].endswith("login-cooldown")
+    assert _code_posts(sandbox) == 1
+
+    for scope in SIGN_IN_SCOPES["mfa"]:
+        sandbox.state.clear_fault("mfa@example.com", scope)
+    db.activate(api.app[DB_CONTEXT])
+    await GarminAuthenticationState.filter(user_id="user-1").update(
+        login_cooldown_until=datetime.now(UTC) - timedelta(seconds=1))
     assert (await api.mfa("user-1", "123456")).status == 200

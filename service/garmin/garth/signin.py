@@ -236,6 +236,24 @@ def _sso_login(client: _LoginClient, username: str, password: str) -> tuple[Any,
     raise GarthException(msg="Unexpected SSO response")
 
 
+def _verify_code(client: _LoginClient, login_params: dict[str, Any], code: str,
+                 method: str) -> str:
+    """garth 0.8.0's `sso.handle_mfa`, step for step: the service ticket for a right code.
+
+    Garmin's block inside a 200 body is read here, as at the credential step; garth's own
+    parsing takes it for an unexpected answer.
+    """
+    sso = garth.sso
+    client.post("sso", "/mobile/api/mfa/verifyCode", params=login_params,
+                headers=dict(sso.SSO_PAGE_HEADERS),
+                json={"mfaMethod": method, "mfaVerificationCode": code,
+                      "rememberMyBrowser": False, "reconsentList": [], "mfaSetup": False})
+    answer = client.last_resp.json()
+    if blocked_in_body(answer):
+        raise RateLimited("Garmin rate limit (mfa)")
+    return str(sso._parse_sso_response(answer, sso.SSO_SUCCESSFUL)["serviceTicketId"])
+
+
 def _complete_login(client: _LoginClient, ticket: str) -> tuple[Any, Any]:
     """garth 0.8.0's `sso._complete_login`: the embed page, then the two OAuth1 steps."""
     sso = garth.sso
@@ -332,8 +350,7 @@ def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str,
         raise MfaChallengeLost("the pending MFA challenge cannot be read") from None
     client = _restore_mfa_client(settings, caller, state, transport)
     try:
-        ticket = garth.sso.handle_mfa(client, state["login_params"], lambda: code,
-                                      mfa_method=state["mfa_method"])
+        ticket = _verify_code(client, state["login_params"], code, state["mfa_method"])
         oauth1, oauth2 = _complete_login(client, ticket)
     except Exception as exc:
         error = classify(exc)
