@@ -223,9 +223,10 @@ class MfaConfig:
 
     ttl_seconds: int = setting(600, "Lifetime of a pending MFA login.", minimum=1)
     max_attempts: int = setting(
-        5, "Wrong codes accepted before the pending login is dropped, counted as Garmin "
-        "counts them: the DI engine may send one code twice (to the app's and the web "
-        "sign-in), which counts two.", minimum=1)
+        5, "Codes sent to Garmin without success before the pending login is dropped, "
+        "counted as Garmin counts them: the DI engine may send one code twice (to the app's "
+        "and the web sign-in), which counts two, and the codes of an attempt Garmin did not "
+        "answer (a 5xx, a timeout, a 429) count too, though the challenge stays.", minimum=1)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ class GarminError(Exception):
 
     A refresh that succeeded must still be persisted when a later call fails, or the next
     job would start from a token Garmin already rotated away. `codes_posted` says how many
-    times an MFA attempt sent the code to Garmin (None: the engine does not count, read as
-    one), since Garmin counts every one of them against the challenge.
+    times an MFA attempt sent the code to Garmin, whatever the attempt's outcome (a 5xx or
+    a timeout after a post counts too), since Garmin counts every one of them against the
+    challenge. None: the engine did not count; a wrong code then reads as one, another
+    failure as none.
     """
 
     transient = False

@@ -212,12 +212,27 @@ class SessionService(StatusChecks):
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
         except RateLimited as exc:  # no verdict on the code: the challenge stays
+            await self._count_codes(row, exc.codes_posted)
             raise await self._cool_down(user_id, "MFA", exc, started) from None
-        except GarminError as exc:
+        except GarminError as exc:  # a 5xx, a timeout: no verdict, the challenge stays
+            await self._count_codes(row, exc.codes_posted)
             raise exc.problem() from None
         else:
             await self._store_new_session(row, session, started=started)
             log.info("user %s finished MFA and connected a Garmin session", user_id)
+
+    async def _count_codes(self, row: GarminAuthenticationState, codes_posted: int | None) -> None:
+        """An attempt that ended without Garmin's verdict still counts the codes it posted:
+        Garmin may have seen them. With no attempts left the challenge goes, as after the
+        last wrong code."""
+        if not codes_posted:
+            return
+        attempts = row.mfa_attempts + codes_posted
+        if attempts >= self._config.mfa.max_attempts:
+            await store.compare_and_set(row, **self._mfa_cleared())
+            log.info("user %s: the pending MFA login has no attempts left", row.user_id)
+        else:
+            await store.compare_and_set(row, mfa_attempts=attempts)
 
     async def _wrong_mfa_code(self, row: GarminAuthenticationState, new_state: str | None,
                               codes_posted: int) -> None:

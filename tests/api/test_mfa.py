@@ -154,6 +154,7 @@ async def test_a_rate_limit_at_the_code_check_keeps_the_challenge_and_cools_down
     assert _code_posts(sandbox) == 1
     row = (await raw_rows(api))[0]
     assert row["mfa_pending"] is True and row["mfa_state"] == challenge
+    assert row["mfa_attempts"] == 1  # the code Garmin was sent
     again = await api.mfa("user-1", "123456")
     assert again.status == 429
     assert (await again.json())["type"].endswith("login-cooldown")
@@ -165,3 +166,40 @@ async def test_a_rate_limit_at_the_code_check_keeps_the_challenge_and_cools_down
     await GarminAuthenticationState.filter(user_id="user-1").update(
         login_cooldown_until=datetime.now(UTC) - timedelta(seconds=1))
     assert (await api.mfa("user-1", "123456")).status == 200
+
+
+OUTAGES = {"503": Fault(status=503, times=1), "timeout": Fault(hang_seconds=1.5, times=1)}
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+async def test_codes_posted_in_an_attempt_garmin_did_not_answer_count_as_attempts(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi, engine: str,
+    outage: str
+) -> None:
+    """Garmin answers the code check with 503 or not in time (1 s): no verdict, so the
+    challenge stays, but the codes it was sent count toward `mfa.max_attempts` (5), as
+    Garmin may have counted them."""
+    api = await start_api(make_config(garmin={"timeout_seconds": 1}))
+    await _start_mfa(api, sandbox)
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", OUTAGES[outage])
+
+    response = await api.mfa("user-1", "000000")
+
+    assert response.status == 503, await response.text()
+    row = (await raw_rows(api))[0]
+    assert row["mfa_pending"] is True and row["mfa_attempts"] == CODES_PER_ATTEMPT[engine]
+    wrong = await api.mfa("user-1", "000001")
+    assert wrong.status == 422
+    assert (await wrong.json())["attempts_remaining"] == 5 - 2 * CODES_PER_ATTEMPT[engine]
+    assert (await api.mfa("user-1", "123456")).status == 200
+
+
+async def test_an_outage_that_uses_the_last_attempts_drops_the_challenge(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi, engine: str
+) -> None:
+    api = await start_api(make_config(mfa={"max_attempts": CODES_PER_ATTEMPT[engine]}))
+    await _start_mfa(api, sandbox)
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", Fault(status=503, times=1))
+    assert (await api.mfa("user-1", "123456")).status == 503
+    assert (await raw_rows(api))[0]["mfa_state"] is None
+    assert (await api.mfa("user-1", "123456")).status == 409

@@ -46,6 +46,7 @@ from service.garmin.garth.transport import (
 )
 
 MFA_STATE_VERSION = 1
+CODE_POST = "/mfa/verifyCode"
 
 
 class _LoginClient(_Client):
@@ -69,6 +70,7 @@ class _LoginClient(_Client):
         super().__init__(settings, caller, transport)
         # the whole login or MFA step, as a DI login is bounded: requests and their retries
         self._deadline = Deadline(settings.login_timeout_seconds)
+        self.codes_posted = 0  # MFA codes sent to Garmin, each counted by Garmin
         self._environments: dict[str, dict[str, Any]] = {}
         self._netrc: dict[str, Any] = {}
 
@@ -163,6 +165,8 @@ class _LoginClient(_Client):
             "timeout": self._deadline.timeout(self.timeout),
             "verify": True if verify is None else verify,
             "cert": settings["cert"], "proxies": settings["proxies"]}
+        if request.method == "POST" and CODE_POST in url:
+            self.codes_posted += 1
         response = self.sess.get_adapter(request.url or url).send(request, stream=False,
                                                                    **options)
         if keep_cookies:
@@ -356,6 +360,7 @@ def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str,
         error = classify(exc)
         if isinstance(error, MfaCodeInvalid):
             error.mfa_state = _dump_mfa_state(client, state["login_params"], state["mfa_method"])
+        error.codes_posted = client.codes_posted
         raise error from None
     client.configure(oauth1_token=oauth1, oauth2_token=oauth2, domain=client.domain)
     return str(client.dumps())
