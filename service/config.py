@@ -141,9 +141,10 @@ class MfaConfig:
 
     ttl_seconds: int = setting(600, "Lifetime of a pending MFA login.", minimum=1)
     max_attempts: int = setting(
-        5, "Wrong codes accepted before the pending login is dropped, counted as Garmin "
-        "counts them: the DI engine may send one code twice (to the app's and the web "
-        "sign-in), which counts two.", minimum=1)
+        5, "Codes sent to Garmin without success before the pending login is dropped, "
+        "counted as Garmin counts them: the DI engine may send one code twice (to the app's "
+        "and the web sign-in), which counts two, and the codes of an attempt Garmin did not "
+        "answer (a 5xx, a timeout, a 429) count too, though the challenge stays.", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -151,11 +152,13 @@ class LoginConfig:
     """Logins to Garmin."""
 
     cooldown_seconds: int = setting(
-        900, "After Garmin answers 429 to a login, new logins for the account are refused "
-        "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
+        900, "After Garmin answers 429 to a login or an MFA code, new logins and codes for "
+        "the account are refused this long (or Garmin's Retry-After when longer) without "
+        "calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
-        120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
-        "by then and answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
+        120.0, "A whole login of either engine (every DI strategy tried, with its pauses; "
+        "every request and retry), and an MFA code's check on its own, ends by then and "
+        "answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",
         minimum=1)
 
 

@@ -20,8 +20,6 @@ def _di_strategies(names: tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown strategies {', '.join(unknown)}; "
                          f"known: {', '.join(DI_STRATEGIES)}")
-    if not names:
-        raise ValueError("name at least one strategy")
     if len(set(names)) != len(names):
         raise ValueError("names a strategy twice")
     return names
@@ -82,11 +80,16 @@ class GarminConfig:
         "logged nor shown in answers or errors.",
         check=_proxy_url, check_doc="empty or an `http(s)://` URL", secret=True)
     di_strategies: tuple[str, ...] = setting(
-        DI_STRATEGIES, "The DI sign-in strategies tried in order (`mobile` is the app's "
-        "sign-in, `portal` the web one; `cffi` imitates a browser's TLS, `requests` does "
-        "not). A failure moves on to the next; a 429 or Garmin's verdict on the credentials "
-        "ends the login at once.", check=_di_strategies,
-        check_doc=f"a non-empty list of {', '.join(f'`{n}`' for n in DI_STRATEGIES)}")
+        (), "The DI sign-in strategies tried in order (`mobile` is the app's sign-in, "
+        "`portal` the web one; `cffi` imitates a browser's TLS, `requests` does not). A "
+        "failure moves on to the next; a 429 or Garmin's verdict on the credentials ends the "
+        "login at once. Empty: ha-garmin's order for `garmin.domain`, the mobile strategies "
+        "first (`mobile+cffi, mobile+requests, portal+cffi, portal+requests`), except on "
+        "`garmin.cn`, whose sign-in has no mobile endpoint: the portal ones first there "
+        "(`portal+cffi, portal+requests, mobile+cffi, mobile+requests`).",
+        check=_di_strategies,
+        check_doc=f"empty, or a list of {', '.join(f'`{n}`' for n in DI_STRATEGIES)}, "
+                  "each at most once")
     di_login_delays: bool = setting(
         True, "Pause like a person between loading a DI sign-in page and posting it "
         "(2-5 s on the mobile strategies, 10-20 s on the portal ones, per strategy tried), "

@@ -5,19 +5,38 @@ from __future__ import annotations
 import pytest
 
 from service.config import DI_STRATEGIES, ConfigError, load_config
-from service.garmin.di.engine import STRATEGIES
+from service.garmin.di.engine import STRATEGIES, strategies_for
+from service.garmin.engine import GarminSettings
 
 
 def test_new_logins_use_the_di_engine_with_pauses_by_default() -> None:
     config = load_config(path=None, env={})
     assert config.garmin.engine == "di"
     assert config.garmin.di_login_delays is True
-    assert config.garmin.di_strategies == DI_STRATEGIES
+    assert config.garmin.di_strategies == ()  # the domain's order (the DI engine's)
     assert config.garmin.proxy_url == ""
 
 
 def test_the_configuration_knows_the_strategies_the_di_engine_knows() -> None:
     assert set(DI_STRATEGIES) == set(STRATEGIES)
+    for domain in ("garmin.com", "garmin.cn"):
+        assert sorted(strategies_for(GarminSettings(domain=domain))) == sorted(DI_STRATEGIES)
+
+
+@pytest.mark.parametrize(("domain", "first"), [("garmin.com", "mobile+cffi"),
+                                               ("garmin.cn", "portal+cffi")])
+def test_the_default_strategies_follow_the_domain_and_a_configured_list_wins(
+    domain: str, first: str
+) -> None:
+    """As ha-garmin's `GarminAuth.login`: garmin.cn's sign-in has no mobile endpoint, so
+    the portal strategies come first there."""
+    config = load_config(path=None, env={"GARMIN_SYNC_GARMIN_DOMAIN": domain})
+    settings = GarminSettings(domain=domain, di_strategies=config.garmin.di_strategies)
+    assert strategies_for(settings)[0] == first
+    chosen = load_config(path=None, env={"GARMIN_SYNC_GARMIN_DOMAIN": domain,
+                                         "GARMIN_SYNC_GARMIN_DI_STRATEGIES": "mobile+requests"})
+    assert strategies_for(GarminSettings(
+        domain=domain, di_strategies=chosen.garmin.di_strategies)) == ("mobile+requests",)
 
 
 def test_engine_and_delays_come_from_the_environment() -> None:
@@ -35,8 +54,8 @@ def test_an_unknown_engine_is_refused(bad: str) -> None:
         load_config(path=None, env={}, overrides={"garmin": {"engine": bad}})
 
 
-@pytest.mark.parametrize("bad", [["mobile+curl"], [], ["mobile+cffi", "mobile+cffi"]])
-def test_unknown_empty_or_repeated_strategies_are_refused(bad: list[str]) -> None:
+@pytest.mark.parametrize("bad", [["mobile+curl"], ["mobile+cffi", "mobile+cffi"]])
+def test_unknown_or_repeated_strategies_are_refused(bad: list[str]) -> None:
     with pytest.raises(ConfigError, match=r"garmin\.di_strategies"):
         load_config(path=None, env={}, overrides={"garmin": {"di_strategies": bad}})
 

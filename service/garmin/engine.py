@@ -35,9 +35,9 @@ class GarminSettings:
     login_timeout_seconds: float = 90.0
     # every request of both engines goes through this HTTP(S) proxy (may hold credentials)
     proxy_url: str | None = field(default=None, repr=False)
-    # DI sign-in strategies, in order; a 429 or a verdict on the credentials ends the login
-    di_strategies: tuple[str, ...] = ("mobile+cffi", "mobile+requests",
-                                      "portal+cffi", "portal+requests")
+    # DI sign-in strategies, in order (empty: ha-garmin's order for `domain`); a 429 or a
+    # verdict on the credentials ends the login
+    di_strategies: tuple[str, ...] = ()
     # ha-garmin's anti-WAF pauses between loading a sign-in page and posting it
     di_login_delays: bool = True
     # a DI access token this close to its expiry is refreshed before a call

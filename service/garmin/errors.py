@@ -16,8 +16,9 @@ from service import errors
 
 class GarminError(Exception):
     """Base class. `codes_posted` says how many times an MFA attempt sent the code to
-    Garmin (None: the engine does not count, read as one), since Garmin counts every one of
-    them against the challenge.
+    Garmin, whatever the attempt's outcome (a 5xx or a timeout after a post counts too),
+    since Garmin counts every one of them against the challenge. None: the engine did not
+    count; a wrong code then reads as one, another failure as none.
 
     A session refreshed before the failure is not carried here: the gateway writes it back
     itself, before the error reaches the caller (`GarminGateway.use`).

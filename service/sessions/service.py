@@ -102,22 +102,33 @@ class SessionService(StatusChecks):
         )
         return outcome
 
-    async def _login(self, user_id: str, username: str, password: str) -> LoginOutcome:
-        row = await store.load_or_create(user_id)
+    def _refuse_while_cooling_down(self, row: GarminAuthenticationState) -> None:
+        """Garmin throttled the account lately: asking again would extend its block."""
         now = self._clock()
         if row.login_cooldown_until and row.login_cooldown_until > now:
             wait = int((row.login_cooldown_until - now).total_seconds()) + 1
             raise LoginCooldown(wait)
+
+    async def _cool_down(self, user_id: str, step: str, exc: RateLimited,
+                         started: datetime) -> Exception:
+        """Garmin answered a login or a code with 429: the account's logins and codes wait
+        `login.cooldown_seconds` (or Garmin's Retry-After when longer)."""
+        cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
+        await store.force_update(user_id,
+                                 login_cooldown_until=started + timedelta(seconds=cooldown))
+        log.warning("%s for user %s throttled by Garmin; cooling down %ss",
+                    step, user_id, cooldown)
+        exc.retry_after = cooldown
+        return exc.problem()
+
+    async def _login(self, user_id: str, username: str, password: str) -> LoginOutcome:
+        row = await store.load_or_create(user_id)
+        now = self._clock()
+        self._refuse_while_cooling_down(row)
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
-            cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
-            until = now + timedelta(seconds=cooldown)
-            await store.force_update(user_id, login_cooldown_until=until)
-            log.warning("login for user %s throttled by Garmin; cooling down %ss",
-                        user_id, cooldown)
-            exc.retry_after = cooldown
-            raise exc.problem() from None
+            raise await self._cool_down(user_id, "login", exc, now) from None
         except InvalidCredentials:
             raise InvalidGarminCredentials() from None
         except GarminError as exc:
@@ -190,6 +201,7 @@ class SessionService(StatusChecks):
         if row.mfa_expires_at is None or row.mfa_expires_at <= self._clock():
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaExpired()
+        self._refuse_while_cooling_down(row)  # the challenge stays until it expires
         try:
             mfa_state = self._vault.open(user_id, MFA, row.mfa_state)
         except DecryptionError:
@@ -203,11 +215,28 @@ class SessionService(StatusChecks):
         except MfaChallengeLost:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
-        except GarminError as exc:
+        except RateLimited as exc:  # no verdict on the code: the challenge stays
+            await self._count_codes(row, exc.codes_posted)
+            raise await self._cool_down(user_id, "MFA", exc, started) from None
+        except GarminError as exc:  # a 5xx, a timeout: no verdict, the challenge stays
+            await self._count_codes(row, exc.codes_posted)
             raise exc.problem() from None
         else:
             await self._store_new_session(row, session, started=started)
             log.info("user %s finished MFA and connected a Garmin session", user_id)
+
+    async def _count_codes(self, row: GarminAuthenticationState, codes_posted: int | None) -> None:
+        """An attempt that ended without Garmin's verdict still counts the codes it posted:
+        Garmin may have seen them. With no attempts left the challenge goes, as after the
+        last wrong code."""
+        if not codes_posted:
+            return
+        attempts = row.mfa_attempts + codes_posted
+        if attempts >= self._config.mfa.max_attempts:
+            await store.compare_and_set(row, **self._mfa_cleared())
+            log.info("user %s: the pending MFA login has no attempts left", row.user_id)
+        else:
+            await store.compare_and_set(row, mfa_attempts=attempts)
 
     async def _wrong_mfa_code(self, row: GarminAuthenticationState, new_state: str | None,
                               codes_posted: int) -> None:

@@ -174,3 +174,25 @@ async def test_a_di_login_ends_at_its_deadline_without_trying_another_strategy(
     assert (await response.json())["detail"] == "Garmin did not answer in time."
     sent = [r for r in sandbox.state.requests if r.caller == "user-1"]
     assert [(r.method, r.scope) for r in sent] == [("GET", "signin")]
+
+
+@pytest.mark.parametrize("engine", ["garth"])
+async def test_a_garth_login_ends_at_its_deadline_though_each_request_is_in_time(
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+) -> None:
+    """Each sign-in step takes 1.5 s, within the 4 s request timeout, but the credential
+    POST starts with at most 1 s left of `login.timeout_seconds` (2.5 s): its timeout is
+    cut to that, and the login answers the 503 of a DI login's deadline."""
+    api = await start_api(make_config(garmin={"timeout_seconds": 4},
+                                      login={"timeout_seconds": 2.5}))
+    sandbox.add(ALICE)
+    sandbox.state.set_fault(ALICE, "signin", Fault(hang_seconds=1.5))
+    sandbox.state.set_fault(ALICE, "login", Fault(hang_seconds=1.5))
+
+    response = await api.login("user-1", ALICE)
+
+    assert response.status == 503, await response.text()
+    assert (await response.json())["detail"] == "Garmin did not answer in time."
+    sent = [r for r in sandbox.state.requests if r.caller == "user-1"]
+    assert [(r.method, r.scope) for r in sent] == [("GET", "signin"), ("POST", "login")]
+    assert (await raw_rows(api))[0]["session_data"] is None

@@ -13,7 +13,15 @@ from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
-from tests.support.app import CODES_PER_ATTEMPT, ENGINES, Api, Sandbox, fault_sign_in, raw_rows
+from tests.support.app import (
+    CODES_PER_ATTEMPT,
+    ENGINES,
+    SIGN_IN_SCOPES,
+    Api,
+    Sandbox,
+    fault_sign_in,
+    raw_rows,
+)
 
 
 @pytest.fixture(params=ENGINES)
@@ -116,3 +124,82 @@ async def test_garmin_outage_during_mfa_keeps_the_challenge(api: Api, sandbox: S
     fault_sign_in(sandbox, "mfa@example.com", "mfa", Fault(status=503, times=1))
     assert (await api.mfa("user-1", "123456")).status in (502, 503)
     assert (await api.mfa("user-1", "123456")).status == 200
+
+
+MFA_BLOCKS = {"429": Fault(status=429), "429 in a 200 JSON body": Fault(
+    body={"error": {"status-code": "429", "message": "Too Many Requests"}})}
+
+
+def _code_posts(sandbox: Sandbox) -> int:
+    return sum(1 for r in sandbox.state.requests
+               if r.method == "POST" and r.scope in SIGN_IN_SCOPES["mfa"])
+
+
+@pytest.mark.parametrize("block", list(MFA_BLOCKS))
+async def test_a_rate_limit_at_the_code_check_keeps_the_challenge_and_cools_down(
+    api: Api, sandbox: Sandbox, block: str
+) -> None:
+    """Garmin blocks the code check (a 429, or one inside a 200 JSON body): a rate limit,
+    as at the credential step. One code post, the challenge kept, and no code goes to
+    Garmin until the account's cooldown has passed; then the kept challenge takes it."""
+    await _start_mfa(api, sandbox)
+    challenge = (await raw_rows(api))[0]["mfa_state"]
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", MFA_BLOCKS[block])
+
+    response = await api.mfa("user-1", "123456")
+
+    assert response.status == 429, await response.text()
+    assert (await response.json())["type"].endswith("garmin-rate-limited")
+    assert int(response.headers["Retry-After"]) >= 900  # login.cooldown_seconds
+    assert _code_posts(sandbox) == 1
+    row = (await raw_rows(api))[0]
+    assert row["mfa_pending"] is True and row["mfa_state"] == challenge
+    assert row["mfa_attempts"] == 1  # the code Garmin was sent
+    again = await api.mfa("user-1", "123456")
+    assert again.status == 429
+    assert (await again.json())["type"].endswith("login-cooldown")
+    assert _code_posts(sandbox) == 1
+
+    for scope in SIGN_IN_SCOPES["mfa"]:
+        sandbox.state.clear_fault("mfa@example.com", scope)
+    db.activate(api.app[DB_CONTEXT])
+    await GarminAuthenticationState.filter(user_id="user-1").update(
+        login_cooldown_until=datetime.now(UTC) - timedelta(seconds=1))
+    assert (await api.mfa("user-1", "123456")).status == 200
+
+
+OUTAGES = {"503": Fault(status=503, times=1), "timeout": Fault(hang_seconds=1.5, times=1)}
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+async def test_codes_posted_in_an_attempt_garmin_did_not_answer_count_as_attempts(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi, engine: str,
+    outage: str
+) -> None:
+    """Garmin answers the code check with 503 or not in time (1 s): no verdict, so the
+    challenge stays, but the codes it was sent count toward `mfa.max_attempts` (5), as
+    Garmin may have counted them."""
+    api = await start_api(make_config(garmin={"timeout_seconds": 1}))
+    await _start_mfa(api, sandbox)
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", OUTAGES[outage])
+
+    response = await api.mfa("user-1", "000000")
+
+    assert response.status == 503, await response.text()
+    row = (await raw_rows(api))[0]
+    assert row["mfa_pending"] is True and row["mfa_attempts"] == CODES_PER_ATTEMPT[engine]
+    wrong = await api.mfa("user-1", "000001")
+    assert wrong.status == 422
+    assert (await wrong.json())["attempts_remaining"] == 5 - 2 * CODES_PER_ATTEMPT[engine]
+    assert (await api.mfa("user-1", "123456")).status == 200
+
+
+async def test_an_outage_that_uses_the_last_attempts_drops_the_challenge(
+    sandbox: Sandbox, make_config: Callable[..., Config], start_api: StartApi, engine: str
+) -> None:
+    api = await start_api(make_config(mfa={"max_attempts": CODES_PER_ATTEMPT[engine]}))
+    await _start_mfa(api, sandbox)
+    fault_sign_in(sandbox, "mfa@example.com", "mfa", Fault(status=503, times=1))
+    assert (await api.mfa("user-1", "123456")).status == 503
+    assert (await raw_rows(api))[0]["mfa_state"] is None
+    assert (await api.mfa("user-1", "123456")).status == 409

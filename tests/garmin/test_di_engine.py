@@ -151,6 +151,29 @@ async def test_only_the_configured_strategies_run(garmin: FakeGarmin) -> None:
         DiEngine(GarminSettings(di_strategies=("widget+cffi",)))
 
 
+@pytest.mark.parametrize(("domain", "first", "then"), [
+    ("garmin.com", MOBILE_LOGIN, PORTAL_LOGIN), ("garmin.cn", PORTAL_LOGIN, MOBILE_LOGIN)])
+async def test_the_default_strategies_run_in_ha_garmins_order_for_the_domain(
+    garmin: FakeGarmin, domain: str, first: str, then: str
+) -> None:
+    """garmin.cn's sign-in has no mobile endpoint: as in ha-garmin's `GarminAuth.login`,
+    the portal strategies come first there. A configured order wins on either domain."""
+    garmin.signs_in(exp=LATER)
+    garmin.on("POST", MOBILE_LOGIN, Answer(status=503, text="down"))
+    garmin.on("POST", PORTAL_LOGIN, Answer(status=503, text="down"))
+    with pytest.raises(GarminUnavailable):
+        await asyncio.to_thread(DiEngine(garmin.settings(domain=domain)).login,
+                                "u1", "a@x", "pw")
+    posted = [r.path for r in garmin.received if r.path in (MOBILE_LOGIN, PORTAL_LOGIN)]
+    assert posted == [first, first, then, then]
+
+    garmin.received.clear()
+    chosen = DiEngine(garmin.settings(domain=domain, di_strategies=("mobile+requests",)))
+    with pytest.raises(GarminUnavailable):
+        await asyncio.to_thread(chosen.login, "u1", "a@x", "pw")
+    assert [r.path for r in garmin.received if r.method == "POST"] == [MOBILE_LOGIN]
+
+
 async def test_the_login_deadline_bounds_requests_and_pauses(garmin: FakeGarmin) -> None:
     garmin.signs_in(exp=LATER)
     engine = DiEngine(garmin.settings(login_timeout_seconds=0))

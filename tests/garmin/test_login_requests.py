@@ -23,13 +23,16 @@ from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
+from urllib3.util import Timeout
 
-from service.garmin import GarminSettings, LoginResult, configure_consumer
+from service.clock import ManualClock
+from service.garmin import GarminSettings, GarminUnavailable, LoginResult, configure_consumer
 from service.garmin.environment import EnvironmentSession
 from service.garmin.garth import signin as garmin_client
 from service.garmin.garth.api import _Client
 from service.garmin.garth.signin import login, resume_mfa
 from service.garmin.garth.transport import (
+    Deadline,
     Transport,
     _oauth1_authorization,
     _OAuth1Credentials,
@@ -87,8 +90,14 @@ def shape(request: requests.PreparedRequest, options: dict[str, Any]) -> dict[st
         "oauth_parameters": oauth,
         "body": VARYING.sub(r"\1T", request.body.decode())
         if isinstance(request.body, bytes) else request.body,
-        "options": options,
+        "options": {**options, "timeout": seconds(options.get("timeout"))},
     }
+
+
+def seconds(timeout: Any) -> Any:
+    """A request's timeout in seconds: ours is cut to the login's deadline (a urllib3
+    `Timeout`), garth's own is a number."""
+    return timeout.read_timeout if isinstance(timeout, Timeout) else timeout
 
 
 def garmin_url(sandbox: Sandbox, request: requests.PreparedRequest) -> str:
@@ -275,3 +284,38 @@ async def test_the_configured_proxy_carries_garths_requests(sandbox: Sandbox) ->
                        proxy_url=sandbox.url)
     result = await asyncio.to_thread(login, settings, "u1", "proxied@example.com", PASSWORD)
     assert result.session is not None
+
+
+async def test_a_login_or_code_past_its_deadline_sends_nothing(sandbox: Sandbox) -> None:
+    """`login_timeout_seconds` bounds a garth login and its MFA step as it bounds a DI
+    login: once it has passed, no request goes out, and the failure is a timeout."""
+    sandbox.add("late@example.com", PASSWORD, mfa_code="123456")
+    settings = settings_for(sandbox)
+    pending = await asyncio.to_thread(login, settings, "u1", "late@example.com", PASSWORD)
+    assert pending.mfa_state is not None
+    expired = replace(settings, login_timeout_seconds=0)
+    recorder = Recorder()
+    with pytest.raises(GarminUnavailable) as caught:
+        await asyncio.to_thread(login, expired, "u1", "late@example.com", PASSWORD,
+                                recording_transport(recorder))
+    assert caught.value.timeout
+    with pytest.raises(GarminUnavailable) as caught:
+        await asyncio.to_thread(resume_mfa, expired, "u1", pending.mfa_state, "123456",
+                                recording_transport(recorder))
+    assert caught.value.timeout and recorder.sent == []
+
+
+def test_every_attempt_of_a_request_is_cut_to_what_is_left_of_the_deadline() -> None:
+    """urllib3 clones a request's timeout for each attempt (retries included): each clone
+    is cut to what is left, and none is made once the deadline has passed."""
+    clock = ManualClock()
+    deadline = Deadline(10, clock.monotonic)
+    timeout = deadline.timeout(4)
+    assert (timeout.connect_timeout, timeout.read_timeout) == (4, 4)
+    clock.advance(7.5)
+    retry = timeout.clone()
+    assert (retry.connect_timeout, retry.read_timeout) == (2.5, 2.5)
+    clock.advance(2.5)
+    with pytest.raises(GarminUnavailable) as caught:
+        timeout.clone()
+    assert caught.value.timeout

@@ -1,11 +1,12 @@
 """ha-garmin (DI tokens) as the gateway's engine (`service.garmin.engine.Engine`).
 
 The sign-in runs ha-garmin's own strategy steps (`_do_mobile_login`, `_do_portal_web_login`)
-for the configured strategies only, one session each, instead of `GarminAuth.login`: that
-moves on after a 429 to other fingerprints and strategies, up to ten credential POSTs, and
-each re-arms Garmin's block on the account. Here a 429 anywhere ends the login, as does
-Garmin's verdict on the credentials and the login's deadline (`login_timeout_seconds`);
-another failure (a firewall page, a 5xx, a refused ticket) moves on to the next strategy.
+for the configured strategies only (by default ha-garmin's order for the domain), one
+session each, instead of `GarminAuth.login`: that moves on after a 429 to other
+fingerprints and strategies, up to ten credential POSTs, and each re-arms Garmin's block on
+the account. Here a 429 anywhere ends the login, as does Garmin's verdict on the
+credentials and the login's deadline (`login_timeout_seconds`); another failure (a
+firewall page, a 5xx, a refused ticket) moves on to the next strategy.
 
 An MFA code goes through `_complete_mfa` on a new instance restored from the sealed
 challenge (`mfa_state`), not `complete_mfa` (which clears the challenge whatever happens).
@@ -47,8 +48,20 @@ STRATEGIES: dict[str, tuple[str, str, str | None]] = {
     "portal+cffi": ("portal", "cffi", PORTAL_IMPERSONATIONS[0]),
     "portal+requests": ("portal", "requests", None),
 }
+# ha-garmin's order (`GarminAuth.login`) without its widget strategy: the app's mobile
+# sign-in first, which passes Garmin's firewall more reliably, except on garmin.cn, whose
+# SSO has no mobile sign-in
+DEFAULT_ORDER = ("mobile+cffi", "mobile+requests", "portal+cffi", "portal+requests")
+CN_ORDER = ("portal+cffi", "portal+requests", "mobile+cffi", "mobile+requests")
 CREDENTIAL_POST = "/api/login"  # the mobile and the portal sign-in
 CODE_POST = "/mfa/verifyCode"  # the mobile and the portal code check
+
+
+def strategies_for(settings: GarminSettings) -> tuple[str, ...]:
+    """The configured strategies, or the domain's order when none are configured."""
+    if settings.di_strategies:
+        return settings.di_strategies
+    return CN_ORDER if settings.domain == "garmin.cn" else DEFAULT_ORDER
 
 
 def _codes_posted(error: GarminError, count: int) -> GarminError:
@@ -68,8 +81,9 @@ class DiEngine:
 
     def __init__(self, settings: GarminSettings, pool_size: int = 10, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        unknown = [name for name in settings.di_strategies if name not in STRATEGIES]
-        if unknown or not settings.di_strategies:
+        self._strategies = strategies_for(settings)
+        unknown = [name for name in self._strategies if name not in STRATEGIES]
+        if unknown:
             raise ValueError(f"unknown DI sign-in strategies {unknown}; "
                              f"known: {sorted(STRATEGIES)}")
         self._settings = settings
@@ -88,7 +102,7 @@ class DiEngine:
 
     def _login(self, wire: Wire, username: str, password: str) -> LoginResult:
         last: GarminError = GarminProtocolError("no sign-in strategy ran")
-        for name in self._settings.di_strategies:
+        for name in self._strategies:
             flow, kind, impersonate = STRATEGIES[name]
             auth = new_auth(self._settings)
             session = wire.session(kind, impersonate)

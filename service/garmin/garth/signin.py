@@ -39,12 +39,14 @@ from service.garmin.errors import (
 from service.garmin.garth.api import _Client
 from service.garmin.garth.classify import blocked_in_body, classify
 from service.garmin.garth.transport import (
+    Deadline,
     Transport,
     _oauth1_authorization,
     _OAuth1Credentials,
 )
 
 MFA_STATE_VERSION = 1
+CODE_POST = "/mfa/verifyCode"
 
 
 class _LoginClient(_Client):
@@ -58,12 +60,17 @@ class _LoginClient(_Client):
     headers, body, cookies of this client only, fresh headers every time), and handed to
     the client's adapter: routing, the shared transport, errors and the response are
     requests' own. Proxies, CA bundle and `~/.netrc` are read once per host per login. A
-    redirect, which the SSO flow does not get, is followed by requests itself.
+    redirect, which the SSO flow does not get, is followed by requests itself. Every
+    request, retry and redirect of the client ends by `login_timeout_seconds` after it was
+    built.
     """
 
     def __init__(self, settings: GarminSettings, caller: str,
                  transport: Transport | None = None) -> None:
         super().__init__(settings, caller, transport)
+        # the whole login or MFA step, as a DI login is bounded: requests and their retries
+        self._deadline = Deadline(settings.login_timeout_seconds)
+        self.codes_posted = 0  # MFA codes sent to Garmin, each counted by Garmin
         self._environments: dict[str, dict[str, Any]] = {}
         self._netrc: dict[str, Any] = {}
 
@@ -155,8 +162,11 @@ class _LoginClient(_Client):
         settings = self._environment(url)
         verify = settings["verify"]
         options: dict[str, Any] = {
-            "timeout": self.timeout, "verify": True if verify is None else verify,
+            "timeout": self._deadline.timeout(self.timeout),
+            "verify": True if verify is None else verify,
             "cert": settings["cert"], "proxies": settings["proxies"]}
+        if request.method == "POST" and CODE_POST in url:
+            self.codes_posted += 1
         response = self.sess.get_adapter(request.url or url).send(request, stream=False,
                                                                    **options)
         if keep_cookies:
@@ -228,6 +238,24 @@ def _sso_login(client: _LoginClient, username: str, password: str) -> tuple[Any,
                              "mfa_method": mfa_info.get("mfaLastMethodUsed") or "email"}
     sso._parse_sso_response(answer, sso.SSO_SUCCESSFUL)
     raise GarthException(msg="Unexpected SSO response")
+
+
+def _verify_code(client: _LoginClient, login_params: dict[str, Any], code: str,
+                 method: str) -> str:
+    """garth 0.8.0's `sso.handle_mfa`, step for step: the service ticket for a right code.
+
+    Garmin's block inside a 200 body is read here, as at the credential step; garth's own
+    parsing takes it for an unexpected answer.
+    """
+    sso = garth.sso
+    client.post("sso", "/mobile/api/mfa/verifyCode", params=login_params,
+                headers=dict(sso.SSO_PAGE_HEADERS),
+                json={"mfaMethod": method, "mfaVerificationCode": code,
+                      "rememberMyBrowser": False, "reconsentList": [], "mfaSetup": False})
+    answer = client.last_resp.json()
+    if blocked_in_body(answer):
+        raise RateLimited("Garmin rate limit (mfa)")
+    return str(sso._parse_sso_response(answer, sso.SSO_SUCCESSFUL)["serviceTicketId"])
 
 
 def _complete_login(client: _LoginClient, ticket: str) -> tuple[Any, Any]:
@@ -326,13 +354,13 @@ def resume_mfa(settings: GarminSettings, caller: str, mfa_state: str, code: str,
         raise MfaChallengeLost("the pending MFA challenge cannot be read") from None
     client = _restore_mfa_client(settings, caller, state, transport)
     try:
-        ticket = garth.sso.handle_mfa(client, state["login_params"], lambda: code,
-                                      mfa_method=state["mfa_method"])
+        ticket = _verify_code(client, state["login_params"], code, state["mfa_method"])
         oauth1, oauth2 = _complete_login(client, ticket)
     except Exception as exc:
         error = classify(exc)
         if isinstance(error, MfaCodeInvalid):
             error.mfa_state = _dump_mfa_state(client, state["login_params"], state["mfa_method"])
+        error.codes_posted = client.codes_posted
         raise error from None
     client.configure(oauth1_token=oauth1, oauth2_token=oauth2, domain=client.domain)
     return str(client.dumps())

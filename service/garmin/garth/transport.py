@@ -5,7 +5,8 @@ Credentials never live in it: each client keeps its own requests session (cookie
 every request carries its own fresh headers, and a pooled socket carries no state from one
 request to the next. The environment's proxy settings are read once per host instead of on
 every request (`service.garmin.environment`). A login's two OAuth1 steps are signed here
-(`_oauth1_authorization`) instead of by requests_oauthlib's session layer.
+(`_oauth1_authorization`) instead of by requests_oauthlib's session layer. A login's
+requests, retries included, end by its `Deadline`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +34,9 @@ from oauthlib.oauth1.rfc5849.utils import (  # type: ignore[import-untyped]
 )
 from oauthlib.oauth1.rfc5849.utils import unescape as oauth_unescape
 from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.util import Timeout
 
+from service.garmin.errors import GarminUnavailable
 from service.garmin.routing import SANDBOX_CALLER_HEADER, retry_policy
 from service.garmin.routing import host_pattern as _host_pattern
 
@@ -90,6 +95,43 @@ class _ClientAdapter(BaseAdapter):
     def close(self) -> None:
         if self._owned:
             self._transport.close()
+
+
+class Deadline:
+    """The end of a whole login or MFA step (`login_timeout_seconds`): every request's
+    timeout is cut to what is left of it, and nothing is sent once it has passed."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def left(self) -> float:
+        return self._end - self._clock()
+
+    def timeout(self, per_request: float) -> Timeout:
+        """The timeout to send a request with (raises once the deadline has passed)."""
+        return _DeadlineTimeout(per_request, self)
+
+
+class _DeadlineTimeout(Timeout):
+    """A request's timeout, cut to what is left of a `Deadline`.
+
+    urllib3 clones the timeout it is given for every attempt of a request, so each retry
+    (a GET's connection errors and 502-504) is cut again, and none starts after the
+    deadline: the whole login ends by then, not each attempt.
+    """
+
+    def __init__(self, per_request: float, deadline: Deadline) -> None:
+        left = deadline.left()
+        if left <= 0:
+            raise GarminUnavailable("the Garmin sign-in took too long", timeout=True)
+        cut = min(per_request, left)
+        super().__init__(connect=cut, read=cut)
+        self._per_request = per_request
+        self._deadline = deadline
+
+    def clone(self) -> Timeout:
+        return _DeadlineTimeout(self._per_request, self._deadline)
 
 
 @dataclass(frozen=True)
