@@ -48,6 +48,10 @@ class GarminAuthenticationState(Model):
     mfa_attempts = fields.IntField(default=0)
     connected_at = fields.DatetimeField(null=True)
     last_validated = fields.DatetimeField(null=True)
+    # the login cooldown per user of the previous release: cooldowns are per Garmin account
+    # now (`AccountCooldown`); still honoured, so a rolling upgrade loses none that replicas
+    # of that release set, cleared by a new session, never set, to be dropped by a later
+    # migration
     login_cooldown_until = fields.DatetimeField(null=True)
     version = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)

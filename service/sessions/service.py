@@ -36,6 +36,7 @@ from service.garmin import (
     engine_of,
 )
 from service.models import GarminAuthenticationState, SessionStatus
+from service.sessions.cooldowns import PURPOSE as COOLDOWNS, AccountCooldowns, wait_seconds
 from service.sessions.status import StatusChecks
 from service.store import sessions as store
 from service.store import sql
@@ -70,6 +71,7 @@ class SessionService(StatusChecks):
     ) -> None:
         super().__init__(config, gateway, SessionVault(cipher), clock, leases,
                          outbox or Outbox(WebhooksConfig()))
+        self._cooldowns = AccountCooldowns(cipher.derived_keys(COOLDOWNS), clock.now)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -99,18 +101,18 @@ class SessionService(StatusChecks):
         return outcome
 
     async def _login(self, user_id: str, username: str, password: str) -> LoginOutcome:
+        await self._cooldowns.check(username)
         row = await store.load_or_create(user_id)
         now = self._clock()
+        # a per-user cooldown only replicas of the previous release still write
         if row.login_cooldown_until and row.login_cooldown_until > now:
-            wait = int((row.login_cooldown_until - now).total_seconds()) + 1
-            raise LoginCooldown(wait)
+            raise LoginCooldown(wait_seconds(row.login_cooldown_until, now))
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
             cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
-            until = now + timedelta(seconds=cooldown)
-            await store.force_update(user_id, login_cooldown_until=until)
-            log.warning("login for user %s throttled by Garmin; cooling down %ss",
+            await self._cooldowns.start(username, cooldown)
+            log.warning("login for user %s throttled by Garmin; the account cools down %ss",
                         user_id, cooldown)
             exc.retry_after = cooldown
             raise exc.problem() from None
