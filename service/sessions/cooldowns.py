@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -42,8 +43,9 @@ def normalised(username: str) -> str:
 
 
 def wait_seconds(until: datetime, now: datetime) -> int:
-    """Whole seconds a caller waits (Retry-After): never 0 while a cooldown runs."""
-    return int((until - now).total_seconds()) + 1
+    """Whole seconds a caller waits (Retry-After), rounded up: never 0 while a cooldown
+    runs."""
+    return max(1, math.ceil((until - now).total_seconds()))
 
 
 class AccountCooldowns:

@@ -36,7 +36,8 @@ from service.garmin import (
     engine_of,
 )
 from service.models import GarminAuthenticationState, SessionStatus
-from service.sessions.cooldowns import PURPOSE as COOLDOWNS, AccountCooldowns, wait_seconds
+from service.sessions.cooldowns import PURPOSE as COOLDOWNS
+from service.sessions.cooldowns import AccountCooldowns, wait_seconds
 from service.sessions.status import StatusChecks
 from service.store import sessions as store
 from service.store import sql

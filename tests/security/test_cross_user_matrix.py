@@ -305,7 +305,8 @@ async def world(receiver: Receiver, sandbox: Sandbox, make_config: Callable[...,
     today = datetime.now(UTC).date()
     before = await rows_by_user(api)
     assert set(before) == {A}
-    assert {table: bool(rows) for table, rows in before[A].items()} == dict.fromkeys(USER_TABLES, True)
+    assert ({table: bool(rows) for table, rows in before[A].items()}
+            == dict.fromkeys(USER_TABLES, True))
     seen = Seen(
         jobs_cursor=jobs_page["next_cursor"], activities_cursor=activities["next_cursor"],
         activity_type=activities["items"][0]["type"],
