@@ -230,8 +230,9 @@ class LoginConfig:
     """Logins to Garmin."""
 
     cooldown_seconds: int = setting(
-        900, "After Garmin answers 429 to a login, new logins for the account are refused "
-        "this long (or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
+        900, "After Garmin answers a login with a rate limit, logins to that Garmin account, "
+        "by any user id on any replica, are refused this long (or Garmin's Retry-After when "
+        "longer) without calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
         120.0, "A whole login (every DI strategy tried, with its pauses and requests) ends "
         "by then and answers 503; must exceed the DI pauses (`garmin.di_login_delays`).",

@@ -12,7 +12,7 @@ import pytest
 
 from service.clock import ManualClock
 from service.crypto import Cipher, generate_key
-from service.models import AccountCooldown
+from service.models import AccountCooldown, GarminAuthenticationState
 from service.sandbox import Fault
 from service.sessions.cooldowns import PURPOSE, normalised
 from tests.support.aliases import MakeConfig, StartApi
@@ -205,3 +205,18 @@ async def test_a_key_rotation_keeps_cooldowns_while_the_old_key_stays_configured
     assert (await retired.login("user-2", ALICE)).status == 200
     assert credential_posts(sandbox) == 2
 
+
+
+async def test_a_per_user_cooldown_set_by_the_previous_release_is_still_honoured(
+    api: Api, sandbox: Sandbox, clock: ManualClock
+) -> None:
+    sandbox.add(ALICE)
+    assert (await api.login("user-1", ALICE)).status == 200
+    use_db(api)
+    await GarminAuthenticationState.filter(user_id="user-1").update(
+        login_cooldown_until=clock.now() + timedelta(seconds=60))
+    assert await refused_without_garmin(api, sandbox, "user-1", ALICE) == 60
+    clock.advance(60)
+    assert (await api.login("user-1", ALICE)).status == 200
+    rows = await GarminAuthenticationState.filter(user_id="user-1").values()
+    assert rows[0]["login_cooldown_until"] is None  # a new session clears it
