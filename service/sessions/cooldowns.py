@@ -5,7 +5,9 @@ re-arms it. So after Garmin answers a login with a rate limit (a 429 or 427, fro
 engine), no login to that account reaches Garmin for `max(Retry-After,
 login.cooldown_seconds)`, whichever user id asks: two calling-service users sharing one
 Garmin account, or one user who disconnected (deleting their row) and logs in again, all
-wait. A login checks its account before any Garmin request.
+wait. A login checks its account before any Garmin request, and so does the code step of a login
+that needed MFA (its challenge names the account; a rate limit there starts the cooldown
+too).
 
 Accounts are named by a keyed hash, never by the username: HMAC-SHA256 of the normalised
 username (Unicode NFKC, surrounding whitespace stripped, case folded, so ``Alice@x.com ``
@@ -64,12 +66,22 @@ class AccountCooldowns:
 
     async def check(self, username: str) -> None:
         """Raise `LoginCooldown` while the account cools down; no Garmin request then."""
-        now = self._clock()
-        until = await store.until(self.names(username), now)
-        if until is not None:
-            raise LoginCooldown(wait_seconds(until, now))
+        await self._check(self.names(username))
+
+    async def check_named(self, name: str) -> None:
+        """`check` for an account known by its name (an MFA challenge's `mfa_account`)."""
+        await self._check([name])
 
     async def start(self, username: str, seconds: int) -> None:
         """The account cools down `seconds` from now (a running longer one is kept)."""
+        await self.start_named(self.names(username)[0], seconds)
+
+    async def start_named(self, name: str, seconds: int) -> None:
         now = self._clock()
-        await store.extend(self.names(username)[0], now + timedelta(seconds=seconds), now)
+        await store.extend(name, now + timedelta(seconds=seconds), now)
+
+    async def _check(self, names: list[str]) -> None:
+        now = self._clock()
+        until = await store.until(names, now)
+        if until is not None:
+            raise LoginCooldown(wait_seconds(until, now))

@@ -22,6 +22,7 @@ from service.errors import (
     MfaExpired,
     MfaUnreadable,
     NoPendingMfa,
+    Problem,
     UserBusy,
     WriteConflict,
     WrongMfaCode,
@@ -90,7 +91,7 @@ class SessionService(StatusChecks):
                 self.status_cache.forget(user_id)
 
     def _mfa_cleared(self) -> dict[str, Any]:
-        return {"mfa_pending": False, "mfa_state": None, "mfa_engine": None,
+        return {"mfa_pending": False, "mfa_state": None, "mfa_engine": None, "mfa_account": None,
                 "mfa_expires_at": None, "mfa_attempts": 0}
 
     # --- login --------------------------------------------------------------------------
@@ -111,12 +112,8 @@ class SessionService(StatusChecks):
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
-            cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
-            await self._cooldowns.start(username, cooldown)
-            log.warning("login for user %s throttled by Garmin; the account cools down %ss",
-                        user_id, cooldown)
-            exc.retry_after = cooldown
-            raise exc.problem() from None
+            raise await self._throttled(user_id, self._cooldowns.names(username)[0], exc
+                                        ) from None
         except InvalidCredentials:
             raise InvalidGarminCredentials() from None
         except GarminError as exc:
@@ -132,9 +129,22 @@ class SessionService(StatusChecks):
         await self._write_latest(
             row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
             mfa_state=self._vault.seal(user_id, MFA, result.mfa_state),
-            mfa_engine=engine_of(result.mfa_state))
+            mfa_engine=engine_of(result.mfa_state),
+            mfa_account=self._cooldowns.names(username)[0])
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
+
+    async def _throttled(self, user_id: str, account: str | None,
+                         exc: RateLimited) -> Problem:
+        """Garmin rate-limited a sign-in: the account cools down, and the caller is told how
+        long (`max(Retry-After, login.cooldown_seconds)`)."""
+        cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
+        if account is not None:
+            await self._cooldowns.start_named(account, cooldown)
+        log.warning("sign-in for user %s throttled by Garmin; the account cools down %ss",
+                    user_id, cooldown)
+        exc.retry_after = cooldown
+        return exc.problem()
 
     async def _write_latest(self, row: GarminAuthenticationState, **changes: Any) -> None:
         """Write a user action's result: re-read and retry when only bookkeeping moved on."""
@@ -194,9 +204,14 @@ class SessionService(StatusChecks):
         except DecryptionError:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaUnreadable() from None
+        if row.mfa_account:
+            await self._cooldowns.check_named(row.mfa_account)
         started = self._clock()
         try:
             session = await self._gateway.resume_mfa(user_id, mfa_state, code)
+        except RateLimited as exc:
+            # the challenge stays: Garmin's block is no verdict on it
+            raise await self._throttled(user_id, row.mfa_account, exc) from None
         except MfaCodeInvalid as exc:
             await self._wrong_mfa_code(row, exc.mfa_state, exc.codes_posted or 1)
         except MfaChallengeLost:

@@ -220,3 +220,50 @@ async def test_a_per_user_cooldown_set_by_the_previous_release_is_still_honoured
     assert (await api.login("user-1", ALICE)).status == 200
     rows = await GarminAuthenticationState.filter(user_id="user-1").values()
     assert rows[0]["login_cooldown_until"] is None  # a new session clears it
+
+
+# --- the code step of a login that needed MFA ----------------------------------------------
+
+MONA, CODE = "mona@example.com", "123456"
+
+
+async def _challenge(api: Api, sandbox: Sandbox, user: str = "user-1") -> None:
+    response = await api.login(user, MONA)
+    assert (await response.json())["status"] == "MFA_REQUIRED", await response.text()
+
+
+async def code_refused_without_garmin(api: Api, sandbox: Sandbox, user: str) -> None:
+    before = len(sandbox.state.requests)
+    response = await api.mfa(user, CODE)
+    assert response.status == 429, await response.text()
+    assert (await response.json())["type"].endswith("/login-cooldown")
+    assert len(sandbox.state.requests) == before
+
+
+async def test_a_rate_limited_code_step_cools_the_account_down_and_keeps_the_challenge(
+    api: Api, sandbox: Sandbox
+) -> None:
+    sandbox.add(MONA, mfa_code=CODE)
+    await _challenge(api, sandbox)
+    fault_sign_in(sandbox, MONA, "mfa", Fault(status=429, retry_after=30))
+    response = await api.mfa("user-1", CODE)
+    assert response.status == 429
+    assert (await response.json())["type"].endswith("/garmin-rate-limited")
+    assert int(response.headers["Retry-After"]) == COOLDOWN
+    await code_refused_without_garmin(api, sandbox, "user-1")
+    assert (await (await api.status("user-1")).json())["status"] == "MFA_PENDING"
+    await refused_without_garmin(api, sandbox, "user-2", MONA)
+
+
+async def test_a_waiting_challenge_honours_a_cooldown_another_user_id_started(
+    api: Api, sandbox: Sandbox, clock: ManualClock
+) -> None:
+    sandbox.add(MONA, mfa_code=CODE)
+    await _challenge(api, sandbox)
+    throttle(sandbox, MONA)
+    assert (await api.login("user-2", MONA)).status == 429
+    await code_refused_without_garmin(api, sandbox, "user-1")
+    clock.advance(COOLDOWN)  # within the challenge's life (mfa.ttl_seconds: 600)
+    response = await api.mfa("user-1", CODE)
+    assert response.status == 200, await response.text()
+    assert (await (await api.status("user-1")).json())["status"] == "VALID"
