@@ -257,7 +257,8 @@ def build_spec() -> dict[str, Any]:
                 "Finish a pending login with the MFA code.",
                 {"200": _json("Logged in.", MFA_RESULT)},
                 (errors.NoPendingMfa, errors.UserBusy, errors.WriteConflict, errors.MfaExpired,
-                 errors.MfaUnreadable, errors.WrongMfaCode, *BODY_ERRORS, *GARMIN_ERRORS),
+                 errors.MfaUnreadable, errors.WrongMfaCode, errors.LoginCooldown, *BODY_ERRORS,
+                 *GARMIN_ERRORS),
                 requestBody=_body(MFA_FIELDS),
             )},
             "/api/v1/garmin/session/status": {"get": _operation(
