@@ -5,9 +5,10 @@ re-arms it. So after Garmin answers a login with a rate limit (a 429 or 427, fro
 engine), no login to that account reaches Garmin for `max(Retry-After,
 login.cooldown_seconds)`, whichever user id asks: two calling-service users sharing one
 Garmin account, or one user who disconnected (deleting their row) and logs in again, all
-wait. A login checks its account before any Garmin request, and so does the code step of a login
-that needed MFA (its challenge names the account; a rate limit there starts the cooldown
-too).
+wait. A login checks its account before any Garmin request, and so does the code step of a
+login that needed MFA (its challenge names the account; a rate limit there starts the
+cooldown too). Two logins to one account that start together may both reach Garmin: the
+cooldown starts with Garmin's first rate-limit answer.
 
 Accounts are named by a keyed hash, never by the username: HMAC-SHA256 of the normalised
 username (Unicode NFKC, surrounding whitespace stripped, case folded, so ``Alice@x.com ``
