@@ -152,9 +152,9 @@ class LoginConfig:
     """Logins to Garmin."""
 
     cooldown_seconds: int = setting(
-        900, "After Garmin answers 429 to a login or an MFA code, new logins and codes for "
-        "the account are refused this long (or Garmin's Retry-After when longer) without "
-        "calling Garmin.", minimum=0)
+        900, "After Garmin answers a login or an MFA code with a rate limit, logins and "
+        "codes for that Garmin account, by any user id on any replica, are refused this long "
+        "(or Garmin's Retry-After when longer) without calling Garmin.", minimum=0)
     timeout_seconds: float = setting(
         120.0, "A whole login of either engine (every DI strategy tried, with its pauses; "
         "every request and retry), and an MFA code's check on its own, ends by then and "

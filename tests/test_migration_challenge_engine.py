@@ -88,7 +88,7 @@ async def test_pending_challenges_get_the_engine_sql_can_tell(
 
     monkeypatch.delenv(db.MIGRATIONS_ENV)
     applied = await db.upgrade(fresh_database)
-    assert [name[:len(MIGRATION)] for name in applied] == [MIGRATION]
+    assert applied[0].startswith(MIGRATION)  # then the later ones
     after = {row["user_id"]: (row["engine"], row["mfa_engine"])
              for row in await _on(fresh_database,
                                   lambda connection: sql.fetch(SELECT, [], connection))}

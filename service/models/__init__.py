@@ -1,5 +1,6 @@
 """Tortoise models; every module listed here is part of the `models` app and its migrations."""
 
+from service.models.cooldowns import AccountCooldown
 from service.models.garmin_auth_state import (
     GarminAuthenticationState,
     SessionStatus,
@@ -27,6 +28,7 @@ from service.models.webhooks import (
 )
 
 __all__ = [
+    "AccountCooldown",
     "Activity",
     "DailyHealth",
     "DeliveryStatus",

@@ -44,10 +44,18 @@ class GarminAuthenticationState(Model):
     # the pending challenge's engine, written and cleared with it: a login may wait for its
     # code beside a session of the other engine, which keeps its own `engine` meanwhile
     mfa_engine = fields.CharField(max_length=16, null=True)
+    # the Garmin account the pending challenge signs in to, by its cooldown name (a keyed
+    # hash, `service.sessions.cooldowns`), written and cleared with the challenge: the code
+    # step waits for and starts that account's cooldown as a login does
+    mfa_account = fields.CharField(max_length=64, null=True)
     mfa_expires_at = fields.DatetimeField(null=True)
     mfa_attempts = fields.IntField(default=0)
     connected_at = fields.DatetimeField(null=True)
     last_validated = fields.DatetimeField(null=True)
+    # the login cooldown per user of the previous release: cooldowns are per Garmin account
+    # now (`AccountCooldown`); still honoured, so a rolling upgrade loses none that replicas
+    # of that release set, cleared by a new session, never set, to be dropped by a later
+    # migration
     login_cooldown_until = fields.DatetimeField(null=True)
     version = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)

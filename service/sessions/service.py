@@ -22,6 +22,7 @@ from service.errors import (
     MfaExpired,
     MfaUnreadable,
     NoPendingMfa,
+    Problem,
     UserBusy,
     WriteConflict,
     WrongMfaCode,
@@ -36,6 +37,8 @@ from service.garmin import (
     engine_of,
 )
 from service.models import GarminAuthenticationState, SessionStatus
+from service.sessions.cooldowns import PURPOSE as COOLDOWNS
+from service.sessions.cooldowns import AccountCooldowns, wait_seconds
 from service.sessions.status import StatusChecks
 from service.store import sessions as store
 from service.store import sql
@@ -74,6 +77,7 @@ class SessionService(StatusChecks):
     ) -> None:
         super().__init__(config, gateway, SessionVault(cipher, metrics), clock, leases,
                          outbox or Outbox(WebhooksConfig()))
+        self._cooldowns = AccountCooldowns(cipher.derived_keys(COOLDOWNS), clock.now)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -91,7 +95,7 @@ class SessionService(StatusChecks):
                 self.status_cache.forget(user_id)
 
     def _mfa_cleared(self) -> dict[str, Any]:
-        return {"mfa_pending": False, "mfa_state": None, "mfa_engine": None,
+        return {"mfa_pending": False, "mfa_state": None, "mfa_engine": None, "mfa_account": None,
                 "mfa_expires_at": None, "mfa_attempts": 0}
 
     # --- login --------------------------------------------------------------------------
@@ -103,32 +107,21 @@ class SessionService(StatusChecks):
         return outcome
 
     def _refuse_while_cooling_down(self, row: GarminAuthenticationState) -> None:
-        """Garmin throttled the account lately: asking again would extend its block."""
+        """A per-user cooldown, which only replicas of the previous release still write."""
         now = self._clock()
         if row.login_cooldown_until and row.login_cooldown_until > now:
-            wait = int((row.login_cooldown_until - now).total_seconds()) + 1
-            raise LoginCooldown(wait)
-
-    async def _cool_down(self, user_id: str, step: str, exc: RateLimited,
-                         started: datetime) -> Exception:
-        """Garmin answered a login or a code with 429: the account's logins and codes wait
-        `login.cooldown_seconds` (or Garmin's Retry-After when longer)."""
-        cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
-        await store.force_update(user_id,
-                                 login_cooldown_until=started + timedelta(seconds=cooldown))
-        log.warning("%s for user %s throttled by Garmin; cooling down %ss",
-                    step, user_id, cooldown)
-        exc.retry_after = cooldown
-        return exc.problem()
+            raise LoginCooldown(wait_seconds(row.login_cooldown_until, now))
 
     async def _login(self, user_id: str, username: str, password: str) -> LoginOutcome:
+        await self._cooldowns.check(username)
         row = await store.load_or_create(user_id)
         now = self._clock()
         self._refuse_while_cooling_down(row)
         try:
             result = await self._gateway.login(user_id, username, password)
         except RateLimited as exc:
-            raise await self._cool_down(user_id, "login", exc, now) from None
+            raise await self._throttled(user_id, self._cooldowns.names(username)[0], exc
+                                        ) from None
         except InvalidCredentials:
             raise InvalidGarminCredentials() from None
         except GarminError as exc:
@@ -144,9 +137,22 @@ class SessionService(StatusChecks):
         await self._write_latest(
             row, mfa_pending=True, mfa_attempts=0, mfa_expires_at=expires_at,
             mfa_state=self._vault.seal(user_id, MFA, result.mfa_state),
-            mfa_engine=engine_of(result.mfa_state))
+            mfa_engine=engine_of(result.mfa_state),
+            mfa_account=self._cooldowns.names(username)[0])
         log.info("user %s login needs MFA (%s)", user_id, result.mfa_method)
         return LoginOutcome("MFA_REQUIRED", result.mfa_method, expires_at)
+
+    async def _throttled(self, user_id: str, account: str | None,
+                         exc: RateLimited) -> Problem:
+        """Garmin rate-limited a sign-in: the account cools down, and the caller is told how
+        long (`max(Retry-After, login.cooldown_seconds)`)."""
+        cooldown = max(exc.retry_after or 0, self._config.login.cooldown_seconds)
+        if account is not None:
+            await self._cooldowns.start_named(account, cooldown)
+        log.warning("sign-in for user %s throttled by Garmin; the account cools down %ss",
+                    user_id, cooldown)
+        exc.retry_after = cooldown
+        return exc.problem()
 
     async def _write_latest(self, row: GarminAuthenticationState, **changes: Any) -> None:
         """Write a user action's result: re-read and retry when only bookkeeping moved on."""
@@ -207,6 +213,8 @@ class SessionService(StatusChecks):
         except DecryptionError:
             await store.compare_and_set(row, **self._mfa_cleared())
             raise MfaUnreadable() from None
+        if row.mfa_account:
+            await self._cooldowns.check_named(row.mfa_account)
         started = self._clock()
         try:
             session = await self._gateway.resume_mfa(user_id, mfa_state, code)
@@ -217,7 +225,7 @@ class SessionService(StatusChecks):
             raise MfaExpired("Garmin no longer accepts this MFA challenge; log in again.") from None
         except RateLimited as exc:  # no verdict on the code: the challenge stays
             await self._count_codes(row, exc.codes_posted)
-            raise await self._cool_down(user_id, "MFA", exc, started) from None
+            raise await self._throttled(user_id, row.mfa_account, exc) from None
         except GarminError as exc:  # a 5xx, a timeout: no verdict, the challenge stays
             await self._count_codes(row, exc.codes_posted)
             raise exc.problem() from None

@@ -12,7 +12,6 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 
 from service import db
 from service.clock import utcnow
@@ -83,14 +82,6 @@ async def compare_and_set(row: GarminAuthenticationState,
         setattr(row, name, value)
     row.version += 1
     return True
-
-
-async def force_update(user_id: str, **changes: Any) -> None:
-    """An unconditional write for fields no one else derives data from (login cooldown)."""
-    changes["updated_at"] = utcnow()
-    await GarminAuthenticationState.filter(user_id=user_id).update(
-        version=F("version") + 1, **changes
-    )
 
 
 async def delete(user_id: str, connection: BaseDBAsyncClient | None = None) -> int:

@@ -11,6 +11,7 @@ from service import db
 from service.config import Config
 from service.keys import DB_CONTEXT
 from service.models import GarminAuthenticationState
+from service.models.cooldowns import AccountCooldown
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
 from tests.support.app import (
@@ -163,8 +164,8 @@ async def test_a_rate_limit_at_the_code_check_keeps_the_challenge_and_cools_down
     for scope in SIGN_IN_SCOPES["mfa"]:
         sandbox.state.clear_fault("mfa@example.com", scope)
     db.activate(api.app[DB_CONTEXT])
-    await GarminAuthenticationState.filter(user_id="user-1").update(
-        login_cooldown_until=datetime.now(UTC) - timedelta(seconds=1))
+    # the account's cooldown has passed
+    await AccountCooldown.all().update(until=datetime.now(UTC) - timedelta(seconds=1))
     assert (await api.mfa("user-1", "123456")).status == 200
 
 

@@ -31,7 +31,7 @@ from tortoise.models import Model
 import service.models
 from service.api.middleware import USER_ID_HEADER
 from service.config import Config
-from service.models import DeliveryStatus, WebhookDelivery
+from service.models import AccountCooldown, DeliveryStatus, WebhookDelivery
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
 from tests.support.app import API_KEY, TABLES, Api, Sandbox, connect, drain, sync_now, use_db
@@ -53,6 +53,9 @@ MODELS: dict[str, type[Model]] = {
     for model in vars(service.models).values()
     if isinstance(model, type) and issubclass(model, Model) and model is not Model
 }
+# keyed by Garmin account, not by user id: every user id signing in to one account shares it
+ACCOUNT_TABLES = ("garmin_account_cooldown",)
+USER_TABLES = tuple(table for table in TABLES if table not in ACCOUNT_TABLES)
 
 
 # --- what the tests send and read -------------------------------------------------------
@@ -84,12 +87,14 @@ Rows = dict[str, list[dict[str, Any]]]
 
 
 async def rows_by_user(api: Api) -> dict[str, Rows]:
-    """Every row of every table, as the database holds it, grouped by user id."""
+    """Every row of every per-user table, as the database holds it, grouped by user id."""
     use_db(api)
     grouped: dict[str, Rows] = {}
-    for table, model in MODELS.items():
+    for table in USER_TABLES:
+        model = MODELS[table]
         for row in await model.all().order_by(model._meta.pk_attr).values():
-            grouped.setdefault(row["user_id"], {name: [] for name in MODELS})[table].append(row)
+            grouped.setdefault(row["user_id"], {name: [] for name in USER_TABLES}
+                               )[table].append(row)
     return grouped
 
 
@@ -300,7 +305,8 @@ async def world(receiver: Receiver, sandbox: Sandbox, make_config: Callable[...,
     today = datetime.now(UTC).date()
     before = await rows_by_user(api)
     assert set(before) == {A}
-    assert {table: bool(rows) for table, rows in before[A].items()} == dict.fromkeys(TABLES, True)
+    assert ({table: bool(rows) for table, rows in before[A].items()}
+            == dict.fromkeys(USER_TABLES, True))
     seen = Seen(
         jobs_cursor=jobs_page["next_cursor"], activities_cursor=activities["next_cursor"],
         activity_type=activities["items"][0]["type"],
@@ -355,6 +361,8 @@ async def test_b_on_this_route_never_sees_or_changes_a_s_state(
         assert set(after) <= {A, B}
         owned = {table for table, rows in after.get(B, {}).items() if rows}
         assert owned <= case.b_may_own, f"B's footprint {sorted(owned)}"
+        # Garmin throttled none of B's calls: no Garmin account, A's included, cools down
+        assert await AccountCooldown.all().count() == 0
 
 
 async def test_b_logging_in_with_a_s_garmin_username_gets_b_s_own_row_only(

@@ -16,7 +16,9 @@ Then every capture is scanned for every secret: all that the sandbox issued (tic
 tokens and secrets, MFA tokens, access and refresh tokens, DI JWTs and refresh tokens), the
 passwords, the MFA codes, the API key, the encryption key and the OAuth consumer secret. A
 token is also looked for without its sandbox prefix, and inside base64 runs (a session
-stored or logged base64-encoded but not encrypted would be a leak too). A control at the end
+stored or logged base64-encoded but not encrypted would be a leak too). The Garmin
+usernames are looked for too, everywhere but in the sandbox's own log lines (the throttled
+account's cooldown row names it by a keyed hash). A control at the end
 logs a fake token through the same handler and proves the same scan finds it.
 """
 
@@ -355,6 +357,19 @@ async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(
     hits = [f"{where}: {secrets_found}" for where, captured in found
             if (secrets_found := leaks(captured, wanted))]
     assert hits == []
+
+    # nor does a Garmin username, but in the sandbox's own log lines: the throttled
+    # account's cooldown row names it by a keyed hash
+    usernames = [secret(username) for username in PASSWORDS]
+    sandbox_lines = {line for line in log_text.splitlines()
+                     if json.loads(line)["logger"].startswith("service.sandbox")}
+    named = [f"{where}: {names}" for where, captured in found
+             if captured not in sandbox_lines and (names := leaks(captured, usernames))]
+    assert named == [], "\n".join(named)
+    assert any(leaks(line, usernames) for line in sandbox_lines)  # the scan finds them
+    cooldowns = final_rows["garmin_account_cooldown"]
+    assert [re.fullmatch(r"[0-9a-f]{64}", row["account"]) is not None
+            for row in cooldowns] == [True]
 
     # sessions and MFA challenges were there, sealed, up to the end (the scan had them)
     for sealed in ("'session_data': 'gs1.", "'mfa_state': 'gs1."):

@@ -23,7 +23,7 @@ API_KEY = "test-api-key-0123456789"
 PG_URL = os.environ.get("GARMIN_SYNC_TEST_DATABASE_URL", "")
 TABLES = ("garmin_authentication_state", "activity", "daily_health", "sync_cursor", "sync_job",
           "user_lease", "webhook_event", "webhook_delivery", "webhook_user_sequence",
-          "webhook_sync_health")
+          "webhook_sync_health", "garmin_account_cooldown")
 PASSWORD = "pw-correct-horse"
 ALICE = "alice@example.com"
 

@@ -37,7 +37,7 @@ PASSWORD = "pw-correct-horse"
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("garmin_authentication_state", "activity", "daily_health", "sync_cursor", "sync_job",
           "user_lease", "webhook_event", "webhook_delivery", "webhook_user_sequence",
-          "webhook_sync_health")
+          "webhook_sync_health", "garmin_account_cooldown")
 STARTUP_TIMEOUT = 30.0
 POLL = 0.15
 FINAL = ("SUCCESS", "FAILED", "AUTH_EXPIRED", "RATE_LIMITED", "SKIPPED")
