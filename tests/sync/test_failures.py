@@ -1,5 +1,9 @@
 """How sync jobs fail: what each kind of Garmin failure does to the job, the stored session,
-the cursor's backoff and the data, driven through the real app against the sandbox."""
+the cursor's backoff and the data, driven through the real app against the sandbox.
+
+Every test runs with sessions of both engines. Where they differ it is in how a session is
+refreshed: garth exchanges its OAuth1 token for a new OAuth2 one (sandbox scope `exchange`),
+DI posts its refresh token to the DI token endpoint (`di_refresh`), which rotates it."""
 
 from __future__ import annotations
 
@@ -23,12 +27,33 @@ from service.models import (
     SyncKind,
 )
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
+from service.sandbox.issued import PREFIXES
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
+from tests.support.app import (
+    ENGINES,
+    REFRESH_SCOPE,
+    SHORT_LIVED,
+    Api,
+    Sandbox,
+    connect,
+    drain,
+    raw_rows,
+    sync_now,
+    token_grants,
+    use_db,
+)
 from tests.support.waiting import eventually
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"
+# the sandbox's count of refreshes that worked, per engine (`token_grants` counts attempts)
+REFRESHES = {"garth": "refreshes", "di": "di_refreshes"}
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every failure here is met by sessions of both engines."""
+    return str(request.param)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -89,29 +114,46 @@ def _counted(api: Api, counter: str) -> float:
     return value or 0.0
 
 
-def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
-    """The garth session in a row: [oauth1, oauth2] token dicts."""
+def _refreshes(sandbox: Sandbox, engine: str) -> int:
+    return int(getattr(_account(sandbox), REFRESHES[engine]))
+
+
+def _tokens_of(api: Api, sealed: str, engine: str) -> tuple[str, str]:
+    """The (access, refresh) credential a row's session refreshes with: garth's OAuth2 access
+    token and its OAuth1 token (which never changes), DI's access and refresh tokens."""
     plain = api.app[CIPHER].decrypt(sealed, user_id=USER, purpose="session_data")
-    tokens: list[dict[str, Any]] = json.loads(base64.b64decode(plain))
-    return tokens
+    if engine == "di":
+        session: dict[str, Any] = json.loads(plain)
+        return session["access_token"], session["refresh_token"]
+    oauth1, oauth2 = json.loads(base64.b64decode(plain))
+    return oauth2["access_token"], oauth1["oauth_token"]
+
+
+def _newest_access_token(sandbox: Sandbox, engine: str) -> str:
+    """The access token the sandbox issued last: garth's are opaque, DI's are JWTs."""
+    issued = sandbox.state.issued_secrets()
+    if engine == "di":
+        return [value for value in issued if value.count(".") == 2][-1]
+    return [value for value in issued if value.startswith(PREFIXES["access"])][-1]
 
 
 # --- definitive failures: the session is gone -------------------------------------------
 
 
-async def test_revoked_oauth1_expires_the_session_and_pauses_both_cursors(
-    api: Api, sandbox: Sandbox
+async def test_revoked_refresh_credential_expires_the_session_and_pauses_both_cursors(
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
-    exchanges, refreshes = account.exchanges, account.refreshes
-    sandbox.state.revoke_oauth1(ACCOUNT)
+    """A password change at Garmin revokes garth's OAuth1 token and DI's refresh tokens."""
+    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
+    grants, refreshes = token_grants(sandbox, engine, ACCOUNT), _refreshes(sandbox, engine)
+    assert sandbox.state.revoke_oauth1(ACCOUNT) >= 1
 
     jobs = await sync_now(api, USER)
 
     assert {job["kind"]: job["status"] for job in jobs} == {
         "activities": "AUTH_EXPIRED", "health": "AUTH_EXPIRED"}
-    assert account.exchanges > exchanges and account.refreshes == refreshes
+    assert token_grants(sandbox, engine, ACCOUNT) > grants
+    assert _refreshes(sandbox, engine) == refreshes
     row = await _row(api)
     assert row["session_data"] is None
     assert row["status"] == "EXPIRED"
@@ -128,17 +170,17 @@ async def test_revoked_oauth1_expires_the_session_and_pauses_both_cursors(
 
 
 async def test_401_on_data_calls_after_a_successful_refresh_expires_the_session(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
     await connect(api, sandbox, USER, ACCOUNT)
-    account = _account(sandbox)
-    refreshes = account.refreshes
+    refreshes = _refreshes(sandbox, engine)
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=401))
 
     jobs = await sync_now(api, USER, "activities")
 
     assert jobs[0]["status"] == "AUTH_EXPIRED", jobs
-    assert account.refreshes == refreshes + 1  # one refresh worked, the retry still got 401
+    # one refresh worked, the retry still got 401
+    assert _refreshes(sandbox, engine) == refreshes + 1
     row = await _row(api)
     assert row["session_data"] is None and row["status"] == "EXPIRED"
     use_db(api)
@@ -251,13 +293,18 @@ async def _health_sync_meeting(fault: Fault, make_config: MakeConfig, start_api:
 
 
 async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothing(
-    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi, engine: str
 ) -> None:
     api, status = await _health_sync_meeting(Fault(status=429, retry_after=600), make_config,
                                              start_api, sandbox)
     assert status == "RATE_LIMITED"
     account = _account(sandbox)
-    calls = (account.api_calls, dict(account.data_calls), account.exchanges)
+
+    def calls() -> tuple[int, dict[str, int], int]:
+        return (account.api_calls, dict(account.data_calls),
+                token_grants(sandbox, engine, ACCOUNT))
+
+    before = calls()
 
     response = await api.client.post("/api/v1/garmin/sync", headers=api.headers(USER),
                                       json={"kinds": ["activities"]})
@@ -266,7 +313,7 @@ async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothin
     body = await response.json()
     assert body["type"] == TYPE_BASE + "garmin-rate-limited"
     assert 600 <= int(response.headers["Retry-After"]) <= 2 * 600
-    assert (account.api_calls, dict(account.data_calls), account.exchanges) == calls
+    assert calls() == before
     use_db(api)
     assert await SyncJob.filter(user_id=USER).count() == 1
 
@@ -439,40 +486,47 @@ async def test_second_health_sync_fetches_only_the_overlap_days(
 
 
 async def test_refresh_before_a_failed_data_call_is_persisted(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
+    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
     before = await _row(api)
-    refreshes = account.refreshes
+    refreshes = _refreshes(sandbox, engine)
     persisted = _counted(api, "session_refreshes_persisted")
-    # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
+    # lifetime 0: the job refreshes (and succeeds), then its first data call fails
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
 
     jobs = await sync_now(api, USER, "activities")
 
     assert jobs[0]["status"] == "FAILED", jobs
-    assert account.refreshes == refreshes + 1
+    assert _refreshes(sandbox, engine) == refreshes + 1
     after = await _row(api)
     assert after["version"] == before["version"] + 1
     assert after["session_data"] != before["session_data"]
-    newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
-    assert _session_of(api, after["session_data"])[1]["access_token"] == newest
-    assert _session_of(api, before["session_data"])[1]["access_token"] != newest
+    newest = _newest_access_token(sandbox, engine)
+    access, refresh = _tokens_of(api, after["session_data"], engine)
+    old_access, old_refresh = _tokens_of(api, before["session_data"], engine)
+    assert (access, old_access != newest) == (newest, True)
+    # DI rotated the refresh token, and the used one is dead: only the stored one refreshes
+    # again; garth's OAuth1 token is the same before and after
+    assert (refresh != old_refresh) is {"di": True, "garth": False}[engine]
+    if engine == "di":
+        assert sandbox.state.di.live_refresh_tokens(ACCOUNT) == 1
     assert _counted(api, "session_refreshes_persisted") == persisted + 1
 
 
-async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
+async def test_failed_refresh_is_never_persisted(
+    api: Api, sandbox: Sandbox, engine: str
+) -> None:
+    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
     before = await _row(api)
-    exchanges, refreshes = account.exchanges, account.refreshes
-    sandbox.state.set_fault(ACCOUNT, "exchange", Fault(status=503))
+    grants, refreshes = token_grants(sandbox, engine, ACCOUNT), _refreshes(sandbox, engine)
+    sandbox.state.set_fault(ACCOUNT, REFRESH_SCOPE[engine], Fault(status=503))
 
     jobs = await sync_now(api, USER, "activities")
 
     assert jobs[0]["status"] == "FAILED", jobs
-    assert account.exchanges > exchanges and account.refreshes == refreshes
+    assert token_grants(sandbox, engine, ACCOUNT) > grants
+    assert _refreshes(sandbox, engine) == refreshes
     after = await _row(api)
     assert (after["session_data"], after["version"]) == (before["session_data"],
                                                          before["version"])
@@ -483,22 +537,22 @@ async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> 
 
 
 async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
-    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi, engine: str
 ) -> None:
     first = await start_api(make_config())
     second = await start_api(make_config())
-    await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
+    await connect(first, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
     account = _account(sandbox)
     account.latency_ms = 300
     dropped = _counted(first, "stale_session_writes_dropped")
     persisted = _counted(first, "session_refreshes_persisted")
-    exchanges, logins = account.exchanges, account.login_attempts
+    grants, logins = token_grants(sandbox, engine, ACCOUNT), account.login_attempts
 
     response = await _post_sync(first, "activities")
     assert response.status == 202, await response.text()
     job_id = (await response.json())["jobs"][0]["id"]
     # the job has loaded the row and is refreshing at Garmin
-    await eventually(lambda: account.exchanges > exchanges)
+    await eventually(lambda: token_grants(sandbox, engine, ACCOUNT) > grants)
 
     # the lease is in the database: a login on either instance is refused while it runs
     for instance in (first, second):
@@ -520,7 +574,7 @@ async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
     use_db(first)
     job = await SyncJob.get(id=job_id)
     assert job.status == "SUCCESS", job.error
-    assert account.refreshes > 0
+    assert _refreshes(sandbox, engine) > 0
     after = await _row(first)
     assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
     assert _counted(first, "stale_session_writes_dropped") == dropped + 1
