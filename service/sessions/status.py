@@ -218,7 +218,7 @@ class StatusChecks:
             row = await store.load(seen.user_id)  # what the last holder of the lease left
             if row is None or not row.session_data:
                 return self._view(row, "live")
-            return await self._validate(row)
+            return await self._validate(row, lease)
         finally:
             await self._leases.release(lease)
 
@@ -235,7 +235,7 @@ class StatusChecks:
             pause = min(pause * 2, 0.5)
         return lease
 
-    async def _validate(self, row: GarminAuthenticationState) -> StatusView:
+    async def _validate(self, row: GarminAuthenticationState, lease: Lease) -> StatusView:
         user_id = row.user_id
         assert row.session_data is not None
         try:
@@ -254,6 +254,9 @@ class StatusChecks:
                 newer = await self._vault.moved_on(row)
                 if newer is None:
                     raise
+                # the newer session may be refreshed in turn: only by the lease's holder
+                if not await self._leases.renew(lease):
+                    return self._view(newer[0], "unavailable")
                 row, session = newer
                 usage = await self._gateway.validate(user_id, session)
         except AuthRejected as exc:

@@ -283,6 +283,10 @@ class SyncRunner:
                 newer = await self._vault.moved_on(row)
                 if newer is None:
                     raise
+                # the newer session may be refreshed in turn, and only the lease's holder
+                # may rotate it: a worker that stalled past its lease stops here
+                if not await self._leases.renew(lease):
+                    raise LeaseLost(f"lease of user {job.user_id} was lost") from None
                 row, session = newer
                 usage = await self._gateway.use(job.user_id, session, work,
                                                 parallel=self._config.calls_per_user,
