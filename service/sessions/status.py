@@ -10,8 +10,9 @@ check runs until Garmin's Retry-After has passed.
 A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
 token kill the session. So a live check holds the user's lease (like a sync job, a login or
 an MFA, on any replica) and reads the session again once it holds it; it waits a few
-seconds for a busy lease, then answers from the row, "unavailable". The answers from
-memory or the row take no lease.
+seconds for a busy lease, then answers from the row, "unavailable". A check rejected
+because another use rotated the token first goes on with the newer stored session only
+while it still holds the lease. The answers from memory or the row take no lease.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ stable: the user's cursors are read once, after the lease is claimed (every writ
 cursor's progress holds the lease). The session is loaded again by every job, after the
 lease is held (every use that may refresh it holds the lease, so none rotates it under
 us); a rejected session that another use replaced meanwhile is reloaded and used once more
-instead of expired (`SessionVault.moved_on`). A job's fenced write proves the
-lease, so the same transaction also marks the next job RUNNING (or, after the last job,
-releases the lease); after any other ending, the lease is renewed (and checked) before the
-next job starts, and released at the end.
+instead of expired (`SessionVault.moved_on`), if the lease is still held. A job's fenced
+write proves the lease, so the same transaction also marks the next job RUNNING (or, after
+the last job, releases the lease); after any other ending, the lease is renewed (and
+checked) before the next job starts, and released at the end.
 """
 
 from __future__ import annotations
