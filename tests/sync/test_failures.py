@@ -1,43 +1,39 @@
 """How sync jobs fail: what each kind of Garmin failure does to the job, the stored session,
 the cursor's backoff and the data, driven through the real app against the sandbox.
 
-Every test runs with sessions of both engines. Where they differ it is in how a session is
-refreshed: garth exchanges its OAuth1 token for a new OAuth2 one (sandbox scope `exchange`),
-DI posts its refresh token to the DI token endpoint (`di_refresh`), which rotates it."""
+Every test runs with sessions of both engines; where they differ it is in how a session is
+refreshed. Refreshes around failures and logins during a job:
+tests/sync/test_refresh_failures.py."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
-from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
+from service.keys import CONFIG, SCHEDULER
 from service.models import (
     Activity,
     DailyHealth,
-    GarminAuthenticationState,
     JobTrigger,
     SyncCursor,
     SyncJob,
     SyncKind,
 )
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
-from service.sandbox.issued import PREFIXES
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import (
     ENGINES,
-    REFRESH_SCOPE,
     SHORT_LIVED,
     Api,
     Sandbox,
     connect,
     drain,
     raw_rows,
+    refreshes,
     sync_now,
     token_grants,
     use_db,
@@ -46,8 +42,6 @@ from tests.support.waiting import eventually
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"
-# the sandbox's count of refreshes that worked, per engine (`token_grants` counts attempts)
-REFRESHES = {"garth": "refreshes", "di": "di_refreshes"}
 
 
 @pytest.fixture(params=ENGINES)
@@ -108,35 +102,6 @@ async def _stored_activity_ids(api: Api) -> list[int]:
     return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
 
 
-def _counted(api: Api, counter: str) -> float:
-    """A counter of the instance's Prometheus registry (absent before its first increment)."""
-    value = api.app[METRICS].registry.get_sample_value(f"garmin_sync_{counter}_total")
-    return value or 0.0
-
-
-def _refreshes(sandbox: Sandbox, engine: str) -> int:
-    return int(getattr(_account(sandbox), REFRESHES[engine]))
-
-
-def _tokens_of(api: Api, sealed: str, engine: str) -> tuple[str, str]:
-    """The (access, refresh) credential a row's session refreshes with: garth's OAuth2 access
-    token and its OAuth1 token (which never changes), DI's access and refresh tokens."""
-    plain = api.app[CIPHER].decrypt(sealed, user_id=USER, purpose="session_data")
-    if engine == "di":
-        session: dict[str, Any] = json.loads(plain)
-        return session["access_token"], session["refresh_token"]
-    oauth1, oauth2 = json.loads(base64.b64decode(plain))
-    return oauth2["access_token"], oauth1["oauth_token"]
-
-
-def _newest_access_token(sandbox: Sandbox, engine: str) -> str:
-    """The access token the sandbox issued last: garth's are opaque, DI's are JWTs."""
-    issued = sandbox.state.issued_secrets()
-    if engine == "di":
-        return [value for value in issued if value.count(".") == 2][-1]
-    return [value for value in issued if value.startswith(PREFIXES["access"])][-1]
-
-
 # --- definitive failures: the session is gone -------------------------------------------
 
 
@@ -145,7 +110,7 @@ async def test_revoked_refresh_credential_expires_the_session_and_pauses_both_cu
 ) -> None:
     """A password change at Garmin revokes garth's OAuth1 token and DI's refresh tokens."""
     await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
-    grants, refreshes = token_grants(sandbox, engine, ACCOUNT), _refreshes(sandbox, engine)
+    grants, granted = token_grants(sandbox, engine, ACCOUNT), refreshes(sandbox, engine, ACCOUNT)
     assert sandbox.state.revoke_oauth1(ACCOUNT) >= 1
 
     jobs = await sync_now(api, USER)
@@ -153,7 +118,7 @@ async def test_revoked_refresh_credential_expires_the_session_and_pauses_both_cu
     assert {job["kind"]: job["status"] for job in jobs} == {
         "activities": "AUTH_EXPIRED", "health": "AUTH_EXPIRED"}
     assert token_grants(sandbox, engine, ACCOUNT) > grants
-    assert _refreshes(sandbox, engine) == refreshes
+    assert refreshes(sandbox, engine, ACCOUNT) == granted
     row = await _row(api)
     assert row["session_data"] is None
     assert row["status"] == "EXPIRED"
@@ -173,14 +138,14 @@ async def test_401_on_data_calls_after_a_successful_refresh_expires_the_session(
     api: Api, sandbox: Sandbox, engine: str
 ) -> None:
     await connect(api, sandbox, USER, ACCOUNT)
-    refreshes = _refreshes(sandbox, engine)
+    granted = refreshes(sandbox, engine, ACCOUNT)
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=401))
 
     jobs = await sync_now(api, USER, "activities")
 
     assert jobs[0]["status"] == "AUTH_EXPIRED", jobs
     # one refresh worked, the retry still got 401
-    assert _refreshes(sandbox, engine) == refreshes + 1
+    assert refreshes(sandbox, engine, ACCOUNT) == granted + 1
     row = await _row(api)
     assert row["session_data"] is None and row["status"] == "EXPIRED"
     use_db(api)
@@ -480,123 +445,3 @@ async def test_second_health_sync_fetches_only_the_overlap_days(
     # `updated_at`
     assert {day for day, at in now_updated.items() if at != updated[day]} <= {
         today - timedelta(days=1), today}
-
-
-# --- refreshes around failures ------------------------------------------------------------
-
-
-async def test_refresh_before_a_failed_data_call_is_persisted(
-    api: Api, sandbox: Sandbox, engine: str
-) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
-    before = await _row(api)
-    refreshes = _refreshes(sandbox, engine)
-    persisted = _counted(api, "session_refreshes_persisted")
-    # lifetime 0: the job refreshes (and succeeds), then its first data call fails
-    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
-
-    jobs = await sync_now(api, USER, "activities")
-
-    assert jobs[0]["status"] == "FAILED", jobs
-    assert _refreshes(sandbox, engine) == refreshes + 1
-    after = await _row(api)
-    assert after["version"] == before["version"] + 1
-    assert after["session_data"] != before["session_data"]
-    newest = _newest_access_token(sandbox, engine)
-    access, refresh = _tokens_of(api, after["session_data"], engine)
-    old_access, old_refresh = _tokens_of(api, before["session_data"], engine)
-    assert (access, old_access != newest) == (newest, True)
-    # DI rotated the refresh token, and the used one is dead: only the stored one refreshes
-    # again; garth's OAuth1 token is the same before and after
-    assert (refresh != old_refresh) is {"di": True, "garth": False}[engine]
-    if engine == "di":
-        assert sandbox.state.di.live_refresh_tokens(ACCOUNT) == 1
-    assert _counted(api, "session_refreshes_persisted") == persisted + 1
-
-
-async def test_failed_refresh_is_never_persisted(
-    api: Api, sandbox: Sandbox, engine: str
-) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
-    before = await _row(api)
-    grants, refreshes = token_grants(sandbox, engine, ACCOUNT), _refreshes(sandbox, engine)
-    sandbox.state.set_fault(ACCOUNT, REFRESH_SCOPE[engine], Fault(status=503))
-
-    jobs = await sync_now(api, USER, "activities")
-
-    assert jobs[0]["status"] == "FAILED", jobs
-    assert token_grants(sandbox, engine, ACCOUNT) > grants
-    assert _refreshes(sandbox, engine) == refreshes
-    after = await _row(api)
-    assert (after["session_data"], after["version"]) == (before["session_data"],
-                                                         before["version"])
-    assert after["status"] == "VALID"
-
-
-# --- concurrency with logins and other syncs ---------------------------------------------
-
-
-async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
-    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi, engine: str
-) -> None:
-    first = await start_api(make_config())
-    second = await start_api(make_config())
-    await connect(first, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
-    account = _account(sandbox)
-    account.latency_ms = 300
-    dropped = _counted(first, "stale_session_writes_dropped")
-    persisted = _counted(first, "session_refreshes_persisted")
-    grants, logins = token_grants(sandbox, engine, ACCOUNT), account.login_attempts
-
-    response = await _post_sync(first, "activities")
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["jobs"][0]["id"]
-    # the job has loaded the row and is refreshing at Garmin
-    await eventually(lambda: token_grants(sandbox, engine, ACCOUNT) > grants)
-
-    # the lease is in the database: a login on either instance is refused while it runs
-    for instance in (first, second):
-        await _problem(await instance.login(USER, ACCOUNT), 409, "user-busy")
-    assert account.login_attempts == logins
-
-    # a login that finished during the job: new ciphertext, next version
-    use_db(first)
-    row = await GarminAuthenticationState.get(user_id=USER)
-    cipher = first.app[CIPHER]
-    plain = cipher.decrypt(row.session_data, user_id=USER, purpose="session_data")
-    sealed = cipher.encrypt(plain, user_id=USER, purpose="session_data")
-    assert await GarminAuthenticationState.filter(user_id=USER, version=row.version).update(
-        version=row.version + 1, session_data=sealed) == 1
-    assert first.app[SCHEDULER].active_jobs == 1  # the job had not written back yet
-
-    await drain(first)
-
-    use_db(first)
-    job = await SyncJob.get(id=job_id)
-    assert job.status == "SUCCESS", job.error
-    assert _refreshes(sandbox, engine) > 0
-    after = await _row(first)
-    assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
-    assert _counted(first, "stale_session_writes_dropped") == dropped + 1
-    assert _counted(first, "session_refreshes_persisted") == persisted
-
-
-async def test_second_sync_while_a_job_runs_is_refused_as_busy(
-    api: Api, sandbox: Sandbox
-) -> None:
-    await connect(api, sandbox, USER, ACCOUNT)
-    account = _account(sandbox)
-    account.latency_ms = 300
-    calls = account.api_calls
-
-    response = await _post_sync(api, "activities")
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["jobs"][0]["id"]
-    await eventually(lambda: account.api_calls > calls)  # the job is at Garmin
-
-    await _problem(await _post_sync(api, "activities"), 409, "user-busy")
-
-    await drain(api)
-    use_db(api)
-    jobs = await SyncJob.filter(user_id=USER)
-    assert [(job.id, job.status) for job in jobs] == [(job_id, "SUCCESS")]

@@ -14,13 +14,11 @@ from service.garmin.endpoints import all_of
 from service.keys import GATEWAY
 from service.sandbox import Fault
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import ENGINES, Api, Sandbox, connect, sync_now
+from tests.support.app import ENGINES, Api, Sandbox, connect, refreshes, sync_now
 from tests.support.waiting import eventually
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
-# the sandbox's count of refreshes that worked, per engine
-REFRESHES = {"garth": "refreshes", "di": "di_refreshes"}
 
 
 def _config(make_config: MakeConfig, *, threads: int, calls_per_user: int,
@@ -99,17 +97,13 @@ async def test_an_access_token_revoked_mid_job_is_refreshed_once_for_all_paralle
     api = await start_api(_config(make_config, threads=8, calls_per_user=6, backfill_days=4))
     await connect(api, sandbox, "user-1", ALICE, latency_ms=150)
     account = sandbox.state.require_account(ALICE)
-
-    def refreshes() -> int:
-        return int(getattr(account, REFRESHES[engine]))
-
-    before = refreshes()
+    before = refreshes(sandbox, engine)
     job = asyncio.ensure_future(sync_now(api, "user-1", "health"))
     # the profile answered; six day calls in flight
     await eventually(lambda: account.api_calls >= 1 + 6, 10, "six day calls", interval=0.002)
     assert sandbox.state.expire_access_tokens(ALICE) >= 1
     assert [job["status"] for job in await job] == ["SUCCESS"]
-    assert refreshes() - before == 1
+    assert refreshes(sandbox, engine) - before == 1
     assert account.api_calls == 1 + 3 * 4 + 6  # the six rejected calls were sent once more
 
 
