@@ -290,8 +290,9 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster, engine
         record["scope"] for record in woke], woke
     assert not any("activitylist" in record["path"] for record in woke), woke
     if engine == "di":
-        # its refresh token was the one w2 rotated (invalid_grant): it did not go on with
-        # w2's newer session, which it may no longer refresh without the lease
+        # it woke inside the job and refreshed with the token w2 had rotated: Garmin refused
+        # that reuse (invalid_grant; nothing checks the lease between waking and refreshing),
+        # and it did not go on with w2's newer session, which it may not refresh unleased
         assert [(record["scope"], record["status"]) for record in woke] == [
             ("di_refresh", 400)], woke
     after = await cluster.auth_row(user)
