@@ -11,8 +11,9 @@ Retry-After has passed.
 A live check may refresh the session, and a DI refresh token rotates: two refreshes of one
 token kill the session. So a live check holds the user's lease (like a sync job, a login or
 an MFA, on any replica) and reads the session again once it holds it; it waits a few
-seconds for a busy lease, then answers from the row, "unavailable". The answers from
-memory or the row take no lease.
+seconds for a busy lease, then answers from the row, "unavailable". A check rejected
+because another use rotated the token first goes on with the newer stored session only
+while it still holds the lease. The answers from memory or the row take no lease.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ class StatusChecks:
             row = await store.load(seen.user_id)  # what the last holder of the lease left
             if row is None or not row.session_data:
                 return self._view(row, "live")
-            return await self._validate(row)
+            return await self._validate(row, lease)
         finally:
             await self._leases.release(lease)
 
@@ -245,7 +246,7 @@ class StatusChecks:
             pause = min(pause * 2, 0.5)
         return lease
 
-    async def _validate(self, row: GarminAuthenticationState) -> StatusView:
+    async def _validate(self, row: GarminAuthenticationState, lease: Lease) -> StatusView:
         user_id = row.user_id
         assert row.session_data is not None
         try:
@@ -265,6 +266,9 @@ class StatusChecks:
                 newer = await self._vault.moved_on(row)
                 if newer is None:
                     raise
+                # the newer session may be refreshed in turn: only by the lease's holder
+                if not await self._leases.renew(lease):
+                    return self._view(newer[0], "unavailable")
                 row, session = newer
                 await self._gateway.validate(user_id, session,
                                              functools.partial(self._vault.write_back, row))

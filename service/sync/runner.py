@@ -12,10 +12,10 @@ stable: the user's cursors are read once, after the lease is claimed (every writ
 cursor's progress holds the lease). The session is loaded again by every job, after the
 lease is held (every use that may refresh it holds the lease, so none rotates it under
 us); a rejected session that another use replaced meanwhile is reloaded and used once more
-instead of expired (`SessionVault.moved_on`). A job's fenced write proves the
-lease, so the same transaction also marks the next job RUNNING (or, after the last job,
-releases the lease); after any other ending, the lease is renewed (and checked) before the
-next job starts, and released at the end.
+instead of expired (`SessionVault.moved_on`), if the lease is still held. A job's fenced
+write proves the lease, so the same transaction also marks the next job RUNNING (or, after
+the last job, releases the lease); after any other ending, the lease is renewed (and
+checked) before the next job starts, and released at the end.
 """
 
 from __future__ import annotations
@@ -285,6 +285,10 @@ class SyncRunner:
                 newer = await self._vault.moved_on(row)
                 if newer is None:
                     raise
+                # the newer session may be refreshed in turn, and only the lease's holder
+                # may rotate it: a worker that stalled past its lease stops here
+                if not await self._leases.renew(lease):
+                    raise LeaseLost(f"lease of user {job.user_id} was lost") from None
                 row, session = newer
                 value = await self._gateway.use(job.user_id, session, work,
                                                 functools.partial(self._vault.write_back, row),

@@ -17,6 +17,7 @@ import pytest
 
 from service.garmin import (
     AuthRejected,
+    GarminProtocolError,
     GarminUnavailable,
     InvalidCredentials,
     RateLimited,
@@ -30,6 +31,7 @@ from tests.support.fake_garmin import (
     MOBILE_LOGIN,
     MOBILE_SIGN_IN,
     PORTAL_LOGIN,
+    PORTAL_SIGN_IN,
     PROFILE,
     SIGN_IN_PAGE,
     TOKEN,
@@ -138,6 +140,25 @@ async def test_a_firewall_page_moves_on_to_the_next_strategy(garmin: FakeGarmin)
     result = await asyncio.to_thread(DiEngine(garmin.settings()).login, "u1", "a@x", "pw")
     assert result.session is not None
     assert credential_posts(garmin) == 1
+
+
+@pytest.mark.parametrize("page", [
+    Answer(status=502, text="<html><title>502 Bad Gateway</title></html>"),
+    Answer(status=403, text="<html><title>Just a moment...</title></html>"),
+    Answer(status=404, text="{}"),
+], ids=["502", "firewall-403", "404"])
+async def test_no_credentials_are_posted_after_a_sign_in_page_garmin_did_not_serve(
+        garmin: FakeGarmin, page: Answer) -> None:
+    """ha-garmin posts the credentials after a 5xx sign-in page (after a portal 403 too):
+    without the page's cookies Garmin answers that POST 429, blocking the account."""
+    garmin.signs_in(exp=LATER)
+    garmin.on("GET", MOBILE_SIGN_IN, page)
+    garmin.on("GET", PORTAL_SIGN_IN, page)
+    with pytest.raises(GarminUnavailable if page.status != 404 else GarminProtocolError):
+        await asyncio.to_thread(DiEngine(garmin.settings()).login, "u1", "a@x", "pw")
+    assert credential_posts(garmin) == 0
+    assert [(r.method, r.path) for r in garmin.received] == (
+        [("GET", MOBILE_SIGN_IN)] * 2 + [("GET", PORTAL_SIGN_IN)] * 2)
 
 
 async def test_only_the_configured_strategies_run(garmin: FakeGarmin) -> None:

@@ -3,16 +3,20 @@ a 429 storm, injected by the sandbox.
 
 What must hold whatever Garmin does: no retry storm (each operation makes a bounded number of
 Garmin calls, counted per caller in the sandbox's record), the event loop keeps answering
-while garth calls hang in their threads, nothing stored is lost, and every answer is a
+while Garmin calls hang in their threads, nothing stored is lost, and every answer is a
 problem+json 4xx/5xx or a 200 saying `checked: unavailable`, never a 500.
 
 The Garmin client runs with the shipped retry policy (`garmin.retries: 2`: connection errors
 and 502-504 on GET only) and a 1 s timeout, so a hang outlives it.
+
+Every scenario runs with both engines. Their data calls, status checks and sync jobs meet a
+fault the same way; their logins differ, and the login test spells out what each sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +27,7 @@ from service.keys import GATEWAY
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import Fault
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import Api, Sandbox, connect, raw_rows, sync_now, use_db
+from tests.support.app import ENGINES, Api, Sandbox, connect, raw_rows, sync_now, use_db
 from tests.support.faults import Traffic, not_a_500, problem
 from tests.support.waiting import eventually
 
@@ -32,14 +36,30 @@ ACCOUNT = "alice@example.com"
 RETRIES = 2  # the shipped `garmin.retries`
 TIMEOUT = 1.0
 
+PROFILE = ("GET", "/connectapi/userprofile-service/socialProfile")
+ACTIVITY_SEARCH = ("GET", "/connectapi/activitylist-service/activities/search/activities")
+
+# garth's sign-in: one flow, its steps in order
 SIGN_IN = ("GET", "/sso/mobile/sso/en/sign-in")
 LOGIN_POST = ("POST", "/sso/mobile/api/login")
 EMBED = ("GET", "/sso/portal/sso/embed")
 PREAUTHORIZED = ("GET", "/connectapi/oauth-service/oauth/preauthorized")
 EXCHANGE = ("POST", "/connectapi/oauth-service/oauth/exchange/user/2.0")
 LOGIN_STEPS = [SIGN_IN, LOGIN_POST, EMBED, PREAUTHORIZED, EXCHANGE]
-PROFILE = ("GET", "/connectapi/userprofile-service/socialProfile")
-ACTIVITY_SEARCH = ("GET", "/connectapi/activitylist-service/activities/search/activities")
+
+# DI's sign-in: the default strategies (`garmin.di_strategies`) in order, each a flow of
+# three steps sent over HTTP of its own (curl_cffi or requests)
+DI_SIGN_IN = ("GET", "/sso/mobile/sso/en_US/sign-in")
+DI_LOGIN_POST = ("POST", "/sso/mobile/api/login")
+DI_TOKEN = ("POST", "/diauth/di-oauth2-service/oauth/token")
+DI_FLOWS = {
+    "mobile": (DI_SIGN_IN, DI_LOGIN_POST, DI_TOKEN),
+    "portal": (("GET", "/sso/portal/sso/en-US/sign-in"), ("POST", "/sso/portal/api/login"),
+               DI_TOKEN),
+}
+DI_STRATEGIES = (("mobile", "cffi"), ("mobile", "requests"), ("portal", "cffi"),
+                 ("portal", "requests"))
+DI_CLIENT_IDS = 4  # ha-garmin 0.1.53 offers a service ticket to each of its DI client ids
 
 
 # name: (fault, how many times one GET meets it, how the API reports it at login)
@@ -51,7 +71,20 @@ FAULTS: dict[str, tuple[Fault, int, tuple[int, str]]] = {
     "html-502": (Fault(html=True, status=502), 1 + RETRIES, (503, "garmin-unavailable")),
     "429": (Fault(status=429, retry_after=120), 1, (429, "garmin-rate-limited")),
 }
-LOGIN_SCOPES = ("signin", "login", "preauthorized", "exchange")
+# engine -> login step -> the sandbox scopes faulted: every flow the engine may try
+LOGIN_SCOPES: dict[str, dict[str, tuple[str, ...]]] = {
+    "garth": {"signin": ("signin",), "login": ("login",), "preauthorized": ("preauthorized",),
+              "exchange": ("exchange",)},
+    "di": {"signin": ("signin", "portal_signin"), "login": ("login", "portal_login"),
+           "exchange": ("di_token",)},
+}
+DI_STEP_INDEX = {"signin": 0, "login": 1, "exchange": 2}
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every scenario here runs with sessions and logins of both engines."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -86,6 +119,28 @@ async def _stored_data(api: Api, user: str = USER) -> dict[str, Any]:
 
 def _requests(calls: list[tuple[str, str, int | None]]) -> list[tuple[str, str]]:
     return [(method, path) for method, path, _status in calls]
+
+
+def _di_login_sends(name: str, step: str) -> list[tuple[str, str]]:
+    """What a DI login sends when fault `name` meets `step` of every flow: each strategy in
+    turn runs its steps up to the failed one, and a 429 ends the login."""
+    sent: list[tuple[str, str]] = []
+    for flow, http in DI_STRATEGIES:
+        steps = list(DI_FLOWS[flow][:DI_STEP_INDEX[step] + 1])
+        if step == "signin" and name in ("truncated-json", "html-page"):
+            # ha-garmin reads only cookies from a sign-in page answered 200, then posts the
+            # credentials (the sandbox refuses them: no sign-in cookie)
+            steps.append(DI_FLOWS[flow][1])
+        if step == "exchange" and name in ("truncated-json", "html-page", "html-502"):
+            # an answer without a token sends the ticket on to ha-garmin's next client id
+            steps += [DI_TOKEN] * (DI_CLIENT_IDS - 1)
+        if step == "login" and name == "reset" and http == "cffi":
+            # libcurl resends a request once when the connection it reused dies unanswered
+            steps.append(steps[-1])
+        sent += steps
+        if name == "429":
+            break
+    return sent
 
 
 # --- one operation under each fault: bounded calls, a proper answer, nothing lost --------
@@ -135,37 +190,71 @@ async def test_sync_job_under_fault_stops_after_bounded_calls_and_keeps_stored_d
     assert cursor.backoff_until is not None and cursor.backoff_until > datetime.now(UTC)
 
 
-@pytest.mark.parametrize("scope", LOGIN_SCOPES)
+@pytest.mark.parametrize(("engine", "step"), [
+    (engine, step) for engine in ENGINES for step in LOGIN_SCOPES[engine]])
 @pytest.mark.parametrize("name", list(FAULTS))
 async def test_login_under_fault_sends_each_sso_step_at_most_once_and_keeps_the_session(
-    gapi: Api, sandbox: Sandbox, traffic: Traffic, scope: str, name: str
+    gapi: Api, sandbox: Sandbox, traffic: Traffic, engine: str, step: str, name: str
 ) -> None:
-    """A re-login while Garmin misbehaves: the SSO steps run in order and stop at the
-    failure; a POST is never repeated, a GET only on 502-504 and at most `retries` times;
-    the session the user already had is kept; the caller learns what went wrong."""
+    """A re-login while Garmin misbehaves at one sign-in step (of every flow the engine may
+    try): the session the user already had is kept and the caller learns what went wrong.
+
+    garth's SSO steps run in order and stop at the failure; a POST is never repeated, a GET
+    only on 502-504 and at most `retries` times. DI's strategies each run their steps up to
+    the failure and hand over to the next, as `_di_login_sends` spells out; a 429 ends it."""
     fault, per_get, (status, slug) = FAULTS[name]
     await connect(gapi, sandbox, USER, ACCOUNT)
     before = await _session(gapi)
     mark = await traffic.mark()
-    sandbox.state.set_fault(ACCOUNT, scope, fault)
+    for scope in LOGIN_SCOPES[engine][step]:
+        sandbox.state.set_fault(ACCOUNT, scope, dataclasses.replace(fault))
 
     response = await gapi.login(USER, ACCOUNT)
 
     await not_a_500(response)
     await problem(response, status, slug)
     sent = _requests(await traffic.since(mark, USER))
-    steps = list(dict.fromkeys(sent))
-    assert steps == LOGIN_STEPS[:len(steps)], sent  # in order, none skipped, none after
-    for step in steps:
-        repeats = sent.count(step)
-        assert repeats == 1 or (step[0] == "GET" and repeats <= 1 + RETRIES), sent
-    if per_get == 1:
-        assert sent == steps, sent
+    if engine == "di":
+        assert sent == _di_login_sends(name, step), sent
+    else:
+        steps = list(dict.fromkeys(sent))
+        assert steps == LOGIN_STEPS[:len(steps)], sent  # in order, none skipped, none after
+        for request in steps:
+            repeats = sent.count(request)
+            assert repeats == 1 or (request[0] == "GET" and repeats <= 1 + RETRIES), sent
+        if per_get == 1:
+            assert sent == steps, sent
     after = await _session(gapi)
     assert (after["session_data"], after["status"]) == (before["session_data"], "VALID")
 
 
-# --- the event loop while garth calls hang -----------------------------------------------
+async def test_login_with_the_mobile_sign_in_down_moves_to_the_portal_with_di_only(
+    gapi: Api, sandbox: Sandbox, traffic: Traffic, engine: str
+) -> None:
+    """The mobile sign-in page drops every connection, the portal's works: garth has no other
+    flow and keeps the session it had; DI's portal strategies sign in and replace it."""
+    await connect(gapi, sandbox, USER, ACCOUNT)
+    before = await _session(gapi)
+    mark = await traffic.mark()
+    sandbox.state.set_fault(ACCOUNT, "signin", Fault(reset=True))
+
+    response = await gapi.login(USER, ACCOUNT)
+
+    sent = _requests(await traffic.since(mark, USER))
+    after = await _session(gapi)
+    if engine == "garth":
+        await problem(response, 503, "garmin-unavailable")
+        assert sent == [SIGN_IN], sent
+        assert after == before
+    else:
+        assert response.status == 200, await response.text()
+        # both mobile strategies meet the reset, the first portal one signs in
+        assert sent == [DI_SIGN_IN] * 2 + list(DI_FLOWS["portal"]), sent
+        assert after["session_data"] != before["session_data"]
+        assert (after["version"], after["status"]) == (before["version"] + 1, "VALID")
+
+
+# --- the event loop while Garmin calls hang ----------------------------------------------
 
 
 async def test_event_loop_answers_while_sixteen_status_checks_hang_in_garmin_threads(
@@ -213,8 +302,9 @@ async def test_event_loop_answers_while_sixteen_status_checks_hang_in_garmin_thr
 
 
 def _storm(sandbox: Sandbox) -> None:
-    """Garmin answers 429 to every account's login, token exchange and API call."""
-    for scope in ("login", "exchange", "api"):
+    """Garmin answers 429 to every account's login, token exchange and API call, in every
+    flow of both engines."""
+    for scope in ("login", "portal_login", "exchange", "di_token", "di_refresh", "api"):
         sandbox.state.set_fault(None, scope, Fault(status=429, retry_after=120))
 
 
@@ -268,7 +358,7 @@ async def test_429_storm_status_checks_make_one_call_each_and_answer_unavailable
 
 
 async def test_429_storm_logins_post_once_then_cool_down_without_calling_garmin(
-    gapi: Api, sandbox: Sandbox, traffic: Traffic
+    gapi: Api, sandbox: Sandbox, traffic: Traffic, engine: str
 ) -> None:
     users = await _connect_all(gapi, sandbox, 4)
     before = {user: await _session(gapi, user) for user in users}
@@ -280,7 +370,8 @@ async def test_429_storm_logins_post_once_then_cool_down_without_calling_garmin(
     for user, response in zip(users, first, strict=True):
         body = await problem(response, 429, "garmin-rate-limited")
         assert int(response.headers["Retry-After"]) >= 120, body
-        assert await traffic.since(mark, user) == [(*SIGN_IN, 200), (*LOGIN_POST, 429)]
+        sign_in, post = {"garth": (SIGN_IN, LOGIN_POST), "di": (DI_SIGN_IN, DI_LOGIN_POST)}[engine]
+        assert await traffic.since(mark, user) == [(*sign_in, 200), (*post, 429)]
 
     mark = await traffic.mark()
     again = await asyncio.gather(*(

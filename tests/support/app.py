@@ -132,3 +132,12 @@ def token_grants(sandbox: Sandbox, engine: str, username: str = ALICE) -> int:
     if engine == "di":
         return account.di_exchanges + account.di_refresh_attempts
     return account.exchanges
+
+
+# the sandbox's count of refreshes that worked, per engine (`token_grants` counts attempts)
+REFRESHES = {"garth": "refreshes", "di": "di_refreshes"}
+
+
+def refreshes(sandbox: Sandbox, engine: str, username: str = ALICE) -> int:
+    """Refreshes of the account's session that Garmin granted, with the account's engine."""
+    return int(getattr(sandbox.state.require_account(username), REFRESHES[engine]))

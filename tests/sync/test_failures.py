@@ -1,22 +1,23 @@
 """How sync jobs fail: what each kind of Garmin failure does to the job, the stored session,
-the cursor's backoff and the data, driven through the real app against the sandbox."""
+the cursor's backoff and the data, driven through the real app against the sandbox.
+
+Every test runs with sessions of both engines; where they differ it is in how a session is
+refreshed. Refreshes around failures and logins during a job:
+tests/sync/test_refresh_failures.py."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from service.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
-from service.keys import CIPHER, CONFIG, METRICS, SCHEDULER
+from service.keys import CONFIG, SCHEDULER
 from service.models import (
     Activity,
     DailyHealth,
-    GarminAuthenticationState,
     JobTrigger,
     SyncCursor,
     SyncJob,
@@ -24,11 +25,29 @@ from service.models import (
 )
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import Api, Sandbox, connect, drain, raw_rows, sync_now, use_db
+from tests.support.app import (
+    ENGINES,
+    SHORT_LIVED,
+    Api,
+    Sandbox,
+    connect,
+    drain,
+    raw_rows,
+    refreshes,
+    sync_now,
+    token_grants,
+    use_db,
+)
 from tests.support.waiting import eventually
 
 USER = "user-1"
 ACCOUNT = "alice@example.com"
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every failure here is met by sessions of both engines."""
+    return str(request.param)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -83,35 +102,23 @@ async def _stored_activity_ids(api: Api) -> list[int]:
     return list(await Activity.filter(user_id=USER).values_list("garmin_activity_id", flat=True))
 
 
-def _counted(api: Api, counter: str) -> float:
-    """A counter of the instance's Prometheus registry (absent before its first increment)."""
-    value = api.app[METRICS].registry.get_sample_value(f"garmin_sync_{counter}_total")
-    return value or 0.0
-
-
-def _session_of(api: Api, sealed: str) -> list[dict[str, Any]]:
-    """The garth session in a row: [oauth1, oauth2] token dicts."""
-    plain = api.app[CIPHER].decrypt(sealed, user_id=USER, purpose="session_data")
-    tokens: list[dict[str, Any]] = json.loads(base64.b64decode(plain))
-    return tokens
-
-
 # --- definitive failures: the session is gone -------------------------------------------
 
 
-async def test_revoked_oauth1_expires_the_session_and_pauses_both_cursors(
-    api: Api, sandbox: Sandbox
+async def test_revoked_refresh_credential_expires_the_session_and_pauses_both_cursors(
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
-    exchanges, refreshes = account.exchanges, account.refreshes
-    sandbox.state.revoke_oauth1(ACCOUNT)
+    """A password change at Garmin revokes garth's OAuth1 token and DI's refresh tokens."""
+    await connect(api, sandbox, USER, ACCOUNT, **SHORT_LIVED[engine])
+    grants, granted = token_grants(sandbox, engine, ACCOUNT), refreshes(sandbox, engine, ACCOUNT)
+    assert sandbox.state.revoke_oauth1(ACCOUNT) >= 1
 
     jobs = await sync_now(api, USER)
 
     assert {job["kind"]: job["status"] for job in jobs} == {
         "activities": "AUTH_EXPIRED", "health": "AUTH_EXPIRED"}
-    assert account.exchanges > exchanges and account.refreshes == refreshes
+    assert token_grants(sandbox, engine, ACCOUNT) > grants
+    assert refreshes(sandbox, engine, ACCOUNT) == granted
     row = await _row(api)
     assert row["session_data"] is None
     assert row["status"] == "EXPIRED"
@@ -128,17 +135,17 @@ async def test_revoked_oauth1_expires_the_session_and_pauses_both_cursors(
 
 
 async def test_401_on_data_calls_after_a_successful_refresh_expires_the_session(
-    api: Api, sandbox: Sandbox
+    api: Api, sandbox: Sandbox, engine: str
 ) -> None:
     await connect(api, sandbox, USER, ACCOUNT)
-    account = _account(sandbox)
-    refreshes = account.refreshes
+    granted = refreshes(sandbox, engine, ACCOUNT)
     sandbox.state.set_fault(ACCOUNT, "api", Fault(status=401))
 
     jobs = await sync_now(api, USER, "activities")
 
     assert jobs[0]["status"] == "AUTH_EXPIRED", jobs
-    assert account.refreshes == refreshes + 1  # one refresh worked, the retry still got 401
+    # one refresh worked, the retry still got 401
+    assert refreshes(sandbox, engine, ACCOUNT) == granted + 1
     row = await _row(api)
     assert row["session_data"] is None and row["status"] == "EXPIRED"
     use_db(api)
@@ -251,13 +258,18 @@ async def _health_sync_meeting(fault: Fault, make_config: MakeConfig, start_api:
 
 
 async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothing(
-    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
+    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi, engine: str
 ) -> None:
     api, status = await _health_sync_meeting(Fault(status=429, retry_after=600), make_config,
                                              start_api, sandbox)
     assert status == "RATE_LIMITED"
     account = _account(sandbox)
-    calls = (account.api_calls, dict(account.data_calls), account.exchanges)
+
+    def calls() -> tuple[int, dict[str, int], int]:
+        return (account.api_calls, dict(account.data_calls),
+                token_grants(sandbox, engine, ACCOUNT))
+
+    before = calls()
 
     response = await api.client.post("/api/v1/garmin/sync", headers=api.headers(USER),
                                       json={"kinds": ["activities"]})
@@ -266,7 +278,7 @@ async def test_a_manual_sync_during_a_rate_limit_backoff_is_429_and_calls_nothin
     body = await response.json()
     assert body["type"] == TYPE_BASE + "garmin-rate-limited"
     assert 600 <= int(response.headers["Retry-After"]) <= 2 * 600
-    assert (account.api_calls, dict(account.data_calls), account.exchanges) == calls
+    assert calls() == before
     use_db(api)
     assert await SyncJob.filter(user_id=USER).count() == 1
 
@@ -433,116 +445,3 @@ async def test_second_health_sync_fetches_only_the_overlap_days(
     # `updated_at`
     assert {day for day, at in now_updated.items() if at != updated[day]} <= {
         today - timedelta(days=1), today}
-
-
-# --- refreshes around failures ------------------------------------------------------------
-
-
-async def test_refresh_before_a_failed_data_call_is_persisted(
-    api: Api, sandbox: Sandbox
-) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
-    before = await _row(api)
-    refreshes = account.refreshes
-    persisted = _counted(api, "session_refreshes_persisted")
-    # lifetime 0: the job refreshes (exchange, succeeds), then its first data call fails
-    sandbox.state.set_fault(ACCOUNT, "api", Fault(status=503, times=1))
-
-    jobs = await sync_now(api, USER, "activities")
-
-    assert jobs[0]["status"] == "FAILED", jobs
-    assert account.refreshes == refreshes + 1
-    after = await _row(api)
-    assert after["version"] == before["version"] + 1
-    assert after["session_data"] != before["session_data"]
-    newest = [value for value in sandbox.state.issued_secrets() if value.startswith("sbx-at-")][-1]
-    assert _session_of(api, after["session_data"])[1]["access_token"] == newest
-    assert _session_of(api, before["session_data"])[1]["access_token"] != newest
-    assert _counted(api, "session_refreshes_persisted") == persisted + 1
-
-
-async def test_failed_refresh_is_never_persisted(api: Api, sandbox: Sandbox) -> None:
-    await connect(api, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
-    before = await _row(api)
-    exchanges, refreshes = account.exchanges, account.refreshes
-    sandbox.state.set_fault(ACCOUNT, "exchange", Fault(status=503))
-
-    jobs = await sync_now(api, USER, "activities")
-
-    assert jobs[0]["status"] == "FAILED", jobs
-    assert account.exchanges > exchanges and account.refreshes == refreshes
-    after = await _row(api)
-    assert (after["session_data"], after["version"]) == (before["session_data"],
-                                                         before["version"])
-    assert after["status"] == "VALID"
-
-
-# --- concurrency with logins and other syncs ---------------------------------------------
-
-
-async def test_login_during_a_job_wins_over_the_jobs_refreshed_session(
-    sandbox: Sandbox, make_config: MakeConfig, start_api: StartApi
-) -> None:
-    first = await start_api(make_config())
-    second = await start_api(make_config())
-    await connect(first, sandbox, USER, ACCOUNT, oauth2_lifetime_seconds=0)
-    account = _account(sandbox)
-    account.latency_ms = 300
-    dropped = _counted(first, "stale_session_writes_dropped")
-    persisted = _counted(first, "session_refreshes_persisted")
-    exchanges, logins = account.exchanges, account.login_attempts
-
-    response = await _post_sync(first, "activities")
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["jobs"][0]["id"]
-    # the job has loaded the row and is refreshing at Garmin
-    await eventually(lambda: account.exchanges > exchanges)
-
-    # the lease is in the database: a login on either instance is refused while it runs
-    for instance in (first, second):
-        await _problem(await instance.login(USER, ACCOUNT), 409, "user-busy")
-    assert account.login_attempts == logins
-
-    # a login that finished during the job: new ciphertext, next version
-    use_db(first)
-    row = await GarminAuthenticationState.get(user_id=USER)
-    cipher = first.app[CIPHER]
-    plain = cipher.decrypt(row.session_data, user_id=USER, purpose="session_data")
-    sealed = cipher.encrypt(plain, user_id=USER, purpose="session_data")
-    assert await GarminAuthenticationState.filter(user_id=USER, version=row.version).update(
-        version=row.version + 1, session_data=sealed) == 1
-    assert first.app[SCHEDULER].active_jobs == 1  # the job had not written back yet
-
-    await drain(first)
-
-    use_db(first)
-    job = await SyncJob.get(id=job_id)
-    assert job.status == "SUCCESS", job.error
-    assert account.refreshes > 0
-    after = await _row(first)
-    assert (after["session_data"], after["version"]) == (sealed, row.version + 1)
-    assert _counted(first, "stale_session_writes_dropped") == dropped + 1
-    assert _counted(first, "session_refreshes_persisted") == persisted
-
-
-async def test_second_sync_while_a_job_runs_is_refused_as_busy(
-    api: Api, sandbox: Sandbox
-) -> None:
-    await connect(api, sandbox, USER, ACCOUNT)
-    account = _account(sandbox)
-    account.latency_ms = 300
-    calls = account.api_calls
-
-    response = await _post_sync(api, "activities")
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["jobs"][0]["id"]
-    await eventually(lambda: account.api_calls > calls)  # the job is at Garmin
-
-    await _problem(await _post_sync(api, "activities"), 409, "user-busy")
-
-    await drain(api)
-    use_db(api)
-    jobs = await SyncJob.filter(user_id=USER)
-    assert [(job.id, job.status) for job in jobs] == [(job_id, "SUCCESS")]

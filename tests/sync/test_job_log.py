@@ -16,7 +16,7 @@ from service.keys import SCHEDULER
 from service.sandbox import Fault
 from service.sync.scheduler import SyncScheduler
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import Sandbox, connect, raw_rows, sync_now
+from tests.support.app import ENGINES, Sandbox, connect, raw_rows, sync_now
 from tests.support.waiting import eventually
 
 USER = "user-1"
@@ -97,6 +97,7 @@ async def test_a_finished_job_logs_one_info_line_with_what_it_did(
     assert int(pairs["duration_ms"]) >= 0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("fault", "status", "reason"), [
     (Fault(status=429, retry_after=60), "RATE_LIMITED", "rate_limited"),
     (Fault(status=503), "FAILED", "unavailable"),

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.app import ENGINES
 from tests.support.replicas import (
     PG_URL,
     POLL,
@@ -206,15 +207,20 @@ async def test_a_killed_worker_s_users_are_taken_over_after_the_lease_expires(
     assert [job for job in await cluster.jobs() if job["status"] == "RUNNING"] == []
 
 
-async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster, engine: str) -> None:
     user = "user-1"
+    cluster.settings["GARMIN_ENGINE"] = engine
+    # a DI token is refreshed once expired, as garth's is (not a minute early)
+    cluster.settings["GARMIN_DI_REFRESH_MARGIN_SECONDS"] = "0"
     # 600 ms per request keeps the jobs inside their Garmin calls; access tokens live 4 s, so
     # the stalled job refreshes its session after waking up and has a copy to write back
     # (never during the stall: it starts right after the login). The first syncs are spread
     # over years: no scheduled job, only the manual ones this test asks for.
     sync = {"INITIAL_SPREAD_SECONDS": str(10**9), "BACKFILL_DAYS": "1"}
-    await start(cluster, [{"username": username_of(user), "latency_ms": 600,
-                           "oauth2_lifetime_seconds": 4}], ["w1", "w2"], **sync)
+    lifetime = {"garth": "oauth2_lifetime_seconds", "di": "di_access_lifetime_seconds"}[engine]
+    await start(cluster, [{"username": username_of(user), "latency_ms": 600, lifetime: 4}],
+                ["w1", "w2"], **sync)
     await cluster.connect("w1", user)
     kind = "health"
     # w1 runs the user's health job, with an activities job queued behind it
@@ -280,8 +286,15 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     # dropped, not written over w2's session
     woke = [record for record in await cluster.sandbox_requests()
             if record["caller"] == user and record["at"] >= resumed_at.timestamp()]
-    assert "exchange" in [record["scope"] for record in woke], woke
+    assert {"garth": "exchange", "di": "di_refresh"}[engine] in [
+        record["scope"] for record in woke], woke
     assert not any("activitylist" in record["path"] for record in woke), woke
+    if engine == "di":
+        # it woke inside the job and refreshed with the token w2 had rotated: Garmin refused
+        # that reuse (invalid_grant; nothing checks the lease between waking and refreshing),
+        # and it did not go on with w2's newer session, which it may not refresh unleased
+        assert [(record["scope"], record["status"]) for record in woke] == [
+            ("di_refresh", 400)], woke
     after = await cluster.auth_row(user)
     assert {name: after[name] for name in ("version", "session_data", "updated_at")} == {
         name: snapshot[name] for name in ("version", "session_data", "updated_at")}
@@ -290,8 +303,12 @@ async def test_a_stalled_worker_s_late_write_is_refused(cluster: Cluster) -> Non
     assert [job for job in await cluster.jobs() if job["status"] == "RUNNING"] == []
 
 
-async def test_mfa_code_can_go_to_another_worker_than_the_login(cluster: Cluster) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_mfa_code_can_go_to_another_worker_than_the_login(
+    cluster: Cluster, engine: str
+) -> None:
     user = "mfa-user"
+    cluster.settings["GARMIN_ENGINE"] = engine
     await start(cluster, [{"username": username_of(user), "mfa_code": "246810"}], ["w1", "w2"])
 
     status, body = await cluster.login("w1", user)
@@ -304,10 +321,13 @@ async def test_mfa_code_can_go_to_another_worker_than_the_login(cluster: Cluster
         status, body = await cluster.call(worker_id, "GET", "/api/v1/garmin/session/status",
                                           user)
         assert (status, body["status"]) == (200, "VALID"), (worker_id, body)
-    # w2 finished w1's challenge: one password login and one code at Garmin
+    # w2 finished w1's challenge: one password login, one code and one token grant at Garmin
+    # (DI's code went to the app's URL only: it was accepted there)
     scopes = [record["scope"] for record in await cluster.sandbox_requests()
               if record["caller"] == user]
-    assert (scopes.count("login"), scopes.count("mfa")) == (1, 1), scopes
+    grant = {"garth": "exchange", "di": "di_token"}[engine]
+    assert [scopes.count(scope) for scope in ("login", "mfa", "portal_mfa", grant)] == [
+        1, 1, 0, 1], scopes
     assert await asyncio.gather(cluster.stop("w1"), cluster.stop("w2")) == [0, 0]
 
 

@@ -18,9 +18,10 @@ import pytest
 
 from service import app as app_module
 from service.garmin import GarminSettings
-from service.keys import CIPHER, GATEWAY, SESSIONS
+from service.keys import CIPHER, GATEWAY, LEASES, SESSIONS
 from service.models import GarminAuthenticationState, JobStatus, SyncJob
 from service.store import sessions as session_store
+from service.store.leases import Lease, UserLeases
 from service.store.vault import SESSION, SessionVault
 from service.sync import runner as runner_module
 from tests.support.aliases import MakeConfig, StartApi
@@ -40,6 +41,17 @@ def di_logins(monkeypatch: pytest.MonkeyPatch, margin_seconds: float) -> None:
                                  "di_refresh_margin_seconds": margin_seconds})
 
     monkeypatch.setattr(app_module, "GarminSettings", settings)
+
+
+async def status_lease(api: Api) -> Lease:
+    lease = await api.app[LEASES].acquire(USER, "status")
+    assert lease is not None
+    return lease
+
+
+async def lease_lost(self: UserLeases, lease: Lease) -> bool:
+    """`UserLeases.renew` once the lease expired and another worker took it."""
+    return False
 
 
 async def stored_row(api: Api) -> GarminAuthenticationState:
@@ -79,7 +91,8 @@ async def test_a_live_check_rejected_after_another_refresh_goes_on_with_the_newe
     assert (live["status"], live["checked"]) == ("VALID", "live")  # refreshed and stored
     assert (await stored_row(di_api)).version > stale.version
 
-    view = await di_api.app[SESSIONS]._validate(stale)  # used the retired refresh token
+    # used the retired refresh token
+    view = await di_api.app[SESSIONS]._validate(stale, await status_lease(di_api))
 
     assert (view.status, view.checked) == ("VALID", "live")
     assert (await stored_row(di_api)).status == "VALID"
@@ -93,12 +106,31 @@ async def test_a_live_check_rejected_with_the_stored_session_unchanged_expires_i
     row = await stored_row(di_api)
     await refresh_elsewhere(di_api, row)  # the rotated token is lost: the session is dead
 
-    view = await di_api.app[SESSIONS]._validate(row)
+    view = await di_api.app[SESSIONS]._validate(row, await status_lease(di_api))
 
     assert view.status == "EXPIRED"
     use_db(di_api)
     after = await session_store.load(USER)
     assert after is not None and after.session_data is None and after.status == "EXPIRED"
+
+
+async def test_a_live_check_that_lost_its_lease_does_not_go_on_with_the_newer_session(
+    di_api: Api, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the lease's holder may refresh (rotate) the stored session: a check that stalled
+    past its lease answers from the row instead of using the newer session."""
+    stale = await stored_row(di_api)
+    assert (await (await di_api.status(USER, refresh=True)).json())["checked"] == "live"
+    lease = await status_lease(di_api)
+    monkeypatch.setattr(UserLeases, "renew", lease_lost)
+    alice = sandbox.state.require_account(ALICE)
+    calls = alice.api_calls
+
+    view = await di_api.app[SESSIONS]._validate(stale, lease)
+
+    assert (view.status, view.checked) == ("VALID", "unavailable")
+    assert (alice.di_refresh_reuses, alice.di_refreshes, alice.api_calls) == (1, 1, calls)
+    assert (await stored_row(di_api)).status == "VALID"
 
 
 def load_stale_once(monkeypatch: pytest.MonkeyPatch, stale: GarminAuthenticationState,
@@ -159,6 +191,30 @@ async def test_a_sync_job_rejected_with_the_stored_session_unchanged_expires_it(
     use_db(di_api)
     after = await session_store.load(USER)
     assert after is not None and after.session_data is None
+
+
+async def test_a_sync_job_that_lost_its_lease_does_not_go_on_with_the_newer_session(
+    di_api: Api, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job that stalled past its lease while another use refreshed: its refresh is refused
+    (the token was rotated) and it stops there, without the lease to refresh the newer one."""
+    stale = await stored_row(di_api)
+    assert (await (await di_api.status(USER, refresh=True)).json())["checked"] == "live"
+    newer = await stored_row(di_api)
+    load_stale_once(monkeypatch, stale)
+    monkeypatch.setattr(UserLeases, "renew", lease_lost)
+    alice = sandbox.state.require_account(ALICE)
+    calls = alice.api_calls
+
+    jobs = await sync_now(di_api, USER, "activities")
+
+    assert [(job["status"], job["error"]) for job in jobs] == [
+        ("FAILED", "lease lost; results dropped")], jobs
+    assert (alice.di_refresh_reuses, alice.di_refreshes, alice.api_calls) == (1, 1, calls)
+    monkeypatch.undo()
+    after = await stored_row(di_api)
+    assert (after.version, after.session_data, after.status) == (
+        newer.version, newer.session_data, "VALID")
 
 
 # --- two replicas and a status poller on one rotating session ---------------------------------

@@ -31,7 +31,7 @@ from service.models import (
 )
 from service.sync.scheduler import SqliteSchedulerLock
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import PG_URL, Api, Sandbox, connect, use_db
+from tests.support.app import ENGINES, PG_URL, Api, Sandbox, connect, use_db
 from tests.support.waiting import eventually
 
 ALICE = "alice@example.com"
@@ -432,6 +432,7 @@ async def test_user_held_by_a_login_is_left_due_and_synced_once_it_ends(
 # --- paused users --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_paused_user_is_never_scheduled_until_a_new_login(
     make_config: MakeConfig, start_api: StartApi, sandbox: Sandbox
 ) -> None:

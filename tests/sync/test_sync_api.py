@@ -11,7 +11,7 @@ import pytest
 from service.keys import CONFIG
 from service.models import Activity, SyncJob
 from service.sandbox import generated_day
-from tests.support.app import Api, Sandbox, connect, drain, sync_now, use_db
+from tests.support.app import ENGINES, Api, Sandbox, connect, drain, sync_now, use_db
 
 SYNC = "/api/v1/garmin/sync"
 JOBS = "/api/v1/garmin/sync/jobs"
@@ -115,6 +115,7 @@ async def test_sync_for_a_user_who_never_connected_is_409(api: Api) -> None:
     assert await SyncJob.filter(user_id="user-1").count() == 0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_sync_after_the_session_expired_is_409_asking_to_log_in_again(
     api: Api, sandbox: Sandbox
 ) -> None:

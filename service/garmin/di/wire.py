@@ -11,7 +11,8 @@ other's wire, nothing is patched per call and no lock is taken.
 A wire routes every request (sandbox, `service.garmin.routing`), adds the proxy, bounds each
 request's timeout by what is left of the use's deadline, pauses or not
 (`di_login_delays`), and records what Garmin answered (`classify.Seen`) so errors are
-decided from Garmin's answers rather than from ha-garmin's messages.
+decided from Garmin's answers rather than from ha-garmin's messages. It also ends a sign-in
+strategy whose sign-in page Garmin did not serve, before ha-garmin posts the credentials.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from typing import Any
 import ha_garmin.auth as ha_auth
 from curl_cffi import requests as cffi_requests
 
-from service.garmin.di.classify import Seen, seen_failure, seen_response
+from service.garmin.di.classify import Seen, seen_failure, seen_response, verdict
 from service.garmin.engine import GarminSettings
 from service.garmin.environment import EnvironmentSession
 from service.garmin.errors import GarminProtocolError, GarminUnavailable, RateLimited
 from service.garmin.routing import SANDBOX_CALLER_HEADER, RoutingRefused, routed_url
 
 _ACTIVE: ContextVar[Wire | None] = ContextVar("di_wire", default=None)
+SIGN_IN_PAGE = "/sign-in"  # the mobile and the portal sign-in page
 
 
 class Wire:
@@ -120,6 +122,11 @@ class Wire:
         self.seen.append(seen)
         if seen.status in (427, 429) or seen.json_status == "429":
             self.limited = RateLimited("Garmin rate limit", retry_after=seen.retry_after)
+        if _unserved_sign_in_page(seen):
+            # ha-garmin posts the credentials after any sign-in page but a 427/429 (a
+            # portal one even after a 403); without the page's cookies Garmin answers that
+            # POST with a 429, so an SSO outage would turn into a block on the account
+            raise verdict(seen) or GarminUnavailable("Garmin did not serve its sign-in page")
         return response
 
     def post(self, url: str, **kwargs: Any) -> Any:
@@ -133,6 +140,11 @@ class Wire:
             return WiredSession(self, cffi_requests.Session(impersonate=impersonate), kind,
                                 impersonate)
         return WiredSession(self, EnvironmentSession(), kind, None)
+
+
+def _unserved_sign_in_page(seen: Seen) -> bool:
+    return (seen.method == "GET" and seen.host == "sso" and seen.path.endswith(SIGN_IN_PAGE)
+            and seen.status >= 400)
 
 
 class WiredSession:
