@@ -252,10 +252,14 @@ async def test_two_replicas_and_a_status_poller_lose_no_session_and_reuse_no_ref
             assert response.status == 200, await response.text()
             answers.append(await response.json())
 
-    def healthy() -> bool:
+    async def healthy() -> bool:
+        """Enough refreshes, and jobs among them: the live checks alone could make them."""
         assert alice().di_refresh_reuses == 0, "a refresh token was used twice"
         assert all(answer["status"] == "VALID" for answer in answers), answers[-5:]
-        return alice().di_refreshes >= REFRESHES
+        if alice().di_refreshes < REFRESHES:
+            return False
+        use_db(replicas[0])
+        return await SyncJob.filter(status=JobStatus.SUCCESS).count() >= 2
 
     def answered_since(seen: int) -> bool:
         return len(answers) > seen or stop.is_set()
@@ -280,7 +284,7 @@ async def test_two_replicas_and_a_status_poller_lose_no_session_and_reuse_no_ref
     pollers = [asyncio.ensure_future(poll()) for _ in range(2)]
     pollers.append(asyncio.ensure_future(sync_on_request()))
     try:
-        await eventually(healthy, 180, f"{REFRESHES} DI refreshes", interval=0.1,
+        await eventually(healthy, 180, f"{REFRESHES} DI refreshes and 2 jobs", interval=0.1,
                          alive=alive)
     finally:
         stop.set()
