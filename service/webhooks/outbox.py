@@ -214,20 +214,24 @@ _CLAIM = """
     UPDATE webhook_delivery
     SET claimed_by = ?, claim_expires_at = ?, attempts = webhook_delivery.attempts + 1
     {events}
-    WHERE {join}webhook_delivery.id IN (SELECT id FROM picked) AND webhook_delivery.status = 'pending'
+    WHERE webhook_delivery.id IN (SELECT id FROM picked){join}
+      AND webhook_delivery.status = 'pending'
       AND (webhook_delivery.claim_expires_at IS NULL OR webhook_delivery.claim_expires_at < ?)
     RETURNING webhook_delivery.id, webhook_delivery.endpoint, webhook_delivery.user_id,
               webhook_delivery.sequence, webhook_delivery.attempts,
               webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning}
 """
+_EVENT_COLUMNS = ("message_id", "type", "body")
 CLAIM = {
     "postgres": sql.Sql(_CLAIM.format(
         candidates=_CANDIDATES + " FOR UPDATE OF d SKIP LOCKED",
-        events="FROM webhook_event e", join="e.id = webhook_delivery.event_id AND ",
-        returning="e.message_id, e.type, e.body")),
-    "sqlite": sql.Sql(_CLAIM.format(candidates=_CANDIDATES, events="", join="", returning=", ".join(
-        f"(SELECT e.{column} FROM webhook_event e WHERE e.id = webhook_delivery.event_id) "
-        f"AS {column}" for column in ("message_id", "type", "body")))),
+        events="FROM webhook_event e", join=" AND e.id = webhook_delivery.event_id",
+        returning=", ".join(f"e.{column}" for column in _EVENT_COLUMNS))),
+    "sqlite": sql.Sql(_CLAIM.format(
+        candidates=_CANDIDATES, events="", join="",
+        returning=", ".join(f"(SELECT e.{column} FROM webhook_event e "  # noqa: S608
+                            f"WHERE e.id = webhook_delivery.event_id) AS {column}"
+                            for column in _EVENT_COLUMNS))),
 }
 
 
