@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 USER_AGENT = "garmin-sync-webhooks/1"
 JITTER = 0.2  # each backoff is drawn from +-20% around its nominal value
 GAUGES_EVERY_SECONDS = 5.0
+# A commit's wake-up claims this much later: the events of the commits meanwhile (a sync
+# pass commits one job after another) go out in one claim and their outcomes in one write,
+# instead of a claim and a write per event.
+GATHER_SECONDS = 0.1
 
 
 class Signer:
@@ -87,6 +91,7 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
+        self._committed = False  # the wake-up came from a commit (`wake`)
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = float("-inf")
         self._prune_task: asyncio.Task[None] | None = None
@@ -144,7 +149,9 @@ class Dispatcher:
             self._session = None
 
     def wake(self) -> None:
-        """Claim now rather than at the next poll (call after committing an event)."""
+        """Claim soon (`GATHER_SECONDS`) rather than at the next poll (call after
+        committing an event)."""
+        self._committed = True
         self._wakeup.set()
 
     # --- the loop -----------------------------------------------------------------------
@@ -164,6 +171,9 @@ class Dispatcher:
                 continue  # there may be more due already
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.config.poll_seconds)
+            if self._committed:
+                await asyncio.sleep(GATHER_SECONDS)
+            self._committed = False
             self._wakeup.clear()
 
     async def run_once(self) -> int:
