@@ -11,13 +11,14 @@ Invariants:
   transaction holds locked until it commits: sequence order is commit order.
 - A delivery is sent only by the dispatcher holding its claim (`claimed_by` plus an expiry
   in the future). `claim` takes, per (endpoint, user), only the pending delivery with the
-  lowest sequence, so event N+1 never leaves before event N is delivered or dead. On
-  PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED` inside the short claim
-  transaction, so replicas claim disjoint rows without waiting on each other; SQLite has
-  one writer at a time and runs the same statements without the locking clause.
+  lowest sequence, so event N+1 never leaves before event N is delivered or dead. The
+  claim is one statement; on PostgreSQL it locks its candidates `FOR UPDATE SKIP LOCKED`,
+  so replicas claim disjoint rows without waiting on each other; SQLite has one writer at
+  a time and runs it without the locking clause.
 - A claim that is never finished (the dispatcher died) expires and the delivery is claimed
   again: at-least-once delivery, with the event's one `message_id` on every attempt.
-- `finish` is fenced by the claim: a dispatcher that lost its claim writes nothing.
+- `finish_many` is fenced by each delivery's claim: an outcome whose claim was lost is
+  not written.
 """
 
 from __future__ import annotations
@@ -324,14 +325,6 @@ async def finish_many(outcomes: Sequence[Outcome]) -> set[int]:
     rows = await sql.fetch(_finish_sql(len(outcomes)), values,
                            sql.connection_of(WebhookDelivery))
     return {int(row["id"]) for row in rows}
-
-
-async def finish(claimed: Claimed, status: DeliveryStatus, next_attempt_at: datetime,
-                 http_status: int | None, error: str | None, now: datetime) -> bool:
-    """Record an attempt's outcome; False when the claim was lost meanwhile (not written)."""
-    kept = await finish_many([Outcome(claimed, status, next_attempt_at, http_status, error,
-                                      now)])
-    return claimed.id in kept
 
 
 async def retry_dead(delivery_id: int, now: datetime) -> bool:
