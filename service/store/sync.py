@@ -148,7 +148,14 @@ async def claim_cursors(cursors: Sequence[DueCursor],
     return [cursor for cursor in cursors if cursor.id in claimed]
 
 
-CURSORS_OF = sql.Sql("SELECT * FROM sync_cursor WHERE user_id = ?")
+# `failing_streak`: a failure streak of that kind is being counted for `sync.failing` (its
+# row in webhook_sync_health exists), so the next success has it to clear; read with the
+# cursors so that a success without a streak, nearly every one, writes nothing for it
+CURSORS_OF = sql.Sql("""
+    SELECT c.*, EXISTS (SELECT 1 FROM webhook_sync_health h
+                        WHERE h.user_id = c.user_id AND h.kind = c.kind) AS failing_streak
+    FROM sync_cursor c WHERE c.user_id = ?
+""")
 CURSOR_SUCCEEDED = sql.Sql("""
     UPDATE sync_cursor SET last_synced_date = ?, last_success_at = ?, backoff_until = NULL,
         consecutive_failures = 0, last_error = NULL
@@ -164,9 +171,14 @@ async def cursor_of(user_id: str, kind: SyncKind) -> SyncCursor | None:
     return await SyncCursor.get_or_none(user_id=user_id, kind=kind)
 
 
-async def cursors_of(user_id: str) -> list[SyncCursor]:
+async def cursors_of(user_id: str) -> list[tuple[SyncCursor, bool]]:
+    """The user's cursors, each with whether its kind has a failure streak counted."""
     rows = await sql.fetch(CURSORS_OF, [user_id], sql.connection_of(SyncCursor))
-    return [sql.model(SyncCursor, row) for row in rows]
+    result = []
+    for row in rows:
+        streak = bool(row.pop("failing_streak"))
+        result.append((sql.model(SyncCursor, row), streak))
+    return result
 
 
 async def cursor_succeeded(cursor: SyncCursor, synced: date, now: datetime,

@@ -24,8 +24,9 @@ def _day(value: object) -> date:
 
 
 async def job_stored(outbox: Outbox, connection: BaseDBAsyncClient, job: SyncJob,
-                     changed: Changed, now: datetime) -> list[str | None]:
-    """The data event of a successful job (if it changed anything) and its kind's recovery."""
+                     changed: Changed, now: datetime, streak: bool = True) -> list[str | None]:
+    """The data event of a successful job (if it changed anything) and its kind's recovery
+    (looked for only when `streak`: a failure streak of the kind may exist)."""
     if not outbox.enabled:
         return []
     if job.kind == SyncKind.ACTIVITIES:
@@ -37,7 +38,8 @@ async def job_stored(outbox: Outbox, connection: BaseDBAsyncClient, job: SyncJob
         event = events.health_synced(job.user_id, now, job.id,
                                      [_day(key) for key in changed.keys])
     return [await outbox.emit(connection, event, now),
-            await outbox.sync_succeeded(connection, job.user_id, job.kind.value, job.id, now)]
+            await outbox.sync_succeeded(connection, job.user_id, job.kind.value, job.id, now)
+            if streak else None]
 
 
 async def job_failed(outbox: Outbox, connection: BaseDBAsyncClient, job: SyncJob,

@@ -85,17 +85,29 @@ class _Run:
 
 class _UserCursors:
     """A user's cursors, read once per run of their jobs (under the lease) when the first
-    job needs one."""
+    job needs one, with the kinds whose failure streak a success must clear."""
 
     def __init__(self, user_id: str) -> None:
         self._user_id = user_id
         self._by_kind: dict[SyncKind, SyncCursor] | None = None
+        self._streaks: set[SyncKind] = set()
 
     async def get(self, kind: SyncKind) -> SyncCursor | None:
         if self._by_kind is None:
-            self._by_kind = {cursor.kind: cursor
-                             for cursor in await store.cursors_of(self._user_id)}
+            self._by_kind = {}
+            for cursor, streak in await store.cursors_of(self._user_id):
+                self._by_kind[cursor.kind] = cursor
+                if streak:
+                    self._streaks.add(cursor.kind)
         return self._by_kind.get(kind)
+
+    def streak(self, kind: SyncKind) -> bool:
+        """Whether a success of `kind` may have a failure streak to clear (when the cursor
+        was not read here, it may)."""
+        return kind in self._streaks or self._by_kind is None or kind not in self._by_kind
+
+    def failed(self, kind: SyncKind) -> None:
+        self._streaks.add(kind)
 
 
 class SyncRunner:
@@ -304,6 +316,7 @@ class SyncRunner:
         except GarminError as exc:
             run.note.reason = exc.outcome
             await self._failed(job, cursor, exc)
+            run.cursors.failed(job.kind)
             run.note.backoff_until = cursor.backoff_until
             return
         await self._store_results(job, run, cursor, plan, value, following)
@@ -374,7 +387,8 @@ class SyncRunner:
             await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
             if following is not None:
                 await store.start_job(following, now, worker, lease.token, connection)
-            emitted = await reports.job_stored(self._outbox, connection, job, changed, now)
+            emitted = await reports.job_stored(self._outbox, connection, job, changed, now,
+                                               run.cursors.streak(job.kind))
         self._outbox.committed(*emitted)
         run.proven = True
         if following is None:

@@ -21,7 +21,10 @@ receivers compare with their own clock to refuse replays.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
 import secrets
@@ -47,12 +50,29 @@ log = logging.getLogger(__name__)
 USER_AGENT = "garmin-sync-webhooks/1"
 JITTER = 0.2  # each backoff is drawn from +-20% around its nominal value
 GAUGES_EVERY_SECONDS = 5.0
+# A commit's wake-up claims this much later: the events of the commits meanwhile (a sync
+# pass commits one job after another) go out in one claim and their outcomes in one write,
+# instead of a claim and a write per event.
+GATHER_SECONDS = 0.1
 
 
-def signature_header(endpoint_secrets: tuple[Webhook, ...], message_id: str,
-                     timestamp: datetime, body: str) -> str:
-    """`v1,<base64>` per active secret, space-separated (the receiver accepts any match)."""
-    return " ".join(key.sign(message_id, timestamp, body) for key in endpoint_secrets)
+class Signer:
+    """Signs as `standardwebhooks.Webhook.sign` does, `v1,<base64>` per active secret,
+    space-separated (the receiver accepts any match), with each secret's HMAC keyed once:
+    every delivery copies the keyed state instead of hashing the key again."""
+
+    def __init__(self, endpoint_secrets: tuple[str, ...]) -> None:
+        self._keyed = tuple(hmac.new(Webhook(secret)._whsecret, digestmod=hashlib.sha256)
+                            for secret in endpoint_secrets)
+
+    def header(self, message_id: str, timestamp: datetime, body: str) -> str:
+        signed = f"{message_id}.{int(timestamp.timestamp())}.{body}".encode()
+        signatures = []
+        for keyed in self._keyed:
+            mac = keyed.copy()
+            mac.update(signed)
+            signatures.append("v1," + base64.b64encode(mac.digest()).decode())
+        return " ".join(signatures)
 
 
 class Dispatcher:
@@ -67,14 +87,18 @@ class Dispatcher:
         self._wall_clock = wall_clock
         self._metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
-        self._keys = {e.id: tuple(Webhook(s) for s in e.secrets) for e in config.endpoints}
+        self._signers = {e.id: Signer(tuple(e.secrets)) for e in config.endpoints}
         self._session: aiohttp.ClientSession | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
+        self._committed = False  # the wake-up came from a commit (`wake`)
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = float("-inf")
         self._prune_task: asyncio.Task[None] | None = None
         self._prune_due: datetime | None = None  # None: at the first look
+        # outcomes waiting for `_write_outcomes`, which records them in batches
+        self._outcomes: list[tuple[outbox.Outcome, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -117,12 +141,17 @@ class Dispatcher:
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def wake(self) -> None:
-        """Claim now rather than at the next poll (call after committing an event)."""
+        """Claim soon (`GATHER_SECONDS`) rather than at the next poll (call after
+        committing an event)."""
+        self._committed = True
         self._wakeup.set()
 
     # --- the loop -----------------------------------------------------------------------
@@ -142,6 +171,9 @@ class Dispatcher:
                 continue  # there may be more due already
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.config.poll_seconds)
+            if self._committed:
+                await asyncio.sleep(GATHER_SECONDS)
+            self._committed = False
             self._wakeup.clear()
 
     async def run_once(self) -> int:
@@ -168,7 +200,10 @@ class Dispatcher:
         self._inflight.discard(task)
         if self._metrics is not None:
             self._metrics.in_flight.set(len(self._inflight))
-        self._wakeup.set()
+        # claim again once half the slots are free, not after every delivery: one claim
+        # then fills several slots (the poll claims for the rest)
+        if len(self._inflight) <= self.config.concurrency // 2:
+            self._wakeup.set()
 
     async def _refresh_gauges(self) -> None:
         if self._metrics is None:
@@ -228,13 +263,12 @@ class Dispatcher:
 
     async def deliver(self, claimed: Claimed) -> None:
         """Send one claimed delivery and record the outcome (never raises but on cancel)."""
-        delivery = claimed.delivery
-        endpoint = self.config.endpoint(delivery.endpoint)
-        deadline = delivery.created_at + timedelta(seconds=self.config.max_age_seconds)
+        endpoint = self.config.endpoint(claimed.endpoint)
+        deadline = claimed.created_at + timedelta(seconds=self.config.max_age_seconds)
         if endpoint is None:
             await self._finish(claimed, DeliveryStatus.DEAD, None, "endpoint not configured")
             return
-        if delivery.attempts > self.config.max_attempts or self._clock() >= deadline:
+        if claimed.attempts > self.config.max_attempts or self._clock() >= deadline:
             await self._finish(claimed, DeliveryStatus.DEAD, None, "retries exhausted")
             return
         try:
@@ -248,8 +282,8 @@ class Dispatcher:
             await self._finish(claimed, DeliveryStatus.DELIVERED, status, None)
             return
         now = self._clock()
-        retry_at = now + self.backoff(delivery.attempts)
-        if delivery.attempts >= self.config.max_attempts or retry_at > deadline:
+        retry_at = now + self.backoff(claimed.attempts)
+        if claimed.attempts >= self.config.max_attempts or retry_at > deadline:
             await self._finish(claimed, DeliveryStatus.DEAD, status, error)
         else:
             await self._finish(claimed, DeliveryStatus.PENDING, status, error, retry_at)
@@ -268,9 +302,8 @@ class Dispatcher:
                 "user-agent": USER_AGENT,
                 "webhook-id": claimed.message_id,
                 "webhook-timestamp": str(int(timestamp.timestamp())),
-                "webhook-signature": signature_header(self._keys[endpoint.id],
-                                                      claimed.message_id, timestamp,
-                                                      claimed.body),
+                "webhook-signature": self._signers[endpoint.id].header(
+                    claimed.message_id, timestamp, claimed.body),
             }
             async with self._session.post(endpoint.url, data=claimed.body.encode(),
                                           headers=headers, allow_redirects=False) as response:
@@ -301,19 +334,46 @@ class Dispatcher:
                       error: str | None, retry_at: datetime | None = None) -> None:
         now = self._clock()
         try:
-            kept = await outbox.finish(claimed, status, retry_at or now, http_status, error, now)
+            kept = await self._record(outbox.Outcome(claimed, status, retry_at or now,
+                                                     http_status, error, now))
         except Exception:
             log.exception("webhook delivery %s: outcome not recorded; it is sent again after "
-                          "its claim expires", claimed.delivery.id)
+                          "its claim expires", claimed.id)
             return
         if not kept:
             log.warning("webhook delivery %s: claim lost before its outcome was recorded",
-                        claimed.delivery.id)
+                        claimed.id)
             return
         if self._metrics is not None and error != "interrupted at shutdown":
             self._metrics.delivery({DeliveryStatus.DELIVERED: "delivered",
                                     DeliveryStatus.DEAD: "dead"}.get(status, "retry"))
         if status == DeliveryStatus.DEAD:
             log.warning("webhook delivery %s (%s) to endpoint %s is dead after %d attempt(s): %s",
-                        claimed.delivery.id, claimed.message_id, claimed.delivery.endpoint,
-                        claimed.delivery.attempts, error)
+                        claimed.id, claimed.message_id, claimed.endpoint, claimed.attempts,
+                        error)
+
+    async def _record(self, outcome: outbox.Outcome) -> bool:
+        """Queue an outcome for the writer; whether its claim still held when written."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[bool] = loop.create_future()
+        self._outcomes.append((outcome, written))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_outcomes())
+        return await written
+
+    async def _write_outcomes(self) -> None:
+        """Record queued outcomes, all that are queued in one statement: deliveries that
+        end while one is being written go together in the next."""
+        while self._outcomes:
+            await asyncio.sleep(0)  # outcomes of the same moment join this batch
+            batch, self._outcomes = self._outcomes, []
+            try:
+                kept = await outbox.finish_many([outcome for outcome, _ in batch])
+            except Exception as exc:
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                continue
+            for outcome, written in batch:
+                if not written.done():
+                    written.set_result(outcome.claimed.id in kept)

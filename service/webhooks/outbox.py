@@ -11,13 +11,14 @@ Invariants:
   transaction holds locked until it commits: sequence order is commit order.
 - A delivery is sent only by the dispatcher holding its claim (`claimed_by` plus an expiry
   in the future). `claim` takes, per (endpoint, user), only the pending delivery with the
-  lowest sequence, so event N+1 never leaves before event N is delivered or dead. On
-  PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED` inside the short claim
-  transaction, so replicas claim disjoint rows without waiting on each other; SQLite has
-  one writer at a time and runs the same statements without the locking clause.
+  lowest sequence, so event N+1 never leaves before event N is delivered or dead. The
+  claim is one statement; on PostgreSQL it locks its candidates `FOR UPDATE SKIP LOCKED`,
+  so replicas claim disjoint rows without waiting on each other; SQLite has one writer at
+  a time and runs it without the locking clause.
 - A claim that is never finished (the dispatcher died) expires and the delivery is claimed
   again: at-least-once delivery, with the event's one `message_id` on every attempt.
-- `finish` is fenced by the claim: a dispatcher that lost its claim writes nothing.
+- `finish_many` is fenced by each delivery's claim: an outcome whose claim was lost is
+  not written.
 """
 
 from __future__ import annotations
@@ -72,6 +73,30 @@ def _insert_deliveries_sql(count: int) -> sql.Sql:
     """)  # noqa: S608 - placeholders only
 
 
+@functools.lru_cache(maxsize=16)
+def _emit_sql(count: int) -> sql.Sql:
+    """PostgreSQL: the sequence, the event and its deliveries in one statement (every job
+    that changed data emits, so each round trip counts). The data-modifying CTEs run once
+    each, in the caller's transaction, and the upsert's row lock orders the user's events
+    as the three statements of SQLite do."""
+    endpoints = ", ".join("(?::text)" for _ in range(count))
+    return sql.Sql(f"""
+        WITH seq AS (
+            INSERT INTO webhook_user_sequence (user_id, sequence) VALUES (?::text, 1)
+            ON CONFLICT (user_id) DO UPDATE SET sequence = webhook_user_sequence.sequence + 1
+            RETURNING sequence),
+        event AS (
+            INSERT INTO webhook_event (message_id, user_id, type, sequence, body, created_at)
+            SELECT ?::text, ?::text, ?::text, seq.sequence, ?::text, ?::timestamptz FROM seq
+            RETURNING id, sequence)
+        INSERT INTO webhook_delivery (event_id, endpoint, user_id, sequence, status, attempts,
+                                      next_attempt_at, created_at)
+        SELECT event.id, target.endpoint, ?::text, event.sequence, 'pending', 0,
+               ?::timestamptz, ?::timestamptz
+        FROM event CROSS JOIN (VALUES {endpoints}) AS target (endpoint)
+    """)  # noqa: S608 - placeholders only
+
+
 async def emit(connection: BaseDBAsyncClient, event: Event, endpoints: Sequence[Endpoint],
                now: datetime | None = None) -> str | None:
     """Write `event` and its deliveries on `connection` (the caller's transaction); the
@@ -80,9 +105,14 @@ async def emit(connection: BaseDBAsyncClient, event: Event, endpoints: Sequence[
     if not wanted:
         return None
     now = now or utcnow()
+    message_id = new_message_id()
+    if connection.capabilities.dialect == "postgres":
+        await sql.execute(_emit_sql(len(wanted)), [
+            event.user_id, message_id, event.user_id, event.type, event.body(), now,
+            event.user_id, now, now, *wanted], connection)
+        return message_id
     rows = await sql.fetch(NEXT_SEQUENCE, [event.user_id], connection)
     sequence = int(rows[0]["sequence"])
-    message_id = new_message_id()
     rows = await sql.fetch(INSERT_EVENT, [message_id, event.user_id, event.type, sequence,
                                           event.body(), now], connection)
     event_id = int(rows[0]["id"])
@@ -159,6 +189,12 @@ class Outbox:
 
 # --- claiming and finishing deliveries --------------------------------------------------
 
+# The head-of-line check reads "pending" as `status NOT IN ('delivered', 'dead')`, which
+# no index can serve: the only index that answers it is (endpoint, user_id, sequence),
+# probed per candidate, whatever the statistics say. Written `status = 'pending'`, the
+# planner could probe through the (status, next_attempt_at) index instead, and does
+# when stale statistics make it believe that almost nothing is pending: every probe then
+# walks every pending delivery, seconds per claim once thousands are queued.
 _CANDIDATES = """
     SELECT d.id FROM webhook_delivery d
     WHERE d.status = 'pending' AND d.next_attempt_at <= ?
@@ -166,38 +202,58 @@ _CANDIDATES = """
       AND NOT EXISTS (
           SELECT 1 FROM webhook_delivery e
           WHERE e.endpoint = d.endpoint AND e.user_id = d.user_id
-            AND e.status = 'pending' AND e.sequence < d.sequence)
+            AND e.sequence < d.sequence AND e.status NOT IN ('delivered', 'dead'))
     ORDER BY d.next_attempt_at, d.id
     LIMIT ?
 """
-CANDIDATES = {"postgres": sql.Sql(_CANDIDATES + " FOR UPDATE OF d SKIP LOCKED"),
-              "sqlite": sql.Sql(_CANDIDATES)}
+# One statement picks, claims and returns the deliveries with their events. On
+# PostgreSQL the picked rows are locked (a CTE with FOR UPDATE runs once, before the
+# update), so replicas claim disjoint rows; the update checks the claim again all the same.
+# SQLite's RETURNING cannot name a joined table, so there the event is read by subqueries.
+_CLAIM = """
+    WITH picked AS ({candidates})
+    UPDATE webhook_delivery
+    SET claimed_by = ?, claim_expires_at = ?, attempts = webhook_delivery.attempts + 1
+    {events}
+    WHERE webhook_delivery.id IN (SELECT id FROM picked){join}
+      AND webhook_delivery.status = 'pending'
+      AND (webhook_delivery.claim_expires_at IS NULL OR webhook_delivery.claim_expires_at < ?)
+    RETURNING webhook_delivery.id, webhook_delivery.endpoint, webhook_delivery.user_id,
+              webhook_delivery.sequence, webhook_delivery.attempts,
+              webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning}
+"""
+_EVENT_COLUMNS = ("message_id", "type", "body")
+CLAIM = {
+    "postgres": sql.Sql(_CLAIM.format(
+        candidates=_CANDIDATES + " FOR UPDATE OF d SKIP LOCKED",
+        events="FROM webhook_event e", join=" AND e.id = webhook_delivery.event_id",
+        returning=", ".join(f"e.{column}" for column in _EVENT_COLUMNS))),
+    "sqlite": sql.Sql(_CLAIM.format(
+        candidates=_CANDIDATES, events="", join="",
+        returning=", ".join(f"(SELECT e.{column} FROM webhook_event e "  # noqa: S608
+                            f"WHERE e.id = webhook_delivery.event_id) AS {column}"
+                            for column in _EVENT_COLUMNS))),
+}
 
 
 @functools.lru_cache(maxsize=64)
-def _mark_claimed_sql(count: int) -> sql.Sql:
-    ids = ", ".join("?" for _ in range(count))
+def _finish_sql(count: int) -> sql.Sql:
+    """The outcomes of `count` attempts in one statement, each fenced by its claim."""
+    rows = ", ".join("(?::bigint, ?::text, ?::text, ?::timestamptz, ?::integer, ?::text, "
+                     "?::timestamptz)" for _ in range(count))
     return sql.Sql(f"""
+        WITH outcome (id, owner, status, next_attempt_at, last_status, last_error,
+                      finished_at) AS (VALUES {rows})
         UPDATE webhook_delivery
-        SET claimed_by = ?, claim_expires_at = ?, attempts = attempts + 1
-        WHERE id IN ({ids}) AND status = 'pending'
-          AND (claim_expires_at IS NULL OR claim_expires_at < ?)
-        RETURNING *
+        SET status = outcome.status, next_attempt_at = outcome.next_attempt_at,
+            last_status = outcome.last_status, last_error = outcome.last_error,
+            finished_at = outcome.finished_at, claimed_by = NULL, claim_expires_at = NULL
+        FROM outcome
+        WHERE webhook_delivery.id = outcome.id AND webhook_delivery.claimed_by = outcome.owner
+        RETURNING webhook_delivery.id
     """)  # noqa: S608 - placeholders only
 
 
-@functools.lru_cache(maxsize=64)
-def _events_sql(count: int) -> sql.Sql:
-    ids = ", ".join("?" for _ in range(count))
-    return sql.Sql(f"SELECT id, message_id, type, body FROM webhook_event WHERE id IN ({ids})")  # noqa: S608
-
-
-FINISH = sql.Sql("""
-    UPDATE webhook_delivery
-    SET status = ?, next_attempt_at = ?, last_status = ?, last_error = ?, finished_at = ?,
-        claimed_by = NULL, claim_expires_at = NULL
-    WHERE id = ? AND claimed_by = ?
-""")
 RETRY = sql.Sql("""
     UPDATE webhook_delivery
     SET status = 'pending', attempts = 0, next_attempt_at = ?, created_at = ?,
@@ -206,50 +262,69 @@ RETRY = sql.Sql("""
 """)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claimed:
-    """One claimed delivery with what sending it needs."""
+    """One claimed delivery with what sending it needs (`attempts` counts this one)."""
 
-    delivery: WebhookDelivery
+    id: int
+    endpoint: str
+    user_id: str
+    sequence: int
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    owner: str
     message_id: str
     type: str
     body: str
 
-    @property
-    def owner(self) -> str:
-        return str(self.delivery.claimed_by)
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An attempt's result, to be recorded by `finish`."""
+
+    claimed: Claimed
+    status: DeliveryStatus
+    next_attempt_at: datetime
+    http_status: int | None
+    error: str | None
+    now: datetime
+
+
+def _aware(value: Any) -> datetime:
+    """A timestamp as Tortoise reads it: SQLite returns the stored text, naive means UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def claim(owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Claimed]:
     """Claim up to `limit` due deliveries for `owner`, the head of each (endpoint, user)."""
-    async with sql.transaction(WebhookDelivery) as connection:
-        dialect = connection.capabilities.dialect
-        rows = await sql.fetch(CANDIDATES.get(dialect, CANDIDATES["sqlite"]),
-                               [now, now, limit], connection)
-        ids = [int(row["id"]) for row in rows]
-        if not ids:
-            return []
-        claimed = await sql.fetch(_mark_claimed_sql(len(ids)),
-                                  [owner, now + timedelta(seconds=lease_seconds), *ids, now],
-                                  connection)
-        deliveries = [sql.model(WebhookDelivery, row) for row in claimed]
-        event_ids = sorted({d.event_id for d in deliveries})
-        found = {int(row["id"]): row for row in await sql.fetch(
-            _events_sql(len(event_ids)), event_ids, connection)}
-    result = [Claimed(d, str(found[d.event_id]["message_id"]), str(found[d.event_id]["type"]),
-                      str(found[d.event_id]["body"])) for d in deliveries]
-    return sorted(result, key=lambda c: (c.delivery.next_attempt_at, c.delivery.id))
+    connection = sql.connection_of(WebhookDelivery)
+    dialect = connection.capabilities.dialect
+    rows = await sql.fetch(CLAIM.get(dialect, CLAIM["sqlite"]), [
+        now, now, limit, owner, now + timedelta(seconds=lease_seconds), now], connection)
+    result = [Claimed(int(row["id"]), str(row["endpoint"]), str(row["user_id"]),
+                      int(row["sequence"]), int(row["attempts"]),
+                      _aware(row["next_attempt_at"]), _aware(row["created_at"]), owner,
+                      str(row["message_id"]), str(row["type"]), str(row["body"]))
+              for row in rows]
+    return sorted(result, key=lambda c: (c.next_attempt_at, c.id))
 
 
-async def finish(claimed: Claimed, status: DeliveryStatus, next_attempt_at: datetime,
-                 http_status: int | None, error: str | None, now: datetime) -> bool:
-    """Record an attempt's outcome; False when the claim was lost meanwhile (not written)."""
-    finished_at = now if status != DeliveryStatus.PENDING else None
-    changed = await sql.execute(FINISH, [
-        status.value, next_attempt_at, http_status, error[:200] if error else None, finished_at,
-        claimed.delivery.id, claimed.owner,
-    ], sql.connection_of(WebhookDelivery))
-    return bool(changed)
+async def finish_many(outcomes: Sequence[Outcome]) -> set[int]:
+    """Record attempts' outcomes in one statement; the ids of the deliveries whose claim
+    still held (the others were not written)."""
+    if not outcomes:
+        return set()
+    values: list[Any] = []
+    for outcome in outcomes:
+        finished_at = outcome.now if outcome.status != DeliveryStatus.PENDING else None
+        values += [outcome.claimed.id, outcome.claimed.owner, outcome.status.value,
+                   outcome.next_attempt_at, outcome.http_status,
+                   outcome.error[:200] if outcome.error else None, finished_at]
+    rows = await sql.fetch(_finish_sql(len(outcomes)), values,
+                           sql.connection_of(WebhookDelivery))
+    return {int(row["id"]) for row in rows}
 
 
 async def retry_dead(delivery_id: int, now: datetime) -> bool:

@@ -225,3 +225,26 @@ async def test_sync_failing_after_n_failures_not_counting_429_then_recovered(
     assert types == ["sync.failing", "sync.recovered"]
     assert await WebhookSyncHealth.filter(user_id="u1").values_list("kind", flat=True) == [
         "health"]
+
+
+async def test_outcomes_written_together_are_each_fenced_by_their_own_claim(
+        wh_db: TortoiseContext, receiver: Receiver) -> None:
+    config = config_for(receiver)
+    clock = Clock()
+    await emit(config, clock, events.session_expired("u2", AT, "b"),
+               events.session_expired("u1", AT, "a"))
+    first = await outbox.claim("first", clock.now, 60, 10)
+    assert sorted(c.user_id for c in first) == ["u1", "u2"]
+    assert await outbox.claim("other", clock.now, 60, 10) == []  # both are claimed
+    clock.advance(61)  # the claims expire; another dispatcher claims u2's delivery again
+    [again] = await outbox.claim("second", clock.now, 60, 1)
+    assert again.user_id == "u2"
+    outcomes = [outbox.Outcome(c, DeliveryStatus.DELIVERED, clock.now, 200, None, clock.now)
+                for c in first]
+    kept = await outbox.finish_many(outcomes)
+    [u1] = [c for c in first if c.user_id == "u1"]
+    assert kept == {u1.id}  # the lost claim wrote nothing
+    rows = {d.user_id: d for d in await WebhookDelivery.all()}
+    assert (rows["u1"].status, rows["u1"].claimed_by) == (DeliveryStatus.DELIVERED, None)
+    assert (rows["u2"].status, rows["u2"].claimed_by) == (DeliveryStatus.PENDING, "second")
+    assert rows["u2"].attempts == again.attempts == 2

@@ -152,6 +152,30 @@ async def test_failures_send_failing_once_and_the_next_success_recovered(
     assert receiver.bad == []
 
 
+async def test_a_failing_streak_outlives_a_new_login_and_the_next_success_recovers(
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox,
+) -> None:
+    api: Api = await start_api(make_config(webhooks=hooks(receiver, failing_after=2)))
+    await connect(api, sandbox, USER, ALICE)
+    await types_arrived(receiver, 1)
+    sandbox.state.set_fault(ALICE, "api", Fault(status=503))
+    for _ in range(2):
+        [job] = await sync_now(api, USER, "health")
+        assert job["status"] == "FAILED", job
+    sandbox.state.clear_fault(ALICE, "api")
+    await types_arrived(receiver, 2)
+    # a login resets the cursors' failure counts, not the streak that was announced
+    assert (await api.login(USER, ALICE)).status == 200
+    [job] = await sync_now(api, USER, "health")
+    assert job["status"] == "SUCCESS", job
+
+    types = await types_arrived(receiver, 5)
+    assert types == ["session.connected", "sync.failing", "session.connected",
+                     "health.synced", "sync.recovered"]
+    assert receiver.bad == []
+
+
 async def test_with_webhooks_disabled_nothing_is_written(
     make_config: MakeConfig, start_api: Callable[..., Any], sandbox: Sandbox,
 ) -> None:
