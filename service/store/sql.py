@@ -12,11 +12,12 @@ own `_init_from_db`.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar
 
-from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContext
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -53,9 +54,33 @@ def connection_of(model: type[Model]) -> BaseDBAsyncClient:
     return model._meta.db
 
 
-def transaction(model: type[Model]) -> TransactionContext:
-    """A transaction on `model`'s connection (named: the context may hold several)."""
-    return in_transaction(model._meta.default_connection)
+@contextlib.asynccontextmanager
+async def transaction(model: type[Model]) -> AsyncIterator[BaseDBAsyncClient]:
+    """A transaction on `model`'s connection (named: the context may hold several).
+
+    Tortoise's transaction context takes SQLite's one connection lock (or a pooled
+    PostgreSQL connection) and only then sends BEGIN; a cancellation that lands during BEGIN
+    leaves `__aenter__` without `__aexit__` ever running, and on SQLite every later statement
+    of the process then waits for that lock forever (a job or prune cancelled at shutdown
+    did it). Once the context holds its lock or connection (it has set its `token`), a
+    failed entry is ended here with a rollback that gives them back.
+    """
+    context = in_transaction(model._meta.default_connection)
+    try:
+        connection = await context.__aenter__()
+    except BaseException as exc:
+        if hasattr(context, "token"):
+            # a BEGIN that never ran may refuse the rollback; the lock or connection is given
+            # back either way, and the entry's own error is the one to raise
+            with contextlib.suppress(Exception):
+                await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield connection
+    except BaseException as exc:
+        await context.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    await context.__aexit__(None, None, None)
 
 
 async def execute(sql: Sql, values: Sequence[Any], connection: BaseDBAsyncClient) -> int:
