@@ -53,7 +53,7 @@ def encryption_key() -> str:
 @pytest.fixture
 def engine() -> str:
     """The engine of new logins in `make_config`: garth unless a module asks for both
-    (`engine = pytest.fixture(params=ENGINES)(engine_param)`, see tests/support/app.py)."""
+    (`engine = both_engines`, from tests/support/app.py)."""
     return "garth"
 
 

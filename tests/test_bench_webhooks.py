@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from standardwebhooks import Webhook
-
 from bench.table import upsert_change_rows, webhook_rows
 from bench.webhook_peers import SECRET, receiver_app, sample_events
-from service.webhooks.dispatcher import signature_header
+from service.webhooks.dispatcher import Signer
 from tests.support.aliases import AiohttpClient
 
 
@@ -18,7 +16,7 @@ def signed(message_id: str, body: str, secret: str) -> dict[str, str]:
     now = datetime.now(UTC)
     return {"content-type": "application/json", "webhook-id": message_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature_header((Webhook(secret),), message_id, now, body)}
+            "webhook-signature": Signer((secret,)).header(message_id, now, body)}
 
 
 async def test_receiver_counts_deliveries_ids_and_bad_signatures(

@@ -16,16 +16,20 @@ from service.models import AccountCooldown, GarminAuthenticationState
 from service.sandbox import Fault
 from service.sessions.cooldowns import PURPOSE, normalised
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import ENGINES, SIGN_IN_SCOPES, Api, Sandbox, fault_sign_in, use_db
+from tests.support.app import (
+    SIGN_IN_SCOPES,
+    Api,
+    Sandbox,
+    both_engines,
+    fault_sign_in,
+    use_db,
+)
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 COOLDOWN = 300  # login.cooldown_seconds in these tests
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every test here runs for both engines of new logins."""
-    return str(request.param)
+engine = both_engines
 
 
 @pytest.fixture

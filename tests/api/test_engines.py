@@ -17,9 +17,9 @@ from service.sandbox import Fault
 from service.sandbox.accounts import MFA_INVALID_STATUSES
 from tests.support.app import (
     ALICE,
-    ENGINES,
     Api,
     Sandbox,
+    both_engines,
     connect,
     raw_rows,
     sync_now,
@@ -31,9 +31,7 @@ MakeConfig = Callable[..., Config]
 MFA_USER = "mfa@example.com"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 async def _engine_shown(api: Api, user: str = "user-1") -> str | None:

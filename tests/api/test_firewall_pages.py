@@ -8,17 +8,15 @@ token refresh), the answer is "Garmin unavailable" and what was stored is kept.
 
 from __future__ import annotations
 
-import pytest
-
 from service.sandbox import Fault
 from tests.support.app import (
     ALICE,
-    ENGINES,
     REFRESH_SCOPE,
     SHORT_LIVED,
     SIGN_IN_SCOPES,
     Api,
     Sandbox,
+    both_engines,
     connect,
     raw_rows,
     sync_now,
@@ -28,9 +26,7 @@ from tests.support.faults import problem
 USER = "user-1"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 def cloudflare(sandbox: Sandbox, scope: str) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from service.sandbox import Fault
-from tests.support.app import ENGINES, Api, Sandbox, fault_sign_in, raw_rows
+from tests.support.app import Api, Sandbox, both_engines, fault_sign_in, raw_rows
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every test here runs for both engines of new logins."""
-    return str(request.param)
+engine = both_engines
 
 
 async def test_login_success_stores_a_valid_session(api: Api, sandbox: Sandbox) -> None:

@@ -16,19 +16,15 @@ from service.sandbox import Fault
 from tests.support.aliases import StartApi
 from tests.support.app import (
     CODES_PER_ATTEMPT,
-    ENGINES,
     SIGN_IN_SCOPES,
     Api,
     Sandbox,
+    both_engines,
     fault_sign_in,
     raw_rows,
 )
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every test here runs for both engines of new logins."""
-    return str(request.param)
+engine = both_engines
 
 
 

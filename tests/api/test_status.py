@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from service.clock import ManualClock
 from service.config import Config
 from service.sandbox import Fault
 from tests.support.aliases import StartApi
 from tests.support.app import (
-    ENGINES,
     REFRESH_SCOPE,
     SHORT_LIVED,
     Api,
     Sandbox,
+    both_engines,
     raw_rows,
     token_grants,
 )
 from tests.support.app import connect as _connected
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every test here runs for both engines of new logins."""
-    return str(request.param)
+engine = both_engines
 
 
 async def test_unknown_user_is_missing_without_creating_a_row(api: Api) -> None:

@@ -24,16 +24,14 @@ from service.garmin.endpoints import PROFILE
 from service.garmin.engine import Engine
 from service.garmin.garth import GarthEngine
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.support.app import ALICE, ENGINES, PASSWORD, Sandbox
+from tests.support.app import ALICE, PASSWORD, Sandbox, both_engines
 
 DEAD = "http://127.0.0.1:9"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 SetProxies = Callable[..., None]
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 @pytest.fixture

@@ -12,12 +12,10 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from service.garmin import GarminSettings, configure_consumer
 from service.garmin.garth.api import _Client
 from service.sandbox import SANDBOX_CONSUMER_KEY, SANDBOX_CONSUMER_SECRET
-from tests.support.app import ENGINES, SHORT_LIVED, Api, Sandbox
+from tests.support.app import SHORT_LIVED, Api, Sandbox, both_engines
 
 USERS = 16
 
@@ -30,9 +28,7 @@ def _cross_user_requests(sandbox: Sandbox, owner_of: dict[str, str]) -> list[obj
     ]
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 async def test_concurrent_logins_and_validations_never_cross_tokens(

@@ -27,7 +27,16 @@ from service.keys import GATEWAY
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import Fault
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import ENGINES, Api, Sandbox, connect, raw_rows, sync_now, use_db
+from tests.support.app import (
+    ENGINES,
+    Api,
+    Sandbox,
+    both_engines,
+    connect,
+    raw_rows,
+    sync_now,
+    use_db,
+)
 from tests.support.faults import Traffic, not_a_500, problem
 from tests.support.waiting import eventually
 
@@ -81,10 +90,7 @@ LOGIN_SCOPES: dict[str, dict[str, tuple[str, ...]]] = {
 DI_STEP_INDEX = {"signin": 0, "login": 1, "exchange": 2}
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every scenario here runs with sessions and logins of both engines."""
-    return str(request.param)
+engine = both_engines
 
 
 @pytest.fixture

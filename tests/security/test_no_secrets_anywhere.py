@@ -47,12 +47,12 @@ from service.sandbox import SANDBOX_CONSUMER_SECRET, Fault
 from service.sandbox.state import PREFIXES
 from tests.support.app import (
     API_KEY,
-    ENGINES,
     PG_URL,
     SHORT_LIVED,
     TABLES,
     Api,
     Sandbox,
+    both_engines,
     sync_now,
     token_grants,
 )
@@ -303,9 +303,7 @@ async def _deliveries_done() -> bool:
     return not await service.models.WebhookDelivery.filter(status=pending).exists()
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 async def test_no_secret_reaches_a_response_a_log_line_a_row_or_a_database_file(

@@ -19,16 +19,14 @@ import service.models
 from service import db, logs
 from service.keys import DB_CONTEXT
 from tests.support.aliases import MakeConfig, StartApi
-from tests.support.app import ALICE, ENGINES, Api, Sandbox, sync_now
+from tests.support.app import ALICE, Api, Sandbox, both_engines, sync_now
 
 PROXY_USER = "proxyuser-Kestrel"
 PROXY_PASSWORD = "proxypw-Marmot-5531"
 UNREACHABLE = "http://127.0.0.1:9"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+engine = both_engines
 
 
 @pytest.fixture

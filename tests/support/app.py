@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from service import db
@@ -141,3 +142,10 @@ REFRESHES = {"garth": "refreshes", "di": "di_refreshes"}
 def refreshes(sandbox: Sandbox, engine: str, username: str = ALICE) -> int:
     """Refreshes of the account's session that Garmin granted, with the account's engine."""
     return int(getattr(sandbox.state.require_account(username), REFRESHES[engine]))
+
+
+@pytest.fixture(params=ENGINES, name="engine")
+def both_engines(request: pytest.FixtureRequest) -> str:
+    """The engine of new logins, once per engine: a module whose tests all run for both
+    declares `engine = both_engines`."""
+    return str(request.param)

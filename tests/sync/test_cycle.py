@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from service.models import Activity, DailyHealth, SyncCursor
 from service.sandbox import day_end_clock, expected_activities
 from tests.support.app import (
-    ENGINES,
     SHORT_LIVED,
     Api,
     Sandbox,
+    both_engines,
     connect,
     raw_rows,
     sync_now,
@@ -20,11 +18,7 @@ from tests.support.app import (
     use_db,
 )
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every cycle here runs with sessions of both engines."""
-    return str(request.param)
+engine = both_engines
 
 
 async def test_full_cycle_stores_every_activity_of_the_backfill(api: Api, sandbox: Sandbox) -> None:

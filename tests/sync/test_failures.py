@@ -26,10 +26,10 @@ from service.models import (
 from service.sandbox import Account, Fault, day_end_clock, expected_activities
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import (
-    ENGINES,
     SHORT_LIVED,
     Api,
     Sandbox,
+    both_engines,
     connect,
     drain,
     raw_rows,
@@ -44,10 +44,7 @@ USER = "user-1"
 ACCOUNT = "alice@example.com"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every failure here is met by sessions of both engines."""
-    return str(request.param)
+engine = both_engines
 
 
 # --- helpers ----------------------------------------------------------------------------

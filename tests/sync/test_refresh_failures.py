@@ -12,19 +12,17 @@ import base64
 import json
 from typing import Any
 
-import pytest
-
 from service.keys import CIPHER, METRICS, SCHEDULER
 from service.models import GarminAuthenticationState, SyncJob
 from service.sandbox import Account, Fault
 from service.sandbox.issued import PREFIXES
 from tests.support.aliases import MakeConfig, StartApi
 from tests.support.app import (
-    ENGINES,
     REFRESH_SCOPE,
     SHORT_LIVED,
     Api,
     Sandbox,
+    both_engines,
     connect,
     drain,
     raw_rows,
@@ -40,10 +38,7 @@ USER = "user-1"
 ACCOUNT = "alice@example.com"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Every case here runs with sessions of both engines."""
-    return str(request.param)
+engine = both_engines
 
 
 def _account(sandbox: Sandbox) -> Account:
