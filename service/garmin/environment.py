@@ -94,3 +94,32 @@ class EnvironmentSession(requests.Session):
         found = get_netrc_auth(str(prepared_request.url))
         if found is not None:
             prepared_request.prepare_auth(found)
+
+
+class OriginSettings:
+    """What requests takes from the environment for a request, looked up once per origin
+    for one login or use: `~/.netrc` credentials, and the proxies (`proxies` first), CA
+    bundle and certificate merged by `session` as `Session.request` merges them."""
+
+    def __init__(self, session: requests.Session, proxies: dict[str, str] | None = None) -> None:
+        self._session = session
+        self._proxies = proxies or {}
+        self._settings: dict[str, dict[str, Any]] = {}
+        self._netrc: dict[str, Any] = {}
+
+    def settings(self, url: str) -> dict[str, Any]:
+        """The merged proxies, `verify` and `cert` for `url`'s origin."""
+        key = origin(url)
+        found = self._settings.get(key)
+        if found is None:
+            merged = self._session.merge_environment_settings(url, dict(self._proxies), None,
+                                                              None, None)
+            found = self._settings[key] = dict(merged)
+        return found
+
+    def netrc(self, url: str) -> Any:
+        """`~/.netrc` credentials for `url`'s origin, or None."""
+        key = origin(url)
+        if key not in self._netrc:
+            self._netrc[key] = get_netrc_auth(url)
+        return self._netrc[key]

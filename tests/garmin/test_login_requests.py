@@ -26,7 +26,13 @@ from requests_oauthlib import OAuth1
 from urllib3.util import Timeout
 
 from service.clock import ManualClock
-from service.garmin import GarminSettings, GarminUnavailable, LoginResult, configure_consumer
+from service.garmin import (
+    GarminSettings,
+    GarminUnavailable,
+    LoginResult,
+    configure_consumer,
+    environment,
+)
 from service.garmin.environment import EnvironmentSession
 from service.garmin.garth import signin as garmin_client
 from service.garmin.garth.api import _Client
@@ -223,7 +229,7 @@ async def test_login_reads_proxies_and_netrc_once_per_host(
         netrc.append(urlsplit(url).netloc)
 
     monkeypatch.setattr(EnvironmentSession, "merge_environment_settings", count_merge)
-    monkeypatch.setattr(garmin_client, "get_netrc_auth", count_netrc)
+    monkeypatch.setattr(environment, "get_netrc_auth", count_netrc)
     result = await asyncio.to_thread(login, settings_for(sandbox), "user-1", "env@example.com",
                                      PASSWORD, Transport(retries=0))
     assert result.session is not None

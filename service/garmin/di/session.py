@@ -31,13 +31,12 @@ from ha_garmin.auth import GarminAuth
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar, merge_cookies
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_netrc_auth
 
 from service.garmin.di import classify
 from service.garmin.di.instance import new_auth
 from service.garmin.di.wire import Wire
 from service.garmin.engine import GarminSettings
-from service.garmin.environment import EnvironmentSession, origin
+from service.garmin.environment import EnvironmentSession, OriginSettings
 from service.garmin.errors import (
     AuthRejected,
     GarminError,
@@ -114,7 +113,7 @@ class DiSession:
         self._lock = threading.Lock()
         self._auth: GarminAuth | None = None
         self._http: requests.Session | None = None
-        self._environments: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._environment: OriginSettings | None = None  # with `_http`
         self._expires_at: int | None = None
         self._refreshes = 0
         self._refresh_error: GarminError | None = None
@@ -165,6 +164,9 @@ class DiSession:
                 self._expires_at = load(auth, self._stored)
                 self._auth = auth
                 self._http = self._new_http()
+                proxy = self._settings.proxy_url
+                self._environment = OriginSettings(
+                    self._http, {"http": proxy, "https": proxy} if proxy else None)
             if self._refresh_error is not None:
                 raise _refresh_failed_elsewhere()
             if self._expiring() and not self._refreshes:
@@ -216,7 +218,9 @@ class DiSession:
         if self._settings.base_url:
             headers = {**headers, SANDBOX_CALLER_HEADER: self._caller}
         try:
-            netrc, settings = self._environment(target)
+            assert self._environment is not None
+            netrc = self._environment.netrc(target)
+            settings = self._environment.settings(target)
             response = self._send(self._prepare(target, params, headers, netrc), settings)
         except requests.RequestException as exc:
             raise classify.verdict(classify.seen_failure("GET", url, exc)) or exc from None
@@ -258,20 +262,6 @@ class DiSession:
             response.history = history
         response.content  # noqa: B018 - read it all, which returns the connection to the pool
         return response
-
-    def _environment(self, url: str) -> tuple[Any, dict[str, Any]]:
-        """What requests would take from the environment for `url`, once per host per use:
-        `~/.netrc` credentials, and the proxies (`proxy_url` first), CA bundle and
-        certificate, merged as `Session.request` merges them."""
-        key = origin(url)
-        found = self._environments.get(key)
-        if found is None:
-            assert self._http is not None
-            proxy = self._settings.proxy_url
-            proxies = {"http": proxy, "https": proxy} if proxy else {}
-            merged = self._http.merge_environment_settings(url, proxies, None, None, None)
-            found = self._environments[key] = (get_netrc_auth(url), dict(merged))
-        return found
 
     def _new_http(self) -> requests.Session:
         """This use's own requests session (cookies stay per user) on the engine's shared

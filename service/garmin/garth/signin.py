@@ -27,10 +27,10 @@ from requests.cookies import (
 )
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_netrc_auth, requote_uri
+from requests.utils import requote_uri
 
 from service.garmin.engine import GarminSettings, LoginResult
-from service.garmin.environment import origin as _origin
+from service.garmin.environment import OriginSettings
 from service.garmin.errors import (
     MfaChallengeLost,
     MfaCodeInvalid,
@@ -71,8 +71,7 @@ class _LoginClient(_Client):
         # the whole login or MFA step, as a DI login is bounded: requests and their retries
         self._deadline = Deadline(settings.login_timeout_seconds)
         self.codes_posted = 0  # MFA codes sent to Garmin, each counted by Garmin
-        self._environments: dict[str, dict[str, Any]] = {}
-        self._netrc: dict[str, Any] = {}
+        self._environment = OriginSettings(self.sess)
 
     def request(
         self,
@@ -101,22 +100,6 @@ class _LoginClient(_Client):
         except requests.HTTPError as exc:
             raise GarthHTTPError(msg="Error in request", error=exc) from exc
         return self.last_resp
-
-    def _environment(self, url: str) -> dict[str, Any]:
-        """Proxies, CA bundle and certificate for one origin, merged once per login."""
-        origin = _origin(url)
-        found = self._environments.get(origin)
-        if found is None:
-            merged = self.sess.merge_environment_settings(url, {}, None, None, None)
-            found = self._environments[origin] = dict(merged)
-        return found
-
-    def _netrc_auth(self, url: str) -> Any:
-        """`~/.netrc` credentials for one origin, looked up once per login."""
-        origin = _origin(url)
-        if origin not in self._netrc:
-            self._netrc[origin] = get_netrc_auth(url)
-        return self._netrc[origin]
 
     def _prepare(self, method: str, url: str, headers: dict[str, str], *,
                  params: dict[str, Any] | None = None, json_body: Any = None,
@@ -147,7 +130,7 @@ class _LoginClient(_Client):
             request.headers["Authorization"] = _oauth1_authorization(
                 request.method or method, request.url, form_body, oauth1)
         else:
-            netrc = self._netrc_auth(url)
+            netrc = self._environment.netrc(url)
             if netrc is not None:
                 request.prepare_auth(netrc)
         return request
@@ -159,7 +142,7 @@ class _LoginClient(_Client):
         `keep_cookies` False is an OAuth1 step: its session was a copy, so what Garmin
         set there never reached the client's cookies. `redirects` is that session.
         """
-        settings = self._environment(url)
+        settings = self._environment.settings(url)
         verify = settings["verify"]
         options: dict[str, Any] = {
             "timeout": self._deadline.timeout(self.timeout),
