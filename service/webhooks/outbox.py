@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,15 +112,21 @@ async def emit(connection: BaseDBAsyncClient, event: Event, endpoints: Sequence[
             event.user_id, message_id, event.user_id, event.type, event.body(), now,
             event.user_id, now, now, *wanted], connection)
         return message_id
-    rows = await sql.fetch(NEXT_SEQUENCE, [event.user_id], connection)
-    sequence = int(rows[0]["sequence"])
-    rows = await sql.fetch(INSERT_EVENT, [message_id, event.user_id, event.type, sequence,
-                                          event.body(), now], connection)
-    event_id = int(rows[0]["id"])
-    values: list[Any] = []
-    for endpoint_id in wanted:
-        values += [event_id, endpoint_id, event.user_id, sequence, PENDING, now, now]
-    await sql.execute(_insert_deliveries_sql(len(wanted)), values, connection)
+    body = event.body()
+    user_id = event.user_id
+    sequence_sql, event_sql = NEXT_SEQUENCE.render("sqlite"), INSERT_EVENT.render("sqlite")
+    deliveries_sql = _insert_deliveries_sql(len(wanted)).render("sqlite")
+
+    def write(driver: sqlite3.Connection) -> None:
+        sequence = driver.execute(sequence_sql, (user_id,)).fetchone()[0]
+        event_id = driver.execute(event_sql, (message_id, user_id, event.type, sequence, body,
+                                              now)).fetchone()[0]
+        values: list[Any] = []
+        for endpoint_id in wanted:
+            values += [event_id, endpoint_id, user_id, sequence, PENDING, now, now]
+        driver.execute(deliveries_sql, values)
+
+    await sql.on_sqlite_thread(connection, write)
     return message_id
 
 
