@@ -1,16 +1,21 @@
 """A transaction cancelled while it begins gives its connection back (SQLite's one lock, or
-PostgreSQL's pooled connection): the next statement does not wait forever."""
+PostgreSQL's pooled connection): the next statement does not wait forever. Work queued
+for the commit (`sql.at_commit`) commits or rolls back with the transaction."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tortoise.backends.asyncpg.client import TransactionWrapper as PostgresTransaction
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper as SqliteTransaction
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import IntegrityError
 
 from service import db
 from service.models.webhooks import WebhookEvent
@@ -53,3 +58,98 @@ async def test_a_transaction_cancelled_during_begin_leaves_the_connection_usable
         async with sql.transaction(WebhookEvent) as connection:
             assert await sql.fetch(sql.Sql("SELECT 1 AS one"), [], connection) == [{"one": 1}]
         assert await WebhookEvent.all().count() >= 0
+
+
+
+# --- work queued for the commit: SQLite runs it and COMMIT in one handoff ----------------
+# A mechanism of SQLite's only, so these tests run on SQLite whatever the suite's database.
+
+SEQUENCES = sql.Sql("SELECT user_id, sequence FROM webhook_user_sequence ORDER BY user_id")
+INSERT = sql.Sql("INSERT INTO webhook_user_sequence (user_id, sequence) VALUES (?, ?)")
+
+
+@pytest.fixture
+async def sqlite_context(tmp_path: Path) -> AsyncIterator[TortoiseContext]:
+    url = f"sqlite://{tmp_path}/at-commit.sqlite3"
+    await db.upgrade(url)
+    ctx = await db.open_context(url)
+    db.activate(ctx)
+    yield ctx
+    await db.close_context(ctx)
+
+
+def insert(user_id: str, value: int, ran: list[str] | None = None,
+           gate: threading.Event | None = None) -> Callable[[sqlite3.Connection], None]:
+    def work(driver: sqlite3.Connection) -> None:
+        if ran is not None:
+            ran.append(user_id)
+        if gate is not None:
+            assert gate.wait(10)
+        driver.execute(INSERT.render("sqlite"), (user_id, value))
+    return work
+
+
+async def committed() -> list[tuple[str, int]]:
+    rows = await sql.fetch(SEQUENCES, [], sql.connection_of(WebhookEvent))
+    return [(row["user_id"], int(row["sequence"])) for row in rows]
+
+
+async def test_work_queued_at_commit_runs_with_the_commit(
+        sqlite_context: TortoiseContext) -> None:
+    ran: list[str] = []
+    async with sql.transaction(WebhookEvent) as connection:
+        assert sql.at_commit(connection, insert("u2", 2, ran))
+        assert sql.at_commit(connection, insert("u1", 1, ran))
+        assert ran == []
+        assert await sql.fetch(SEQUENCES, [], connection) == []  # not even in the transaction
+    assert ran == ["u2", "u1"]
+    assert await committed() == [("u1", 1), ("u2", 2)]
+    # nothing to queue on outside a `transaction`: the caller runs its work itself
+    assert not sql.at_commit(sql.connection_of(WebhookEvent), insert("u3", 3))
+
+
+async def test_postgresql_queues_nothing(context: TortoiseContext) -> None:
+    async with sql.transaction(WebhookEvent) as connection:
+        queued = sql.at_commit(connection, insert("u1", 1))
+    assert queued is (connection.capabilities.dialect == "sqlite")
+
+
+@pytest.mark.parametrize("failing", ["the queued work", "the block"])
+async def test_a_failure_rolls_back_the_block_and_the_queued_work(
+        sqlite_context: TortoiseContext, failing: str) -> None:
+    ran: list[str] = []
+    with pytest.raises(IntegrityError if failing == "the queued work" else ValueError):
+        async with sql.transaction(WebhookEvent) as connection:
+            await sql.execute(INSERT, ["u1", 1], connection)
+            sql.at_commit(connection, insert("u2", 2, ran))
+            sql.at_commit(connection, insert("u1", 9, ran))  # u1 is there: refused
+            if failing == "the block":
+                raise ValueError("the block failed")
+    assert ran == (["u2", "u1"] if failing == "the queued work" else [])
+    assert await committed() == []
+    async with asyncio.timeout(10), sql.transaction(WebhookEvent) as connection:
+        sql.at_commit(connection, insert("u3", 3))
+    assert await committed() == [("u3", 3)]
+
+
+async def test_cancelled_while_committing_the_commit_completes_and_the_lock_is_free(
+        sqlite_context: TortoiseContext) -> None:
+    """Once handed to SQLite's thread the work and COMMIT complete, as Tortoise's own
+    commit does when its caller is cancelled; the next transaction waits for nothing."""
+    gate = threading.Event()
+    ran: list[str] = []
+
+    async def job() -> None:
+        async with sql.transaction(WebhookEvent) as connection:
+            sql.at_commit(connection, insert("u1", 1, ran, gate))
+
+    task = asyncio.ensure_future(job())
+    while not ran:  # the work is running on SQLite's thread, held by `gate`
+        await asyncio.sleep(0)
+    task.cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(10), sql.transaction(WebhookEvent) as connection:
+        sql.at_commit(connection, insert("u2", 2))
+    assert await committed() == [("u1", 1), ("u2", 2)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -57,9 +58,20 @@ def connection_of(model: type[Model]) -> BaseDBAsyncClient:
     return model._meta.db
 
 
+SqliteWork = Callable[[sqlite3.Connection], object]
+
+# SQLite work queued by `at_commit`, per open `transaction`
+_AT_COMMIT: weakref.WeakKeyDictionary[BaseDBAsyncClient, list[SqliteWork]] = (
+    weakref.WeakKeyDictionary())
+
+
 @contextlib.asynccontextmanager
 async def transaction(model: type[Model]) -> AsyncIterator[BaseDBAsyncClient]:
     """A transaction on `model`'s connection (named: the context may hold several).
+
+    On SQLite, work queued with `at_commit` runs on the connection's thread right before
+    COMMIT, in the commit's own handoff; when it fails the transaction rolls back and its
+    error is raised from the block's end.
 
     Tortoise's transaction context takes SQLite's one connection lock (or a pooled
     PostgreSQL connection) and only then sends BEGIN; a cancellation that lands during BEGIN
@@ -78,12 +90,51 @@ async def transaction(model: type[Model]) -> AsyncIterator[BaseDBAsyncClient]:
             with contextlib.suppress(Exception):
                 await context.__aexit__(type(exc), exc, exc.__traceback__)
         raise
+    if connection.capabilities.dialect == "sqlite":
+        _AT_COMMIT[connection] = []
     try:
         yield connection
+        work = _AT_COMMIT.pop(connection, None)
+        if work:
+            await _commit_with(connection, work)
     except BaseException as exc:
+        _AT_COMMIT.pop(connection, None)
         await context.__aexit__(type(exc), exc, exc.__traceback__)
         raise
     await context.__aexit__(None, None, None)
+
+
+def at_commit(connection: BaseDBAsyncClient, work: SqliteWork) -> bool:
+    """Queue `work` (statements on SQLite's own connection; it must not commit) to run just
+    before the commit of the SQLite `transaction` that yielded `connection`: one handoff
+    to SQLite's thread for the work and the commit, where each statement would cost one of
+    its own. False when `connection` is no such transaction: run the work now instead."""
+    queued = _AT_COMMIT.get(connection)
+    if queued is None:
+        return False
+    queued.append(work)
+    return True
+
+
+async def _commit_with(connection: BaseDBAsyncClient, work: list[SqliteWork]) -> None:
+    """Run `work`, then COMMIT, in one call on SQLite's thread; a failure rolls back there.
+    Either way the transaction is over: Tortoise's exit then only gives its lock back."""
+
+    def finish(driver: sqlite3.Connection) -> None:
+        try:
+            for step in work:
+                step(driver)
+        except BaseException:
+            driver.rollback()
+            raise
+        driver.commit()
+
+    try:
+        await on_sqlite_thread(connection, finish)
+    finally:
+        # the commit or rollback was handed to the thread, which completes it even when
+        # this task is cancelled meanwhile (as Tortoise's own commit does)
+        connection._finalized = True  # type: ignore[attr-defined]
 
 
 async def execute(sql: Sql, values: Sequence[Any], connection: BaseDBAsyncClient) -> int:

@@ -4,10 +4,18 @@ One runs in every replica where webhooks are enabled; the claim (`outbox.claim`)
 replicas off each other's deliveries and each user's events in order per endpoint. At most
 `concurrency` POSTs run at once, each bounded by connect and total timeouts, on an HTTP
 client of the dispatcher's own: a slow receiver holds a dispatcher slot, never a request
-or a sync job. A 2xx answer is success; anything else (another status, a redirect, which
-is never followed, a timeout, a refused address) is retried with exponential backoff and
-jitter until `max_attempts` attempts were made or the next one would fall past
-`max_age_seconds` after the delivery was queued; then the delivery is dead.
+or a sync job.
+
+Claims and outcomes go in batches, because each statement costs more than sending one
+delivery: a claim takes up to `depth` x `concurrency` deliveries, which then wait their turn
+for a POST slot, and outcomes are written together (`_write_outcomes`). Every claimed
+delivery is sent within its claim: at most `depth - 1` rounds of `timeout_seconds` wait
+ahead of it, and `depth` x `timeout_seconds` is at most half of `lease_seconds`.
+
+A 2xx answer is success; anything else (another status, a redirect, which is never
+followed, a timeout, a refused address) is retried with exponential backoff and jitter
+until `max_attempts` attempts were made or the next one would fall past `max_age_seconds`
+after the delivery was queued; then the delivery is dead.
 
 The dispatcher also prunes the outbox (`service.webhooks.retention`): when it starts, then
 every `retention_interval_seconds`, as a task of its own beside the deliveries, so a long
@@ -54,6 +62,15 @@ GAUGES_EVERY_SECONDS = 5.0
 # pass commits one job after another) go out in one claim and their outcomes in one write,
 # instead of a claim and a write per event.
 GATHER_SECONDS = 0.1
+# Outcomes wait at most this long for the POSTs still running to join their write.
+OUTCOMES_GATHER_SECONDS = 0.05
+MAX_DEPTH = 4
+
+
+def claim_depth(config: WebhooksConfig) -> int:
+    """How many rounds of `concurrency` deliveries one claim may take: as many as can be
+    sent, one timed-out round after another, within half the claim's lease."""
+    return max(1, min(MAX_DEPTH, int(config.lease_seconds // (2 * config.timeout_seconds))))
 
 
 class Signer:
@@ -90,6 +107,9 @@ class Dispatcher:
         self._signers = {e.id: Signer(tuple(e.secrets)) for e in config.endpoints}
         self._session: aiohttp.ClientSession | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._capacity = config.concurrency * claim_depth(config)
+        self._slots = asyncio.Semaphore(config.concurrency)  # POSTs running at once
+        self._sending = 0
         self._wakeup = asyncio.Event()
         self._committed = False  # the wake-up came from a commit (`wake`)
         self._task: asyncio.Task[None] | None = None
@@ -99,6 +119,7 @@ class Dispatcher:
         # outcomes waiting for `_write_outcomes`, which records them in batches
         self._outcomes: list[tuple[outbox.Outcome, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()  # write the queued outcomes now
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -159,7 +180,7 @@ class Dispatcher:
     async def run(self) -> None:
         while True:
             claimed = 0
-            free = self.config.concurrency - len(self._inflight)
+            free = self._capacity - len(self._inflight)
             if free > 0:
                 try:
                     claimed = self._launch(await self._claim(free))
@@ -200,9 +221,9 @@ class Dispatcher:
         self._inflight.discard(task)
         if self._metrics is not None:
             self._metrics.in_flight.set(len(self._inflight))
-        # claim again once half the slots are free, not after every delivery: one claim
-        # then fills several slots (the poll claims for the rest)
-        if len(self._inflight) <= self.config.concurrency // 2:
+        # claim again once half the room is free, not after every delivery: one claim
+        # then fills several places (the poll claims for the rest)
+        if len(self._inflight) <= self._capacity // 2:
             self._wakeup.set()
 
     async def _refresh_gauges(self) -> None:
@@ -272,7 +293,12 @@ class Dispatcher:
             await self._finish(claimed, DeliveryStatus.DEAD, None, "retries exhausted")
             return
         try:
-            status, error = await self._post(endpoint, claimed)
+            async with self._slots:
+                self._sending += 1
+                try:
+                    status, error = await self._post(endpoint, claimed)
+                finally:
+                    self._sending -= 1
         except asyncio.CancelledError:
             # shutting down: hand it back now instead of after the claim expires
             await asyncio.shield(self._finish(claimed, DeliveryStatus.PENDING, None,
@@ -357,15 +383,24 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         written: asyncio.Future[bool] = loop.create_future()
         self._outcomes.append((outcome, written))
+        if len(self._outcomes) >= self.config.concurrency or not self._sending:
+            self._flush.set()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_outcomes())
         return await written
 
     async def _write_outcomes(self) -> None:
-        """Record queued outcomes, all that are queued in one statement: deliveries that
-        end while one is being written go together in the next."""
+        """Record queued outcomes, all that are queued in one statement: a write waits for
+        the POSTs still running (up to `concurrency` outcomes, at most
+        `OUTCOMES_GATHER_SECONDS`), and deliveries that end while one is being written go
+        together in the next."""
         while self._outcomes:
-            await asyncio.sleep(0)  # outcomes of the same moment join this batch
+            if self._flush.is_set():
+                await asyncio.sleep(0)  # outcomes of the same moment join this batch
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), OUTCOMES_GATHER_SECONDS)
+            self._flush.clear()
             batch, self._outcomes = self._outcomes, []
             try:
                 kept = await outbox.finish_many([outcome for outcome, _ in batch])

@@ -9,6 +9,11 @@ Invariants:
   later does not receive the backlog, and an event no endpoint wants writes nothing.
 - Each user's events are numbered by `webhook_user_sequence`, whose row the emitting
   transaction holds locked until it commits: sequence order is commit order.
+- What an event writes costs one statement on PostgreSQL (data-modifying CTEs). SQLite has
+  none, so there its three statements run on SQLite's own thread, in one handoff: queued
+  for the commit of a `service.store.sql.transaction` (`sql.at_commit`), else at once. A
+  sync job emits in every transaction that changed data, and each handoff to SQLite's
+  thread costs more CPU than such a statement.
 - A delivery is sent only by the dispatcher holding its claim (`claimed_by` plus an expiry
   in the future). `claim` takes, per (endpoint, user), only the pending delivery with the
   lowest sequence, so event N+1 never leaves before event N is delivered or dead. The
@@ -126,7 +131,8 @@ async def emit(connection: BaseDBAsyncClient, event: Event, endpoints: Sequence[
             values += [event_id, endpoint_id, user_id, sequence, PENDING, now, now]
         driver.execute(deliveries_sql, values)
 
-    await sql.on_sqlite_thread(connection, write)
+    if not sql.at_commit(connection, write):
+        await sql.on_sqlite_thread(connection, write)
     return message_id
 
 

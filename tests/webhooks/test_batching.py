@@ -1,0 +1,119 @@
+"""Claims and outcomes in batches: a claim takes several rounds of POSTs, which still run at
+most `concurrency` at once, and the outcomes of POSTs that end together are one write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from service.models.webhooks import DeliveryStatus, WebhookDelivery
+from service.webhooks import dispatcher as dispatching
+from service.webhooks import events, outbox
+from service.webhooks.config import Endpoint
+from service.webhooks.dispatcher import Dispatcher, claim_depth
+from service.webhooks.outbox import Claimed
+from tests.support.waiting import eventually
+from tests.support.webhooks import Clock, Receiver, config_for, emit
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class GatedPosts:
+    """Stands in for the dispatcher's POST: each waits for `gate`, then answers 204; counts
+    how many run at once."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.running = 0
+        self.most = 0
+        self.sent: list[str] = []
+
+    async def __call__(self, endpoint: Endpoint, claimed: Claimed) -> tuple[int | None, None]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.gate.wait()
+        finally:
+            self.running -= 1
+        self.sent.append(claimed.user_id)
+        return 204, None
+
+
+class CountedWrites:
+    """`outbox.finish_many`, recording the size of each write."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.inner = outbox.finish_many
+
+    async def __call__(self, outcomes: Sequence[outbox.Outcome]) -> set[int]:
+        self.sizes.append(len(outcomes))
+        return await self.inner(outcomes)
+
+
+def test_a_claim_takes_as_many_rounds_as_fit_in_half_its_lease(receiver: Receiver) -> None:
+    def depth(**settings: Any) -> int:
+        return claim_depth(config_for(receiver, **settings))
+
+    assert depth() == 3  # the defaults: a 60 s lease, 10 s timeouts
+    assert depth(lease_seconds=20, timeout_seconds=10) == 1
+    assert depth(lease_seconds=39, timeout_seconds=10) == 1
+    assert depth(lease_seconds=600, timeout_seconds=1,
+                 connect_timeout_seconds=1) == dispatching.MAX_DEPTH
+
+
+async def test_a_claim_fills_several_rounds_and_posts_stay_bounded(
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_for(receiver, concurrency=2)  # depth 3: claims of up to 6
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(10)))
+    posts = GatedPosts()
+    dispatcher = Dispatcher(config, "test", clock=clock)
+    monkeypatch.setattr(dispatcher, "_post", posts)
+    dispatcher.start(wh_db)
+    try:
+        await eventually(lambda: posts.running == 2, what="two POSTs")
+        claimed = await WebhookDelivery.filter(claimed_by__isnull=False).count()
+        assert claimed == 6
+        posts.gate.set()
+        await eventually(lambda: _delivered(10), what="every delivery")
+    finally:
+        await dispatcher.close()
+    assert posts.most == 2
+    assert sorted(posts.sent) == sorted(f"u{n}" for n in range(10))
+
+
+async def _delivered(count: int) -> bool:
+    return await WebhookDelivery.filter(status=DeliveryStatus.DELIVERED).count() == count
+
+
+@pytest.mark.parametrize("posts_at_once", [1, 4])
+async def test_outcomes_of_posts_that_end_together_are_one_write(
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+        posts_at_once: int) -> None:
+    # a long gathering window: only "every POST has ended" or a full batch ends a wait
+    monkeypatch.setattr(dispatching, "OUTCOMES_GATHER_SECONDS", 60)
+    writes = CountedWrites()
+    monkeypatch.setattr(outbox, "finish_many", writes)
+    config = config_for(receiver, concurrency=4)
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT)
+                                for n in range(posts_at_once)))
+    posts = GatedPosts()
+    dispatcher = Dispatcher(config, "test", clock=clock)
+    monkeypatch.setattr(dispatcher, "_post", posts)
+    try:
+        run = asyncio.ensure_future(dispatcher.run_once())
+        await eventually(lambda: posts.running == posts_at_once, what="the POSTs")
+        posts.gate.set()
+        async with asyncio.timeout(10):  # a lone outcome is not held for the window
+            assert await run == posts_at_once
+    finally:
+        await dispatcher.close()
+    assert writes.sizes == [posts_at_once]
+    assert await _delivered(posts_at_once)
