@@ -54,7 +54,8 @@ def tortoise_config(
     On PostgreSQL a positive `statement_timeout_seconds` becomes the server's
     `statement_timeout` for every pooled connection: a query stuck behind a lock is
     cancelled (503) instead of holding its request and its pool connection forever.
-    `pool_max_size` bounds the connection pool (a `maxsize` in the URL wins). Outside
+    `pool_max_size` bounds the connection pool (a `maxsize` in the URL wins); the pool takes
+    a connection back without resetting its session (`keep_session`). Outside
     migrations, status reads get a connection of their own (`READS`): a second one on a
     SQLite file, a pool of `READS_POOL_SIZE` on PostgreSQL.
     """
@@ -75,6 +76,7 @@ def tortoise_config(
             credentials["server_settings"] = settings
         if pool_max_size and "maxsize" not in credentials:
             credentials["maxsize"] = pool_max_size
+        credentials["reset"] = keep_session
         if not with_aerich:
             reads = copy.deepcopy(connection)
             reads["credentials"].update(minsize=1, maxsize=READS_POOL_SIZE)
@@ -85,6 +87,14 @@ def tortoise_config(
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+async def keep_session(connection: Any) -> None:
+    """asyncpg's pool resets each connection it takes back: by default one more round trip
+    per statement outside a transaction (advisory locks, cursors, LISTEN and session
+    settings: this service holds none of them, and `statement_timeout` is a startup
+    setting). A transaction left open is still rolled back: asyncpg does that before
+    calling this."""
 
 
 def sqlite_connection(url: str) -> dict[str, Any]:

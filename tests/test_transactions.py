@@ -153,3 +153,34 @@ async def test_cancelled_while_committing_the_commit_completes_and_the_lock_is_f
     async with asyncio.timeout(10), sql.transaction(WebhookEvent) as connection:
         sql.at_commit(connection, insert("u2", 2))
     assert await committed() == [("u1", 1), ("u2", 2)]
+
+
+# --- PostgreSQL's pool takes connections back without a reset round trip ----------------
+
+
+async def test_the_pool_skips_the_session_reset_but_still_ends_open_transactions(
+        context: TortoiseContext) -> None:
+    client = sql.connection_of(WebhookEvent)
+    await sql.fetch(sql.Sql("SELECT 1 AS one"), [], client)  # the pool exists once used
+    if client.capabilities.dialect != "postgres":
+        return  # SQLite has no pool
+    pool = client._pool  # type: ignore[attr-defined]
+    sent: list[str] = []
+
+    def log(record: Any) -> None:
+        sent.append(record.query)
+
+    async with pool.acquire() as raw:
+        raw.add_query_logger(log)
+        await raw.execute("BEGIN")
+        await raw.execute("INSERT INTO webhook_user_sequence (user_id, sequence) "
+                          "VALUES ('left-open', 1)")
+    # asyncpg rolled the open transaction back when the pool took the connection
+    assert sent[0] == "BEGIN" and sent[2:] == ["ROLLBACK"]
+    sent.clear()
+    async with pool.acquire() as raw:
+        raw.add_query_logger(log)
+        await raw.execute("SELECT 1")
+    assert sent == ["SELECT 1"]  # and no reset query after the statement
+    assert await sql.fetch(sql.Sql("SELECT user_id FROM webhook_user_sequence "
+                                   "WHERE user_id = 'left-open'"), [], client) == []
