@@ -17,6 +17,7 @@ import re
 
 MAX_HEAD = 64 * 1024  # status line and headers of one answer
 MAX_BODY = 4 * 1024 * 1024  # read beyond this: the connection is closed instead of reused
+READ_SIZE = 16 * 1024
 _HEX = re.compile(rb"[0-9a-fA-F]{1,15}")
 
 
@@ -35,8 +36,11 @@ def encode_headers(pairs: list[tuple[str, str]]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
-class Connection(asyncio.Protocol):
-    """One connection: `exchange` writes a request and waits for its parsed answer."""
+class Connection(asyncio.BufferedProtocol):
+    """One connection: `exchange` writes a request and waits for its parsed answer.
+
+    A buffered protocol: the transport reads into one buffer of the connection's own
+    instead of allocating (and, at its default read size, mapping) one per read."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -46,7 +50,8 @@ class Connection(asyncio.Protocol):
         self.received = False  # a byte of the current answer arrived
         self.reusable = False
         self.idle_since = 0.0
-        self._buffer = bytearray()
+        self._view = memoryview(bytearray(READ_SIZE))  # what the transport reads into
+        self._buffer = bytearray()  # what is read and not parsed yet
         self._scanned = 0  # of the buffer, searched for the end of the head
         self._status = 0
         self._keep = False
@@ -84,7 +89,13 @@ class Connection(asyncio.Protocol):
             self._fail("the connection is closed")
         return waiter
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         waiter = self.waiter
         if waiter is None or waiter.done():  # bytes nobody asked for: out of step
             self.close()

@@ -73,41 +73,53 @@ class Sender:
         self._targets: dict[str, tuple[_Origin, bytes]] = {}  # url: (pool, request line+Host)
         self._connections: set[Connection] = set()
         self._closed = False
+        self._deadlines: dict[asyncio.Future[int], float] = {}  # exchanges in flight
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def post(self, url: str, headers: bytes, body: bytes) -> int:
         """POST `body` with `headers` (a block of `name: value\\r\\n` lines, see
         `encode_headers`); the answer's status. Raises `TargetRefused`, `TimeoutError` or
         `ConnectionFailed`."""
+        # `check_target` depends on the URL alone: a URL it passed is remembered with its
+        # encoded request line
         target = self._targets.get(url) or self._target(url)
         origin = target[0]
         request = b"".join((target[1], headers, b"content-length: %d\r\n\r\n" % len(body), body))
-        async with asyncio.timeout(self._timeout):
-            connection = await self._checkout(origin)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        connection = None if origin.waiters else self._kept(origin, deadline - self._timeout)
+        reused = connection is not None
+        try:
+            if connection is None:
+                async with asyncio.timeout_at(deadline):
+                    connection = await self._checkout(origin)
+                    reused = connection is not None
+                    if connection is None:
+                        connection = await self._connect(origin)
             try:
-                reused = connection is not None
-                if connection is None:
+                status = await self._exchange(connection, request, deadline)
+            except ConnectionFailed:
+                if not reused or connection.received:
+                    raise
+                connection.close()  # closed by the receiver while idle: once more, anew
+                connection = None
+                async with asyncio.timeout_at(deadline):
                     connection = await self._connect(origin)
-                try:
-                    status = await connection.exchange(request)
-                except ConnectionFailed:
-                    if not reused or connection.received:
-                        raise
-                    connection.close()  # closed by the receiver while idle: once more, anew
-                    connection = None
-                    connection = await self._connect(origin)
-                    status = await connection.exchange(request)
-            except BaseException:
-                if connection is not None:
-                    connection.close()
-                self._checkin(origin, None)
-                raise
-        connection.waiter = None
+                status = await self._exchange(connection, request, deadline)
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            self._checkin(origin, None)
+            raise
         self._checkin(origin, connection if connection.reusable else None)
         return status
 
     async def close(self) -> None:
         """Close every connection; later posts fail."""
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         connections = list(self._connections)
         for connection in connections:
             connection.close()
@@ -148,21 +160,27 @@ class Sender:
         target = self._targets[url] = (origin, line.encode("ascii"))
         return target
 
+    def _kept(self, origin: _Origin, now: float) -> Connection | None:
+        """An idle connection to reuse, if one is open and recent enough."""
+        idle = origin.idle
+        expired = now - self._idle_seconds
+        while idle and idle[0].idle_since < expired:
+            idle.popleft().close()
+            origin.open -= 1
+        while idle:
+            connection = idle.pop()
+            if connection.alive:
+                return connection
+            origin.open -= 1
+        return None
+
     async def _checkout(self, origin: _Origin) -> Connection | None:
         """An idle connection, or None with a slot taken for a new one."""
         loop = asyncio.get_running_loop()
         while True:
-            idle = origin.idle
-            if idle:
-                expired = loop.time() - self._idle_seconds
-                while idle and idle[0].idle_since < expired:
-                    idle.popleft().close()
-                    origin.open -= 1
-                while idle:
-                    connection = idle.pop()
-                    if connection.alive:
-                        return connection
-                    origin.open -= 1
+            connection = self._kept(origin, loop.time())
+            if connection is not None:
+                return connection
             if origin.open < self._max:
                 origin.open += 1
                 return None
@@ -174,6 +192,34 @@ class Sender:
                 if waiter.done() and not waiter.cancelled():
                     self._wake(origin)  # woken, then cancelled: pass the turn on
                 raise
+
+    async def _exchange(self, connection: Connection, request: bytes, deadline: float) -> int:
+        """Send `request` and wait for the answer's status until `deadline`. One timer
+        (`_expire`) watches every exchange in flight, instead of one timer each."""
+        waiter = connection.exchange(request)
+        self._deadlines[waiter] = deadline
+        if self._watchdog is None or deadline < self._watchdog.when():
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire)
+        try:
+            return await waiter
+        finally:
+            del self._deadlines[waiter]
+            connection.waiter = None
+
+    def _expire(self) -> None:
+        """Fail the exchanges past their deadline; watch again for the nearest other."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        nearest = None
+        for waiter, deadline in self._deadlines.items():
+            if deadline <= now:
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        self._watchdog = None if nearest is None else loop.call_at(nearest, self._expire)
 
     def _checkin(self, origin: _Origin, connection: Connection | None) -> None:
         """Give a slot back: with the connection to keep, or None (closed)."""
