@@ -1,8 +1,12 @@
 """The dispatcher's HTTP client: POSTs over kept-alive HTTP/1.1 connections, one pool per origin.
 
-Built on an asyncio `Protocol` that parses answers as they arrive, with the request line and
-`Host` of each URL encoded once: a delivery costs a write, a read and a parse, not a client
-object per request. What it does and does not do:
+Built on `http1.Connection`, an asyncio protocol that parses answers as they arrive, with
+the request line and `Host` of each URL encoded once: a delivery costs a write, a read and a
+parse, not a client object per request. What it does and does not do:
+
+- Per origin (scheme, host, port) at most `max_connections` connections, open or opening;
+  further requests wait for one. Idle connections are closed after `idle_seconds` (when
+  next looked at) and by `close`.
 
 - Every new connection resolves the host anew (no DNS cache) and, unless `allow_private`,
   is refused (`TargetRefused`) when any address the name resolves to is not public
@@ -13,7 +17,7 @@ object per request. What it does and does not do:
   read and thrown away. An answer is framed by `Content-Length` or chunked encoding; one
   framed by the end of the connection gives its status at once and the connection is closed.
 - A connection is reused only after an HTTP/1.1 answer without `Connection: close` whose
-  body was read whole (bodies over `MAX_BODY` close it instead). A request on a reused
+  body was read whole (bodies over `http1.MAX_BODY` close it instead). A request on a reused
   connection that the receiver closed while idle (the connection ends before any byte of an
   answer) is sent once more on a new connection; receivers deduplicate by `webhook-id`.
 - Timeouts: `connect_timeout` bounds resolving and connecting (TLS included), `timeout` the
