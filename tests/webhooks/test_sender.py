@@ -5,93 +5,19 @@ connection lost, timeouts, cancellation, the connection bound and the address gu
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
-import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from service.webhooks.http1 import MAX_HEAD, Connection
+from service.webhooks.http1 import MAX_HEAD
 from service.webhooks.sender import ConnectionFailed, Sender, TargetRefused, encode_headers
+from tests.support.rawserver import Raw, Reader, Writer, answering, self_signed, within
 
 HEADERS = encode_headers([("content-type", "application/json"), ("webhook-id", "msg_1")])
-WAIT = 10  # seconds before a wait that never ends fails the test
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
-Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
-
-
-class Raw:
-    """A server that hands each accepted connection to `handle`, counting connections and
-    recording requests (head, body) as `read` takes them."""
-
-    def __init__(self, handle: Callable[[Raw, Reader, Writer], Awaitable[None]]) -> None:
-        self.handle = handle
-        self.connections = 0
-        self.requests: list[tuple[bytes, bytes]] = []
-        self.changed = asyncio.Condition()
-        self.port = 0
-        self.server: asyncio.Server | None = None
-
-    def url(self, path: str = "/hook", host: str = "127.0.0.1", scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    async def start(self, context: ssl.SSLContext | None = None) -> None:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=context)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: Reader, writer: Writer) -> None:
-        self.connections += 1
-        try:
-            await self.handle(self, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-
-    async def read(self, reader: Reader) -> bool:
-        """Take one request; False when the client closed the connection instead."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        found = re.search(rb"\r\ncontent-length: (\d+)\r\n", head)
-        assert found is not None, head
-        body = await reader.readexactly(int(found.group(1)))
-        async with self.changed:
-            self.requests.append((head, body))
-            self.changed.notify_all()
-        return True
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        async with self.changed:
-            await within(self.changed.wait_for(condition))
-
-
-async def within(awaitable: Awaitable[Any]) -> Any:
-    """`awaitable`, failing the test rather than hanging it when it never comes."""
-    return await asyncio.wait_for(awaitable, WAIT)
-
-
-def answering(*answers: bytes) -> Callable[[Raw, Reader, Writer], Awaitable[None]]:
-    """Each connection answers its requests with `answers` in turn (the last one repeated)."""
-
-    async def handle(raw: Raw, reader: Reader, writer: Writer) -> None:
-        index = 0
-        while await raw.read(reader):
-            writer.write(answers[min(index, len(answers) - 1)])
-            await writer.drain()
-            index += 1
-
-    return handle
 
 
 @pytest.fixture
@@ -412,86 +338,7 @@ def test_header_blocks_refuse_line_breaks() -> None:
         encode_headers([("webhook-id", "x\r\nhost: elsewhere")])
 
 
-# --- the parser, fed every split of an answer -------------------------------------------
-
-
-class Wire(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def abort(self) -> None:
-        self.closed = True
-
-
-@pytest.mark.parametrize(("answer", "status", "reusable"), [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 200, True),
-    (b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\nConnection: close\r\n\r\nabc", 500, False),
-    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, True),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-     b"3\r\nabc\r\n10 ; x=y\r\n0123456789abcdef\r\n0\r\nT: 1\r\nU: 2\r\n\r\n", 200, True),
-    (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
-     307, True),
-])
-async def test_answers_parse_alike_however_they_arrive(
-        answer: bytes, status: int, reusable: bool) -> None:
-    pieces = [[answer[:cut], answer[cut:]] for cut in range(1, len(answer))]
-    pieces.append([answer[i:i + 1] for i in range(len(answer))])
-    for split in pieces:
-        connection = Connection()
-        connection.connection_made(Wire())
-        waiter = connection.exchange(b"request")
-        for piece in split[:-1]:
-            connection.data_received(piece)
-            assert not waiter.done(), split
-        connection.data_received(split[-1])
-        assert waiter.result() == status
-        assert connection.reusable is reusable
-
-
-@pytest.mark.parametrize("answer", [
-    b"HTTP/1.1 200 OK\r\n\r\nup to the end",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nup to the end",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
-    b"HTTP/1.1 204 No Content\r\n\r\nstray",
-])
-async def test_answers_framed_by_the_end_or_ambiguously_are_not_kept(answer: bytes) -> None:
-    connection = Connection()
-    connection.connection_made(Wire())
-    waiter = connection.exchange(b"request")
-    connection.data_received(answer)
-    assert waiter.result() in (200, 204)
-    assert connection.reusable is False
-
-
 # --- https ------------------------------------------------------------------------------
-
-
-def self_signed(folder: Path) -> tuple[Path, Path, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(pem)
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return folder / "cert.pem", folder / "key.pem", pem
 
 
 async def test_https_verifies_the_certificate_and_keeps_the_connection(
