@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import aiohttp
 from standardwebhooks import Webhook
 from tortoise.context import TortoiseContext
 
@@ -51,11 +50,13 @@ from service.webhooks.config import Endpoint, WebhooksConfig
 from service.webhooks.metrics import WebhookMetrics, attempt_outcome
 from service.webhooks.outbox import Claimed, utcnow
 from service.webhooks.retention import Pruned
-from service.webhooks.targets import GuardedResolver, TargetRefused, check_target
+from service.webhooks.sender import ConnectionFailed, Sender, TargetRefused
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "garmin-sync-webhooks/1"
+# the headers every delivery sends as they are; the rest is encoded per delivery
+STATIC_HEADERS = f"content-type: application/json\r\nuser-agent: {USER_AGENT}\r\n".encode()
 JITTER = 0.2  # each backoff is drawn from +-20% around its nominal value
 GAUGES_EVERY_SECONDS = 5.0
 # A commit's wake-up claims this much later: the events of the commits meanwhile (a sync
@@ -105,7 +106,7 @@ class Dispatcher:
         self._metrics = metrics
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._signers = {e.id: Signer(tuple(e.secrets)) for e in config.endpoints}
-        self._session: aiohttp.ClientSession | None = None
+        self._sender: Sender | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._capacity = config.concurrency * claim_depth(config)
         self._slots = asyncio.Semaphore(config.concurrency)  # POSTs running at once
@@ -124,17 +125,14 @@ class Dispatcher:
     # --- lifecycle ----------------------------------------------------------------------
 
     def open(self) -> None:
-        """The HTTP client: no DNS cache (every connection resolves, and is checked, anew),
-        no proxy from the environment, at most `concurrency` connections."""
-        if self._session is not None:
+        """The HTTP client (`service.webhooks.sender`): every new connection resolves, and
+        is checked, anew; no proxy, no redirect; at most `concurrency` connections."""
+        if self._sender is not None:
             return
-        connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.config.allow_private_targets),
-            use_dns_cache=False, limit=self.config.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_seconds,
-                                        connect=self.config.connect_timeout_seconds)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                              trust_env=False, auto_decompress=False)
+        self._sender = Sender(allow_private=self.config.allow_private_targets,
+                              connect_timeout=self.config.connect_timeout_seconds,
+                              timeout=self.config.timeout_seconds,
+                              max_connections=self.config.concurrency)
 
     def start(self, ctx: TortoiseContext | None = None) -> None:
         """Run the claim loop as a task (with `ctx` as its Tortoise context)."""
@@ -165,9 +163,9 @@ class Dispatcher:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
 
     def wake(self) -> None:
         """Claim soon (`GATHER_SECONDS`) rather than at the next poll (call after
@@ -316,24 +314,20 @@ class Dispatcher:
 
     async def _post(self, endpoint: Endpoint, claimed: Claimed) -> tuple[int | None, str | None]:
         """(HTTP status or None, error); errors name a category, never the URL."""
-        assert self._session is not None, "open() the dispatcher first"
+        assert self._sender is not None, "open() the dispatcher first"
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
         try:
-            check_target(endpoint.url, self.config.allow_private_targets)
             timestamp = self._wall_clock()
-            headers = {
-                "content-type": "application/json",
-                "user-agent": USER_AGENT,
-                "webhook-id": claimed.message_id,
-                "webhook-timestamp": str(int(timestamp.timestamp())),
-                "webhook-signature": self._signers[endpoint.id].header(
-                    claimed.message_id, timestamp, claimed.body),
-            }
-            async with self._session.post(endpoint.url, data=claimed.body.encode(),
-                                          headers=headers, allow_redirects=False) as response:
-                status = response.status
+            signature = self._signers[endpoint.id].header(claimed.message_id, timestamp,
+                                                          claimed.body)
+            # message ids and signatures are the service's own (no line breaks to escape)
+            headers = STATIC_HEADERS + (
+                f"webhook-id: {claimed.message_id}\r\n"
+                f"webhook-timestamp: {int(timestamp.timestamp())}\r\n"
+                f"webhook-signature: {signature}\r\n").encode()
+            status = await self._sender.post(endpoint.url, headers, claimed.body.encode())
             if not 200 <= status < 300:
                 error = f"HTTP {status}" + (" (redirects are not followed)"
                                             if 300 <= status < 400 else "")
@@ -341,13 +335,13 @@ class Dispatcher:
             error = "refused"
             log.warning("webhook %s to endpoint %s refused: %s", claimed.message_id,
                         endpoint.id, exc)
-        except aiohttp.ClientConnectorError as exc:
-            error = "refused" if isinstance(exc.__cause__, TargetRefused) else "connection"
-            log.info("webhook %s to endpoint %s: %s", claimed.message_id, endpoint.id,
-                     "address refused" if error == "refused" else "cannot connect")
         except TimeoutError:
             error = "timeout"
-        except (aiohttp.ClientError, OSError) as exc:
+        except ConnectionFailed as exc:
+            error = "connection"
+            log.info("webhook %s to endpoint %s failed: %s", claimed.message_id, endpoint.id,
+                     exc)
+        except OSError as exc:
             error = "connection"
             log.info("webhook %s to endpoint %s failed: %s", claimed.message_id, endpoint.id,
                      type(exc).__name__)

@@ -1,11 +1,12 @@
 """Where a webhook may be sent: public http(s) addresses only, checked when connecting.
 
-An endpoint URL is checked twice. Before each attempt: scheme http or https, and a host
-written as an IP address must be public. When connecting: `GuardedResolver` resolves the
-host name and refuses the connection when any address it gets is not public, so a name
-that resolves to a public address at configuration time and to 127.0.0.1 later (DNS
-rebinding) is refused at the moment it matters. The HTTP client caches no DNS answer and
-follows no redirect. `allow_private_targets` lifts the address rule (tests, internal
+An endpoint URL is checked twice. Before each attempt (`check_target`): scheme http or
+https, and a host written as an IP address must be public. When connecting (`resolve`, for
+every new connection of `service.webhooks.sender`): the host name is resolved anew and the
+connection refused when any address it gets is not public, so a name that resolves to a
+public address at configuration time and to 127.0.0.1 later (DNS rebinding) is refused at
+the moment it matters; the sender connects to the addresses checked, caches no DNS answer
+and follows no redirect. `allow_private_targets` lifts the address rule (tests, internal
 receivers), never the scheme rule.
 
 Not public: loopback, private (RFC 1918, fc00::/7), link-local (which holds the cloud
@@ -15,12 +16,12 @@ documentation ranges, IPv4-mapped IPv6 forms of those, and fd00:ec2::254 (AWS me
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"),
                                 ipaddress.ip_address("fd00:ec2::254")})
@@ -56,26 +57,26 @@ def check_target(url: str, allow_private: bool) -> None:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return  # a name: its addresses are checked by GuardedResolver when connecting
+        return  # a name: its addresses are checked by `resolve` when connecting
     if not address_allowed(host):
         raise TargetRefused("the endpoint address is not public")
 
 
-class GuardedResolver(AbstractResolver):
-    """The default resolver, refusing names that resolve to any non-public address."""
+# getaddrinfo's signature as `loop.getaddrinfo` has it (tests pass a stand-in)
+AddressInfo = list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]
+GetAddrInfo = Callable[..., Awaitable[AddressInfo]]
 
-    def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
-        self._allow_private = allow_private
-        self._inner = inner or DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if not self._allow_private:
-            for result in results:
-                if not address_allowed(result["host"]):
-                    raise TargetRefused("the endpoint name resolves to a non-public address")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
+async def resolve(host: str, port: int, allow_private: bool,
+                  getaddrinfo: GetAddrInfo | None = None,
+                  ) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
+    """(family, socket address) for each address `host` resolves to, in order; raises
+    `TargetRefused` when any of them is not public, unless `allow_private`."""
+    lookup = getaddrinfo or asyncio.get_running_loop().getaddrinfo
+    infos = await lookup(host, port, type=socket.SOCK_STREAM)
+    addresses = [(family, address) for family, _, _, _, address in infos]
+    if not allow_private:
+        for _, address in addresses:
+            if not address_allowed(address[0]):
+                raise TargetRefused("the endpoint name resolves to a non-public address")
+    return addresses

@@ -7,17 +7,17 @@ import socket
 from datetime import UTC, date, datetime
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from service.config import ConfigError
 from service.webhooks import events
 from service.webhooks.config import ENDPOINTS_ENV, WebhooksConfig
 from service.webhooks.events import EVENT_TYPES, Event, UnsafePayload
 from service.webhooks.targets import (
-    GuardedResolver,
+    AddressInfo,
     TargetRefused,
     address_allowed,
     check_target,
+    resolve,
 )
 from tests.support.webhooks import VALIDATOR, new_secret
 
@@ -157,19 +157,15 @@ def test_check_target_refuses_schemes_and_private_literals() -> None:
     check_target("https://hooks.example.com/in", allow_private=False)  # names: at connect
 
 
-class Answers(AbstractResolver):
-    """A DNS stand-in: the given addresses for any name."""
+class Answers:
+    """A DNS stand-in (as `loop.getaddrinfo`): the given addresses for any name."""
 
     def __init__(self, *addresses: str) -> None:
         self.addresses = addresses
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        return [ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
-                              flags=0) for address in self.addresses]
-
-    async def close(self) -> None:
-        return None
+    async def __call__(self, host: str, port: int, **_: object) -> AddressInfo:
+        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM,
+                 6, "", (address, port)) for address in self.addresses]
 
 
 @pytest.mark.parametrize("addresses", [
@@ -179,12 +175,12 @@ class Answers(AbstractResolver):
 async def test_a_name_resolving_to_any_private_or_metadata_address_is_refused(
         addresses: tuple[str, ...]) -> None:
     with pytest.raises(TargetRefused):
-        await GuardedResolver(False, Answers(*addresses)).resolve("hooks.example.com", 443)
-    allowed = await GuardedResolver(True, Answers(*addresses)).resolve("hooks.example.com", 443)
-    assert [r["host"] for r in allowed] == list(addresses)
+        await resolve("hooks.example.com", 443, False, Answers(*addresses))
+    allowed = await resolve("hooks.example.com", 443, True, Answers(*addresses))
+    assert [address[0] for _, address in allowed] == list(addresses)
 
 
 async def test_a_name_resolving_to_public_addresses_only_is_allowed() -> None:
-    resolved = await GuardedResolver(False, Answers("93.184.216.34", "2606:4700::1111")
-                                     ).resolve("hooks.example.com", 443)
+    resolved = await resolve("hooks.example.com", 443, False,
+                             Answers("93.184.216.34", "2606:4700::1111"))
     assert len(resolved) == 2
