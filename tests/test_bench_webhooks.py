@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.table import upsert_change_rows, webhook_rows
 from bench.webhook_peers import SECRET, receiver_app, sample_events
-from service.webhooks.dispatcher import Signer
+from service.webhooks.signing import Signer
 from tests.support.aliases import AiohttpClient
 
 

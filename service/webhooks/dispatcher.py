@@ -29,10 +29,7 @@ receivers compare with their own clock to refuse replays.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import secrets
@@ -40,7 +37,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from standardwebhooks import Webhook
 from tortoise.context import TortoiseContext
 
 from service import db
@@ -51,6 +47,7 @@ from service.webhooks.metrics import WebhookMetrics, attempt_outcome
 from service.webhooks.outbox import Claimed, utcnow
 from service.webhooks.retention import Pruned
 from service.webhooks.sender import ConnectionFailed, Sender, TargetRefused
+from service.webhooks.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +71,6 @@ def claim_depth(config: WebhooksConfig) -> int:
     return max(1, min(MAX_DEPTH, int(config.lease_seconds // (2 * config.timeout_seconds))))
 
 
-class Signer:
-    """Signs as `standardwebhooks.Webhook.sign` does, `v1,<base64>` per active secret,
-    space-separated (the receiver accepts any match), with each secret's HMAC keyed once:
-    every delivery copies the keyed state instead of hashing the key again."""
-
-    def __init__(self, endpoint_secrets: tuple[str, ...]) -> None:
-        self._keyed = tuple(hmac.new(Webhook(secret)._whsecret, digestmod=hashlib.sha256)
-                            for secret in endpoint_secrets)
-
-    def header(self, message_id: str, timestamp: datetime, body: str) -> str:
-        signed = f"{message_id}.{int(timestamp.timestamp())}.{body}".encode()
-        signatures = []
-        for keyed in self._keyed:
-            mac = keyed.copy()
-            mac.update(signed)
-            signatures.append("v1," + base64.b64encode(mac.digest()).decode())
-        return " ".join(signatures)
-
-
 class Dispatcher:
     def __init__(self, config: WebhooksConfig, worker_id: str, *,
                  clock: Callable[[], datetime] = utcnow,
@@ -113,6 +91,7 @@ class Dispatcher:
         self._sending = 0
         self._wakeup = asyncio.Event()
         self._committed = False  # the wake-up came from a commit (`wake`)
+        self._backlog = False  # the last claim took all the room there was
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = float("-inf")
         self._prune_task: asyncio.Task[None] | None = None
@@ -182,6 +161,9 @@ class Dispatcher:
             if free > 0:
                 try:
                     claimed = self._launch(await self._claim(free))
+                    # a full claim may have left due deliveries behind: claim again as
+                    # deliveries end; otherwise the next commit or poll claims
+                    self._backlog = claimed == free
                 except Exception:
                     log.exception("claiming webhook deliveries failed; retrying at next poll")
             await self._refresh_gauges()
@@ -219,9 +201,11 @@ class Dispatcher:
         self._inflight.discard(task)
         if self._metrics is not None:
             self._metrics.in_flight.set(len(self._inflight))
-        # claim again once half the room is free, not after every delivery: one claim
-        # then fills several places (the poll claims for the rest)
-        if len(self._inflight) <= self._capacity // 2:
+        # after a claim that took all the room, claim again once half of it is free, not
+        # after every delivery: one claim then fills several places. After a partial claim
+        # nothing was left behind but the next deliveries of users being sent to, which
+        # `_finish` claims for, and what commits since (`wake`) or the poll will claim
+        if self._backlog and len(self._inflight) <= self._capacity // 2:
             self._wakeup.set()
 
     async def _refresh_gauges(self) -> None:
@@ -364,6 +348,8 @@ class Dispatcher:
             log.warning("webhook delivery %s: claim lost before its outcome was recorded",
                         claimed.id)
             return
+        if claimed.has_next and status != DeliveryStatus.PENDING:
+            self._wakeup.set()  # the user's next delivery is claimable now
         if self._metrics is not None and error != "interrupted at shutdown":
             self._metrics.delivery({DeliveryStatus.DELIVERED: "delivered",
                                     DeliveryStatus.DEAD: "dead"}.get(status, "retry"))

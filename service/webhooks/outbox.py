@@ -219,7 +219,9 @@ _CANDIDATES = """
     ORDER BY d.next_attempt_at, d.id
     LIMIT ?
 """
-# One statement picks, claims and returns the deliveries with their events. On
+# One statement picks, claims and returns the deliveries with their events, and whether
+# each one's user has another delivery queued behind it (`has_next`, which the head blocks
+# until it ends: the dispatcher claims again then rather than at its next poll). On
 # PostgreSQL the picked rows are locked (a CTE with FOR UPDATE runs once, before the
 # update), so replicas claim disjoint rows; the update checks the claim again all the same.
 # SQLite's RETURNING cannot name a joined table, so there the event is read by subqueries.
@@ -233,7 +235,12 @@ _CLAIM = """
       AND (webhook_delivery.claim_expires_at IS NULL OR webhook_delivery.claim_expires_at < ?)
     RETURNING webhook_delivery.id, webhook_delivery.endpoint, webhook_delivery.user_id,
               webhook_delivery.sequence, webhook_delivery.attempts,
-              webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning}
+              webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning},
+              EXISTS (SELECT 1 FROM webhook_delivery n
+                      WHERE n.endpoint = webhook_delivery.endpoint
+                        AND n.user_id = webhook_delivery.user_id
+                        AND n.sequence > webhook_delivery.sequence
+                        AND n.status NOT IN ('delivered', 'dead')) AS has_next
 """
 _EVENT_COLUMNS = ("message_id", "type", "body")
 CLAIM = {
@@ -290,6 +297,7 @@ class Claimed:
     message_id: str
     type: str
     body: str
+    has_next: bool = False  # another delivery of the same user waits behind this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +327,8 @@ async def claim(owner: str, now: datetime, lease_seconds: float, limit: int) -> 
     result = [Claimed(int(row["id"]), str(row["endpoint"]), str(row["user_id"]),
                       int(row["sequence"]), int(row["attempts"]),
                       _aware(row["next_attempt_at"]), _aware(row["created_at"]), owner,
-                      str(row["message_id"]), str(row["type"]), str(row["body"]))
+                      str(row["message_id"]), str(row["type"]), str(row["body"]),
+                      bool(row["has_next"]))
               for row in rows]
     return sorted(result, key=lambda c: (c.next_attempt_at, c.id))
 

@@ -318,7 +318,9 @@ async def test_job_finishing_within_the_grace_succeeds_before_close_returns(
     account = sandbox.state.get_account(ALICE)
     assert account is not None
     account.latency_ms = 500
-    api = await start_api(scheduled(make_config, shutdown_grace_seconds=10, backfill_days=1))
+    # Two days, not one: just after midnight UTC none of today's sandbox activities has
+    # started yet, and the activities job would store nothing.
+    api = await start_api(scheduled(make_config, shutdown_grace_seconds=10, backfill_days=2))
 
     async def started() -> bool:
         return bool(await _running(setup))

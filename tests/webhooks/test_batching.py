@@ -117,3 +117,61 @@ async def test_outcomes_of_posts_that_end_together_are_one_write(
         await dispatcher.close()
     assert writes.sizes == [posts_at_once]
     assert await _delivered(posts_at_once)
+
+
+# --- when the dispatcher claims again -------------------------------------------------------
+# An hour's poll: whatever is delivered here was claimed because a delivery ended.
+
+
+class CountedClaims:
+    """`outbox.claim`, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.inner = outbox.claim
+
+    async def __call__(self, owner: str, now: datetime, lease_seconds: float,
+                       limit: int) -> list[Claimed]:
+        self.calls += 1
+        return await self.inner(owner, now, lease_seconds, limit)
+
+
+async def _dispatch_until_delivered(wh_db: TortoiseContext, dispatcher: Dispatcher,
+                                    count: int) -> None:
+    dispatcher.start(wh_db)
+    try:
+        await eventually(lambda: _delivered(count), what=f"{count} deliveries")
+    finally:
+        await dispatcher.close()
+
+
+async def test_a_claim_that_left_nothing_behind_is_not_repeated_as_deliveries_end(
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    claims = CountedClaims()
+    monkeypatch.setattr(outbox, "claim", claims)
+    config = config_for(receiver, concurrency=4, poll_seconds=3600)  # room for 12
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(5)))
+    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 5)
+    assert claims.calls == 1
+
+
+async def test_a_users_queued_deliveries_follow_each_other_without_the_poll(
+        wh_db: TortoiseContext, receiver: Receiver) -> None:
+    config = config_for(receiver, concurrency=4, poll_seconds=3600)
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected("u1", AT) for _ in range(4)))
+    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 4)
+    sequences = [d.sequence for d in await WebhookDelivery.all().order_by("finished_at", "id")]
+    assert sequences == sorted(sequences)
+
+
+async def test_a_backlog_larger_than_a_claim_drains_without_the_poll(
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    claims = CountedClaims()
+    monkeypatch.setattr(outbox, "claim", claims)
+    config = config_for(receiver, concurrency=1, poll_seconds=3600)  # room for 3
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(10)))
+    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 10)
+    assert claims.calls >= 4
