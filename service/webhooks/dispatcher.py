@@ -91,7 +91,9 @@ class Dispatcher:
         self._sending = 0
         self._wakeup = asyncio.Event()
         self._committed = False  # the wake-up came from a commit (`wake`)
-        self._backlog = False  # the last claim took all the room there was
+        # due deliveries may be waiting: the last claim took all the room there was, or a
+        # delivery ended that had a later one of its user behind it
+        self._backlog = False
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = float("-inf")
         self._prune_task: asyncio.Task[None] | None = None
@@ -159,11 +161,11 @@ class Dispatcher:
             claimed = 0
             free = self._capacity - len(self._inflight)
             if free > 0:
+                self._backlog = False  # unless a delivery ends meanwhile (`_finish`)
                 try:
                     claimed = self._launch(await self._claim(free))
-                    # a full claim may have left due deliveries behind: claim again as
-                    # deliveries end; otherwise the next commit or poll claims
-                    self._backlog = claimed == free
+                    # a full claim may have left due deliveries behind
+                    self._backlog = self._backlog or claimed == free
                 except Exception:
                     log.exception("claiming webhook deliveries failed; retrying at next poll")
             await self._refresh_gauges()
@@ -201,10 +203,9 @@ class Dispatcher:
         self._inflight.discard(task)
         if self._metrics is not None:
             self._metrics.in_flight.set(len(self._inflight))
-        # after a claim that took all the room, claim again once half of it is free, not
-        # after every delivery: one claim then fills several places. After a partial claim
-        # nothing was left behind but the next deliveries of users being sent to, which
-        # `_finish` claims for, and what commits since (`wake`) or the poll will claim
+        # with a backlog, claim again once half the room is free, not after every delivery:
+        # one claim then fills several places. Without one nothing is waiting that commits
+        # since (`wake`) or the poll will not claim
         if self._backlog and len(self._inflight) <= self._capacity // 2:
             self._wakeup.set()
 
@@ -349,7 +350,7 @@ class Dispatcher:
                         claimed.id)
             return
         if claimed.has_next and status != DeliveryStatus.PENDING:
-            self._wakeup.set()  # the user's next delivery is claimable now
+            self._backlog = True  # the user's next delivery is claimable now
         if self._metrics is not None and error != "interrupted at shutdown":
             self._metrics.delivery({DeliveryStatus.DELIVERED: "delivered",
                                     DeliveryStatus.DEAD: "dead"}.get(status, "retry"))

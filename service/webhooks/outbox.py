@@ -209,7 +209,12 @@ class Outbox:
 # when stale statistics make it believe that almost nothing is pending: every probe then
 # walks every pending delivery, seconds per claim once thousands are queued.
 _CANDIDATES = """
-    SELECT d.id FROM webhook_delivery d
+    SELECT d.id, EXISTS (
+               SELECT 1 FROM webhook_delivery n
+               WHERE n.endpoint = d.endpoint AND n.user_id = d.user_id
+                 AND n.sequence > d.sequence AND n.status NOT IN ('delivered', 'dead')
+           ) AS has_next
+    FROM webhook_delivery d
     WHERE d.status = 'pending' AND d.next_attempt_at <= ?
       AND (d.claim_expires_at IS NULL OR d.claim_expires_at < ?)
       AND NOT EXISTS (
@@ -224,9 +229,12 @@ _CANDIDATES = """
 # until it ends: the dispatcher claims again then rather than at its next poll). On
 # PostgreSQL the picked rows are locked (a CTE with FOR UPDATE runs once, before the
 # update), so replicas claim disjoint rows; the update checks the claim again all the same.
-# SQLite's RETURNING cannot name a joined table, so there the event is read by subqueries.
+# SQLite's RETURNING cannot name a joined table, so there the event is read by subqueries,
+# and `has_next` from the picked rows, which are materialized once: a subquery there on
+# webhook_delivery itself would scan the whole table for every row, as SQLite uses no index
+# for the table being updated.
 _CLAIM = """
-    WITH picked AS ({candidates})
+    WITH picked AS {materialized}({candidates})
     UPDATE webhook_delivery
     SET claimed_by = ?, claim_expires_at = ?, attempts = webhook_delivery.attempts + 1
     {events}
@@ -235,24 +243,22 @@ _CLAIM = """
       AND (webhook_delivery.claim_expires_at IS NULL OR webhook_delivery.claim_expires_at < ?)
     RETURNING webhook_delivery.id, webhook_delivery.endpoint, webhook_delivery.user_id,
               webhook_delivery.sequence, webhook_delivery.attempts,
-              webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning},
-              EXISTS (SELECT 1 FROM webhook_delivery n
-                      WHERE n.endpoint = webhook_delivery.endpoint
-                        AND n.user_id = webhook_delivery.user_id
-                        AND n.sequence > webhook_delivery.sequence
-                        AND n.status NOT IN ('delivered', 'dead')) AS has_next
+              webhook_delivery.next_attempt_at, webhook_delivery.created_at, {returning}
 """
 _EVENT_COLUMNS = ("message_id", "type", "body")
 CLAIM = {
     "postgres": sql.Sql(_CLAIM.format(
-        candidates=_CANDIDATES + " FOR UPDATE OF d SKIP LOCKED",
-        events="FROM webhook_event e", join=" AND e.id = webhook_delivery.event_id",
-        returning=", ".join(f"e.{column}" for column in _EVENT_COLUMNS))),
+        materialized="", candidates=_CANDIDATES + " FOR UPDATE OF d SKIP LOCKED",
+        events="FROM webhook_event e, picked p",
+        join=" AND e.id = webhook_delivery.event_id AND p.id = webhook_delivery.id",
+        returning=", ".join([*(f"e.{column}" for column in _EVENT_COLUMNS), "p.has_next"]))),
     "sqlite": sql.Sql(_CLAIM.format(
-        candidates=_CANDIDATES, events="", join="",
-        returning=", ".join(f"(SELECT e.{column} FROM webhook_event e "  # noqa: S608
-                            f"WHERE e.id = webhook_delivery.event_id) AS {column}"
-                            for column in _EVENT_COLUMNS))),
+        materialized="MATERIALIZED ", candidates=_CANDIDATES, events="", join="",
+        returning=", ".join([*(f"(SELECT e.{column} FROM webhook_event e "  # noqa: S608
+                               f"WHERE e.id = webhook_delivery.event_id) AS {column}"
+                               for column in _EVENT_COLUMNS),
+                             "(SELECT p.has_next FROM picked p "
+                             "WHERE p.id = webhook_delivery.id) AS has_next"]))),
 }
 
 
