@@ -136,42 +136,41 @@ class CountedClaims:
         return await self.inner(owner, now, lease_seconds, limit)
 
 
-async def _dispatch_until_delivered(wh_db: TortoiseContext, dispatcher: Dispatcher,
-                                    count: int) -> None:
+async def _claims_to_deliver(wh_db: TortoiseContext, receiver: Receiver,
+                             monkeypatch: pytest.MonkeyPatch, users: list[str],
+                             concurrency: int) -> int:
+    """Emit one event for each of `users` (in order), dispatch until all are delivered; the
+    number of claims that took."""
+    claims = CountedClaims()
+    monkeypatch.setattr(outbox, "claim", claims)
+    config = config_for(receiver, concurrency=concurrency, poll_seconds=3600)
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(user, AT) for user in users))
+    dispatcher = Dispatcher(config, "test", clock=clock)
     dispatcher.start(wh_db)
     try:
-        await eventually(lambda: _delivered(count), what=f"{count} deliveries")
+        await eventually(lambda: _delivered(len(users)), what=f"{len(users)} deliveries")
     finally:
         await dispatcher.close()
+    return claims.calls
 
 
 async def test_a_claim_that_left_nothing_behind_is_not_repeated_as_deliveries_end(
         wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    claims = CountedClaims()
-    monkeypatch.setattr(outbox, "claim", claims)
-    config = config_for(receiver, concurrency=4, poll_seconds=3600)  # room for 12
-    clock = Clock()
-    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(5)))
-    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 5)
-    assert claims.calls == 1
+    users = [f"u{n}" for n in range(5)]  # room for 12
+    assert await _claims_to_deliver(wh_db, receiver, monkeypatch, users, concurrency=4) == 1
 
 
 async def test_a_users_queued_deliveries_follow_each_other_without_the_poll(
-        wh_db: TortoiseContext, receiver: Receiver) -> None:
-    config = config_for(receiver, concurrency=4, poll_seconds=3600)
-    clock = Clock()
-    await emit(config, clock, *(events.session_disconnected("u1", AT) for _ in range(4)))
-    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 4)
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one claim per delivery: each takes the user's next once the one before has ended
+    assert await _claims_to_deliver(wh_db, receiver, monkeypatch, ["u1"] * 4,
+                                    concurrency=4) >= 4
     sequences = [d.sequence for d in await WebhookDelivery.all().order_by("finished_at", "id")]
     assert sequences == sorted(sequences)
 
 
 async def test_a_backlog_larger_than_a_claim_drains_without_the_poll(
         wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    claims = CountedClaims()
-    monkeypatch.setattr(outbox, "claim", claims)
-    config = config_for(receiver, concurrency=1, poll_seconds=3600)  # room for 3
-    clock = Clock()
-    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(10)))
-    await _dispatch_until_delivered(wh_db, Dispatcher(config, "test", clock=clock), 10)
-    assert claims.calls >= 4
+    users = [f"u{n}" for n in range(10)]  # room for 3
+    assert await _claims_to_deliver(wh_db, receiver, monkeypatch, users, concurrency=1) >= 4
