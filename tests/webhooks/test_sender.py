@@ -56,6 +56,19 @@ async def test_sequential_posts_share_one_kept_alive_connection(
                     + HEADERS + b"content-length: 8\r\n\r\n")
 
 
+async def test_credentials_in_the_url_become_basic_authentication(
+        serve: Callable[..., Awaitable[Raw]], sender: Sender) -> None:
+    raw = await serve(answering(NO_CONTENT))
+    url = raw.url("/hook").replace("http://", "http://hook%40example:p%3Ass%20w@")
+    assert await sender.post(url, HEADERS, b"{}") == 204
+    head, _ = raw.requests[0]
+    # "hook@example:p:ss w", percent-decoded, in base64
+    assert head.startswith(b"POST /hook HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n"
+                           b"authorization: Basic aG9va0BleGFtcGxlOnA6c3Mgdw==\r\n"
+                           % raw.port), head
+    assert b"p%3Ass" not in head and b"hook%40example" not in head
+
+
 async def test_connection_close_is_honoured(
         serve: Callable[..., Awaitable[Raw]], sender: Sender) -> None:
     # the server would go on reading: only the client's honouring closes the connection
