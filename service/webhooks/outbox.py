@@ -303,7 +303,7 @@ class Claimed:
     message_id: str
     type: str
     body: str
-    has_next: bool = False  # another delivery of the same user waits behind this one
+    has_next: bool  # another delivery of the same user waits behind this one
 
 
 @dataclass(frozen=True, slots=True)

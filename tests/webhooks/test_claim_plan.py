@@ -16,6 +16,8 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "models"
 
 
 def _schema() -> sqlite3.Connection:
+    """The migrations' SQLite statements on an in-memory database, without Aerich: it keeps
+    per-process state, and the suite's PostgreSQL run has migrated PostgreSQL already."""
     database = sqlite3.connect(":memory:")
     fake = SimpleNamespace(capabilities=SimpleNamespace(dialect="sqlite"))
     for path in sorted(MIGRATIONS.glob("[0-9]*_*.py"), key=lambda p: int(p.name.split("_")[0])):
