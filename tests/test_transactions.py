@@ -1,6 +1,7 @@
 """A transaction cancelled while it begins gives its connection back (SQLite's one lock, or
 PostgreSQL's pooled connection): the next statement does not wait forever. Work queued
-for the commit (`sql.at_commit`) commits or rolls back with the transaction."""
+for the commit (`sql.at_commit`, SQLite) or for the next statement (`sql.with_next`,
+PostgreSQL) commits or rolls back with the transaction."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ async def context(database_url: str) -> AsyncIterator[TortoiseContext]:
     await db.upgrade(database_url)
     ctx = await db.open_context(database_url)
     db.activate(ctx)
+    # PostgreSQL's test database outlives a test
+    await sql.execute(sql.Sql("DELETE FROM webhook_user_sequence"), [],
+                      sql.connection_of(WebhookEvent))
     yield ctx
     await db.close_context(ctx)
 
@@ -153,6 +157,78 @@ async def test_cancelled_while_committing_the_commit_completes_and_the_lock_is_f
     async with asyncio.timeout(10), sql.transaction(WebhookEvent) as connection:
         sql.at_commit(connection, insert("u2", 2))
     assert await committed() == [("u1", 1), ("u2", 2)]
+
+
+# --- PostgreSQL: a write queued for the next statement rides on it as CTEs --------------
+# On SQLite `with_next` queues nothing (SQLite has no data-modifying CTEs): each test checks
+# that, then the rest runs on PostgreSQL only.
+
+ADD = sql.Sql("added AS (INSERT INTO webhook_user_sequence (user_id, sequence) "
+              "VALUES (?::text, ?::bigint))")
+BUMP = sql.Sql("bumped AS (UPDATE webhook_user_sequence SET sequence = sequence + ?::bigint "
+               "WHERE user_id = ?::text)")
+SET = sql.Sql("UPDATE webhook_user_sequence SET sequence = ? WHERE user_id = ?")
+SET_VIA_CTE = sql.Sql("WITH wanted AS (SELECT ?::bigint AS value) "
+                      "UPDATE webhook_user_sequence SET sequence = (SELECT value FROM wanted) "
+                      "WHERE user_id = ?")
+
+
+async def queues(connection: Any) -> bool:
+    """Whether `with_next` queues on `connection` (PostgreSQL transactions only)."""
+    queued = await sql.with_next(connection, ADD, ["probe", 1])
+    assert queued is (connection.capabilities.dialect == "postgres")
+    return queued
+
+
+async def test_a_queued_write_rides_on_the_next_statement_in_one_round_trip(
+        context: TortoiseContext) -> None:
+    assert not await sql.with_next(sql.connection_of(WebhookEvent), ADD, ["u9", 9])
+    sent: list[str] = []
+    async with sql.transaction(WebhookEvent) as connection:
+        if not await queues(connection):
+            return
+        await sql.execute(INSERT, ["u0", 0], connection)  # carries the probe
+        assert await sql.with_next(connection, ADD, ["u1", 1])
+        assert await sql.fetch(SEQUENCES, [], connection) == [
+            {"user_id": "probe", "sequence": 1}, {"user_id": "u0", "sequence": 0}]
+        # asyncpg logs each statement sent, once it completed
+        connection._connection.add_query_logger(lambda record: sent.append(record.query))
+        # the main statement's row count, not the rows the statement returned (none)
+        assert await sql.execute(SET, [5, "u0"], connection) == 1
+        assert await sql.with_next(connection, BUMP, [10, "u0"])
+        assert await sql.execute(SET_VIA_CTE, [7, "u1"], connection) == 1  # WITH meets WITH
+    # two statements for two writes and their carriers (the COMMIT was awaited since)
+    writes = [query.split(" (")[0] for query in sent if "webhook_user_sequence" in query]
+    assert writes == ["WITH added AS", "WITH bumped AS"]
+    assert await committed() == [("probe", 1), ("u0", 15), ("u1", 7)]
+
+
+async def test_an_uncarried_write_runs_before_commit_and_queued_writes_keep_their_order(
+        context: TortoiseContext) -> None:
+    async with sql.transaction(WebhookEvent) as connection:
+        if not await queues(connection):
+            return
+        # the probe runs alone when the next write is queued: the bump then sees its row,
+        # which in one statement (one snapshot) it would not
+        assert await sql.with_next(connection, BUMP, [10, "probe"])
+    assert await committed() == [("probe", 11)]
+
+
+async def test_a_failing_carrier_rolls_back_its_rider_and_raises_as_tortoise_does(
+        context: TortoiseContext) -> None:
+    async with sql.transaction(WebhookEvent) as connection:
+        if not await queues(connection):
+            return
+    with pytest.raises(IntegrityError):
+        async with sql.transaction(WebhookEvent) as connection:
+            assert await sql.with_next(connection, ADD, ["u1", 1])
+            await sql.execute(INSERT, ["probe", 2], connection)  # probe is there: refused
+    assert await committed() == [("probe", 1)]
+    with pytest.raises(ValueError, match="the block failed"):
+        async with sql.transaction(WebhookEvent) as connection:
+            assert await sql.with_next(connection, ADD, ["u2", 2])
+            raise ValueError("the block failed")
+    assert await committed() == [("probe", 1)]
 
 
 # --- PostgreSQL's pool takes connections back without a reset round trip ----------------

@@ -13,6 +13,7 @@ own `_init_from_db`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 import weakref
@@ -63,6 +64,10 @@ SqliteWork = Callable[[sqlite3.Connection], object]
 # SQLite work queued by `at_commit`, per open `transaction`
 _AT_COMMIT: weakref.WeakKeyDictionary[BaseDBAsyncClient, list[SqliteWork]] = (
     weakref.WeakKeyDictionary())
+# PostgreSQL: the write queued by `with_next` (data-modifying CTEs and their values), per
+# open `transaction`; at most one at a time
+_NEXT: weakref.WeakKeyDictionary[BaseDBAsyncClient, list[tuple[Sql, list[Any]]]] = (
+    weakref.WeakKeyDictionary())
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +76,8 @@ async def transaction(model: type[Model]) -> AsyncIterator[BaseDBAsyncClient]:
 
     On SQLite, work queued with `at_commit` runs on the connection's thread right before
     COMMIT, in the commit's own handoff; when it fails the transaction rolls back and its
-    error is raised from the block's end.
+    error is raised from the block's end. On PostgreSQL, a write queued with `with_next`
+    that no statement carried runs alone before COMMIT.
 
     Tortoise's transaction context takes SQLite's one connection lock (or a pooled
     PostgreSQL connection) and only then sends BEGIN; a cancellation that lands during BEGIN
@@ -90,15 +96,18 @@ async def transaction(model: type[Model]) -> AsyncIterator[BaseDBAsyncClient]:
             with contextlib.suppress(Exception):
                 await context.__aexit__(type(exc), exc, exc.__traceback__)
         raise
-    if connection.capabilities.dialect == "sqlite":
-        _AT_COMMIT[connection] = []
+    (_AT_COMMIT if connection.capabilities.dialect == "sqlite" else _NEXT)[connection] = []
     try:
         yield connection
         work = _AT_COMMIT.pop(connection, None)
         if work:
             await _commit_with(connection, work)
+        queued = _NEXT.pop(connection, None)
+        if queued:
+            await _run_alone(connection, *queued[0])
     except BaseException as exc:
         _AT_COMMIT.pop(connection, None)
+        _NEXT.pop(connection, None)
         await context.__aexit__(type(exc), exc, exc.__traceback__)
         raise
     await context.__aexit__(None, None, None)
@@ -137,8 +146,69 @@ async def _commit_with(connection: BaseDBAsyncClient, work: list[SqliteWork]) ->
         connection._finalized = True  # type: ignore[attr-defined]
 
 
+async def with_next(connection: BaseDBAsyncClient, ctes: Sql, values: Sequence[Any]) -> bool:
+    """Queue a PostgreSQL write for the next statement `execute` runs in the `transaction`
+    that yielded `connection`, which carries it as a prefix of data-modifying CTEs: one
+    round trip for both, where each would cost one of its own (else it runs alone before
+    COMMIT). `ctes` is `name AS (...)[, ...]`; the CTEs must touch no row their carrier
+    does (PostgreSQL would apply only one of two changes to a row) and use names no
+    carrier uses. A write queued before runs alone first, so writes keep their order.
+    False when `connection` is no such transaction: run the write now (`run_ctes`)."""
+    queued = _NEXT.get(connection)
+    if queued is None:
+        return False
+    if queued:
+        await _run_alone(connection, *queued.pop())
+    queued.append((ctes, list(values)))
+    return True
+
+
+async def run_ctes(connection: BaseDBAsyncClient, ctes: Sql, values: Sequence[Any]) -> None:
+    """Run a write `with_next` could not queue, alone."""
+    await _run_alone(connection, ctes, list(values))
+
+
+@functools.lru_cache(maxsize=64)
+def _alone(ctes: Sql) -> Sql:
+    return Sql(f"WITH {ctes.text} SELECT 1")
+
+
+@functools.lru_cache(maxsize=64)
+def _carried(ctes: Sql, statement: Sql) -> Sql:
+    text = statement.text
+    if text[:5].upper() == "WITH ":
+        return Sql(f"WITH {ctes.text}, {text[5:]}")
+    return Sql(f"WITH {ctes.text} {text}")
+
+
+async def _run_alone(connection: BaseDBAsyncClient, ctes: Sql, values: list[Any]) -> None:
+    await connection.execute_query(_alone(ctes).render("postgres"), values)
+
+
+async def _execute_carrying(statement: Sql, values: Sequence[Any], rider: tuple[Sql, list[Any]],
+                            connection: BaseDBAsyncClient) -> int:
+    """`statement` with the queued write as its CTEs. Tortoise would count a statement
+    that starts with WITH by the rows it returns, so it runs here on the driver, whose
+    command tag ("UPDATE 2", "INSERT 0 1") ends with the main statement's row count."""
+    ctes, ctes_values = rider
+    text = _carried(ctes, statement).render("postgres")
+
+    async def run(client: BaseDBAsyncClient) -> str:
+        async with client.acquire_connection() as driver:
+            return str(await driver.execute(text, *ctes_values, *values))
+
+    # Tortoise's own translation of driver errors (IntegrityError, OperationalError)
+    tag = await connection._translate_exceptions(run)  # type: ignore[attr-defined]
+    count = str(tag).rpartition(" ")[2]
+    return int(count) if count.isdigit() else 0
+
+
 async def execute(sql: Sql, values: Sequence[Any], connection: BaseDBAsyncClient) -> int:
-    """Run a statement; the number of rows it changed (or returned)."""
+    """Run a statement; the number of rows it changed (or returned). It carries the write
+    queued by `with_next`, if any."""
+    queued = _NEXT.get(connection) if _NEXT else None
+    if queued:
+        return await _execute_carrying(sql, values, queued.pop(), connection)
     count, _rows = await connection.execute_query(
         sql.render(connection.capabilities.dialect), list(values))
     return int(count)

@@ -383,12 +383,13 @@ class SyncRunner:
             await self._leases.fence(lease, connection, release=following is None)
             changed = await upsert.apply(connection)
             job.items_upserted = len(upsert.values)
+            # before the job's last statements, on which PostgreSQL's event writes ride
+            emitted = await reports.job_stored(self._outbox, connection, job, changed, now,
+                                               run.cursors.streak(job.kind))
             await store.cursor_succeeded(cursor, plan.last_day, now, connection)
             await store.finish_job(job, JobStatus.SUCCESS, now, None, connection)
             if following is not None:
                 await store.start_job(following, now, worker, lease.token, connection)
-            emitted = await reports.job_stored(self._outbox, connection, job, changed, now,
-                                               run.cursors.streak(job.kind))
         self._outbox.committed(*emitted)
         run.proven = True
         if following is None:

@@ -9,11 +9,13 @@ Invariants:
   later does not receive the backlog, and an event no endpoint wants writes nothing.
 - Each user's events are numbered by `webhook_user_sequence`, whose row the emitting
   transaction holds locked until it commits: sequence order is commit order.
-- What an event writes costs one statement on PostgreSQL (data-modifying CTEs). SQLite has
-  none, so there its three statements run on SQLite's own thread, in one handoff: queued
-  for the commit of a `service.store.sql.transaction` (`sql.at_commit`), else at once. A
-  sync job emits in every transaction that changed data, and each handoff to SQLite's
-  thread costs more CPU than such a statement.
+- What an event writes costs no round trip of its own where it can. On PostgreSQL it is
+  data-modifying CTEs that ride on the next statement of a `service.store.sql.transaction`
+  (`sql.with_next`; alone before COMMIT when none follows). SQLite has no such CTEs, so
+  there its three statements run on SQLite's own thread, in one handoff: queued for the
+  commit of such a transaction (`sql.at_commit`), else at once. A sync job emits in every
+  transaction that changed data, and each round trip, or handoff to SQLite's thread, costs
+  more CPU than the writes themselves.
 - A delivery is sent only by the dispatcher holding its claim (`claimed_by` plus an expiry
   in the future). `claim` takes, per (endpoint, user), only the pending delivery with the
   lowest sequence, so event N+1 never leaves before event N is delivered or dead. The
@@ -80,26 +82,28 @@ def _insert_deliveries_sql(count: int) -> sql.Sql:
 
 
 @functools.lru_cache(maxsize=16)
-def _emit_sql(count: int) -> sql.Sql:
-    """PostgreSQL: the sequence, the event and its deliveries in one statement (every job
-    that changed data emits, so each round trip counts). The data-modifying CTEs run once
-    each, in the caller's transaction, and the upsert's row lock orders the user's events
-    as the three statements of SQLite do."""
+def _emit_ctes(count: int) -> sql.Sql:
+    """PostgreSQL: the sequence, the event and its deliveries as data-modifying CTEs, which
+    ride on the caller's next statement (`sql.with_next`): every job that changed data
+    emits, so each round trip counts. Each runs once, in the caller's transaction, and the
+    upsert's row lock orders the user's events as the three statements of SQLite do."""
     endpoints = ", ".join("(?::text)" for _ in range(count))
     return sql.Sql(f"""
-        WITH seq AS (
+        emitted_sequence AS (
             INSERT INTO webhook_user_sequence (user_id, sequence) VALUES (?::text, 1)
             ON CONFLICT (user_id) DO UPDATE SET sequence = webhook_user_sequence.sequence + 1
             RETURNING sequence),
-        event AS (
+        emitted_event AS (
             INSERT INTO webhook_event (message_id, user_id, type, sequence, body, created_at)
-            SELECT ?::text, ?::text, ?::text, seq.sequence, ?::text, ?::timestamptz FROM seq
-            RETURNING id, sequence)
-        INSERT INTO webhook_delivery (event_id, endpoint, user_id, sequence, status, attempts,
-                                      next_attempt_at, created_at)
-        SELECT event.id, target.endpoint, ?::text, event.sequence, 'pending', 0,
-               ?::timestamptz, ?::timestamptz
-        FROM event CROSS JOIN (VALUES {endpoints}) AS target (endpoint)
+            SELECT ?::text, ?::text, ?::text, sequence, ?::text, ?::timestamptz
+            FROM emitted_sequence
+            RETURNING id, sequence),
+        emitted_deliveries AS (
+            INSERT INTO webhook_delivery (event_id, endpoint, user_id, sequence, status,
+                                          attempts, next_attempt_at, created_at)
+            SELECT e.id, target.endpoint, ?::text, e.sequence, 'pending', 0, ?::timestamptz,
+                   ?::timestamptz
+            FROM emitted_event AS e CROSS JOIN (VALUES {endpoints}) AS target (endpoint))
     """)  # noqa: S608 - placeholders only
 
 
@@ -113,9 +117,11 @@ async def emit(connection: BaseDBAsyncClient, event: Event, endpoints: Sequence[
     now = now or utcnow()
     message_id = new_message_id()
     if connection.capabilities.dialect == "postgres":
-        await sql.execute(_emit_sql(len(wanted)), [
-            event.user_id, message_id, event.user_id, event.type, event.body(), now,
-            event.user_id, now, now, *wanted], connection)
+        ctes = _emit_ctes(len(wanted))
+        values = [event.user_id, message_id, event.user_id, event.type, event.body(), now,
+                  event.user_id, now, now, *wanted]
+        if not await sql.with_next(connection, ctes, values):
+            await sql.run_ctes(connection, ctes, values)
         return message_id
     body = event.body()
     user_id = event.user_id
