@@ -364,7 +364,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         written: asyncio.Future[bool] = loop.create_future()
         self._outcomes.append((outcome, written))
-        if len(self._outcomes) >= self.config.concurrency or not self._sending:
+        if len(self._outcomes) >= self._capacity or not self._sending:
             self._flush.set()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_outcomes())
@@ -372,7 +372,7 @@ class Dispatcher:
 
     async def _write_outcomes(self) -> None:
         """Record queued outcomes, all that are queued in one statement: a write waits for
-        the POSTs still running (up to `concurrency` outcomes, at most
+        the POSTs still running (up to a claim's worth of outcomes, at most
         `OUTCOMES_GATHER_SECONDS`), and deliveries that end while one is being written go
         together in the next."""
         while self._outcomes:

@@ -1,5 +1,6 @@
 """Claims and outcomes in batches: a claim takes several rounds of POSTs, which still run at
-most `concurrency` at once, and the outcomes of POSTs that end together are one write."""
+most `concurrency` at once, and the outcomes of POSTs that end together, up to a claim's
+worth, are one write."""
 
 from __future__ import annotations
 
@@ -117,6 +118,53 @@ async def test_outcomes_of_posts_that_end_together_are_one_write(
         await dispatcher.close()
     assert writes.sizes == [posts_at_once]
     assert await _delivered(posts_at_once)
+
+
+class SteppedPosts:
+    """Stands in for the dispatcher's POST: each waits for its user's gate, then answers
+    204; `running` holds the users whose POST is under way."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+        self.running: set[str] = set()
+
+    async def __call__(self, endpoint: Endpoint, claimed: Claimed) -> tuple[int | None, None]:
+        self.running.add(claimed.user_id)
+        try:
+            await self.gates.setdefault(claimed.user_id, asyncio.Event()).wait()
+        finally:
+            self.running.discard(claimed.user_id)
+        return 204, None
+
+    async def end(self, user: str, then_running: set[str]) -> None:
+        self.gates.setdefault(user, asyncio.Event()).set()
+        await eventually(lambda: self.running == then_running, what=f"POSTs {then_running}")
+
+
+async def test_outcomes_wait_for_the_rounds_still_sending_up_to_a_claims_worth(
+        wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rounds of two POSTs that overlap: while one of them is still sending, an outcome
+    waits, past `concurrency` of them, and the four are one write."""
+    monkeypatch.setattr(dispatching, "OUTCOMES_GATHER_SECONDS", 60)
+    writes = CountedWrites()
+    monkeypatch.setattr(outbox, "finish_many", writes)
+    config = config_for(receiver, concurrency=2, poll_seconds=3600)  # depth 3: room for 6
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(4)))
+    posts = SteppedPosts()
+    dispatcher = Dispatcher(config, "test", clock=clock)
+    monkeypatch.setattr(dispatcher, "_post", posts)
+    dispatcher.start(wh_db)
+    try:
+        await eventually(lambda: posts.running == {"u0", "u1"}, what="the first round")
+        await posts.end("u0", {"u1", "u2"})
+        await posts.end("u1", {"u2", "u3"})
+        await posts.end("u2", {"u3"})
+        await posts.end("u3", set())
+        await eventually(lambda: _delivered(4), what="4 deliveries")
+    finally:
+        await dispatcher.close()
+    assert writes.sizes == [4]
 
 
 # --- when the dispatcher claims again -------------------------------------------------------
