@@ -13,9 +13,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from service.models import Activity, DailyHealth, SyncCursor
 from service.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent
 from service.sandbox import Fault
+from service.store import sql
 from tests.support.aliases import MakeConfig
 from tests.support.app import ALICE, Api, Sandbox, connect, drain, sync_now, use_db
 from tests.support.waiting import eventually
@@ -91,6 +94,29 @@ async def test_login_syncs_and_disconnect_each_send_their_event(
         "session.connected", "activities.synced", "health.synced", "session.disconnected"]
     assert receiver.bad == []
     assert len({r.message_id for r in receiver.delivered()}) == len(receiver.delivered())
+
+
+async def test_a_sync_jobs_events_ride_on_the_jobs_own_statements(
+    receiver: Receiver, make_config: MakeConfig, start_api: Callable[..., Any],
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL a job's event costs no statement of its own (`sql.with_next`): none
+    runs alone while the job stores its data. SQLite writes events at the commit."""
+    api: Api = await start_api(make_config(webhooks=hooks(receiver)))
+    await connect(api, sandbox, USER, ALICE)
+    alone: list[str] = []
+    run_alone = sql._run_alone
+
+    async def spy(connection: Any, ctes: sql.Sql, values: list[Any]) -> None:
+        alone.append(ctes.text)
+        await run_alone(connection, ctes, values)
+
+    monkeypatch.setattr(sql, "_run_alone", spy)
+    for kind in ("activities", "health"):
+        [job] = await sync_now(api, USER, kind)
+        assert job["status"] == "SUCCESS", job
+    assert (await types_arrived(receiver, 3))[1:] == ["activities.synced", "health.synced"]
+    assert alone == []
 
 
 async def test_a_session_garmin_revokes_during_scheduled_syncs_expires_with_one_event(
