@@ -5,7 +5,7 @@ worth, are one write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,20 @@ class GatedPosts:
         return 204, None
 
 
+async def _started(wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+                   users: int, post: Callable[[Endpoint, Claimed], Awaitable[Any]],
+                   **settings: Any) -> Dispatcher:
+    """A running dispatcher whose POSTs are `post`, one event queued for each of `users`
+    users (`u0`, `u1`, ...)."""
+    config = config_for(receiver, **settings)
+    clock = Clock()
+    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(users)))
+    dispatcher = Dispatcher(config, "test", clock=clock)
+    monkeypatch.setattr(dispatcher, "_post", post)
+    dispatcher.start(wh_db)
+    return dispatcher
+
+
 class CountedWrites:
     """`outbox.finish_many`, recording the size of each write."""
 
@@ -70,13 +84,9 @@ def test_a_claim_takes_as_many_rounds_as_fit_in_half_its_lease(receiver: Receive
 
 async def test_a_claim_fills_several_rounds_and_posts_stay_bounded(
         wh_db: TortoiseContext, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = config_for(receiver, concurrency=2)  # depth 3: claims of up to 6
-    clock = Clock()
-    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(10)))
     posts = GatedPosts()
-    dispatcher = Dispatcher(config, "test", clock=clock)
-    monkeypatch.setattr(dispatcher, "_post", posts)
-    dispatcher.start(wh_db)
+    # depth 3: claims of up to 6
+    dispatcher = await _started(wh_db, receiver, monkeypatch, 10, posts, concurrency=2)
     try:
         await eventually(lambda: posts.running == 2, what="two POSTs")
         claimed = await WebhookDelivery.filter(claimed_by__isnull=False).count()
@@ -148,13 +158,10 @@ async def test_outcomes_wait_for_the_rounds_still_sending_up_to_a_claims_worth(
     monkeypatch.setattr(dispatching, "OUTCOMES_GATHER_SECONDS", 60)
     writes = CountedWrites()
     monkeypatch.setattr(outbox, "finish_many", writes)
-    config = config_for(receiver, concurrency=2, poll_seconds=3600)  # depth 3: room for 6
-    clock = Clock()
-    await emit(config, clock, *(events.session_disconnected(f"u{n}", AT) for n in range(4)))
     posts = SteppedPosts()
-    dispatcher = Dispatcher(config, "test", clock=clock)
-    monkeypatch.setattr(dispatcher, "_post", posts)
-    dispatcher.start(wh_db)
+    # depth 3: room for 6
+    dispatcher = await _started(wh_db, receiver, monkeypatch, 4, posts, concurrency=2,
+                                poll_seconds=3600)
     try:
         await eventually(lambda: posts.running == {"u0", "u1"}, what="the first round")
         await posts.end("u0", {"u1", "u2"})
