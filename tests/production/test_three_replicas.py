@@ -61,7 +61,7 @@ FIRST_LATE = 12.0
 # job's own wait between its tick's start (the claim's time) and its start
 EARLY = 5.0
 KILL_AFTER = 12.0  # seconds after the last login
-CALL_LATENCY_MS = 30
+CALL_LATENCY_MS = 60
 SYNC = {
     "TICK_SECONDS": str(TICK_SECONDS),
     "LEASE_SECONDS": str(LEASE_SECONDS),
@@ -134,8 +134,9 @@ async def test_three_replicas_sync_each_user_once_per_interval_and_take_over_a_k
     began = time.monotonic()
     users = [f"user-{n:03d}" for n in range(USERS)]
     # access tokens live 40 s: every user's session is refreshed and written back mid-run.
-    # 30 ms per Garmin call keeps a job running long enough (a few calls, some in parallel)
-    # that the replica to kill is reliably caught with several jobs in flight.
+    # 60 ms per Garmin call keeps a job running long enough (a few calls, some in parallel)
+    # that the replica to kill is reliably caught with several jobs in flight (at 30 ms,
+    # on a fast machine, one run saw no three at once within 30 s).
     await start(cluster, [{"username": username_of(user), "latency_ms": CALL_LATENCY_MS,
                            "oauth2_lifetime_seconds": 40} for user in users])
 
