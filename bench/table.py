@@ -257,10 +257,10 @@ def webhook_rows(item: dict[str, Any]) -> list[Row]:
         (f"8 sync wall time, webhooks on / off ({db})",
          "last job finished (and, on, last event received) - ready; median of each",
          fmt(cost["wall_ratio"]), "(context)", ""),
-        (f"8 the same without delivering, estimated ({db})",
-         f"on minus {fmt(cost['events_per_user'], 1)} deliveries/user x "
-         f"{fmt(drain['cpu_ms_per_delivery'], 3)} ms (the drain's CPU per delivery)",
-         fmt(cost["writes_ratio_est"]), "(context)", ""),
+        (f"8 the same, events written but none delivered ({db})",
+         f"held {fmt(cost['cpu_s_per_user_held'] * 1000)} / off "
+         f"{fmt(cost['cpu_s_per_user_off'] * 1000)} ms (an endpoint that never answers; "
+         f"{cost['held_events']:,} events written)", fmt(cost["held_ratio"]), "(context)", ""),
         (f"8 events of those syncs delivered ({db})",
          f"{cost['unique']:,} distinct of {cost['events']:,} written "
          f"({cost['received']:,} received), {cost['invalid']} bad signatures", "-",

@@ -3,7 +3,9 @@
 - Overhead: figure 3's sync (seeded users, as figure 7 seeds them) run several times in one
   run, alternately with webhooks disabled and enabled (one endpoint, a local receiver), each
   in a fresh database. Ratio: the service's CPU per user with webhooks (the sync plus
-  delivering every event it wrote) / without.
+  delivering every event it wrote) / without. Context: runs whose endpoint accepts
+  connections and never answers ("held"), so the sync writes every event and the
+  dispatcher delivers none: what writing the events costs.
 - Drain: an outbox filled beforehand with M events; a service with the scheduler off
   starts and its dispatcher delivers them. Compared with a bare sender: a process on the
   same core that signs and POSTs the same bodies with aiohttp at the same concurrency, with
@@ -25,7 +27,7 @@ import json
 import sqlite3
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,10 @@ ACCOUNT = "hooks@example.com"
 # --- helpers of the figure's process -----------------------------------------------------
 
 
-def hook_settings(receiver: h.Proc) -> dict[str, str]:
-    """The service settings (Env adds the GARMIN_SYNC_ prefix) of one local endpoint."""
-    endpoint = {"id": ENDPOINT_ID, "url": receiver.url + "/hook", "secrets": [SECRET]}
+def hook_settings(receiver: h.Proc, url: str | None = None) -> dict[str, str]:
+    """The service settings (Env adds the GARMIN_SYNC_ prefix) of one local endpoint: the
+    receiver, or `url`."""
+    endpoint = {"id": ENDPOINT_ID, "url": url or receiver.url + "/hook", "secrets": [SECRET]}
     return {"WEBHOOKS_ENABLED": "true", "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
             "WEBHOOKS_CONCURRENCY": str(DISPATCH_CONCURRENCY),
             "WEBHOOKS_ENDPOINTS": json.dumps([endpoint])}
@@ -133,29 +136,51 @@ async def fill_outbox(url: str, made: list[Any], endpoint_url: str) -> None:
 # --- overhead: the sync with and without webhooks ----------------------------------------
 
 
-async def sync_run(root: Path, db: str, index: int, n_users: int, enabled: bool,
-                   sandbox: h.Proc, session: str, receiver: h.Proc) -> dict[str, Any]:
-    """One sync of `n_users` seeded users in a fresh database; with webhooks, until the
-    receiver has every event the sync wrote."""
+@contextlib.asynccontextmanager
+async def held_endpoint() -> AsyncIterator[str]:
+    """The URL of an endpoint that accepts connections and never answers: a dispatcher's
+    POSTs to it wait out their timeout, so it delivers nothing."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def sync_run(root: Path, db: str, index: int, n_users: int, mode: str,
+                   sandbox: h.Proc, session: str, receiver: h.Proc,
+                   held_url: str) -> dict[str, Any]:
+    """One sync of `n_users` seeded users in a fresh database, webhooks "off", "on" (until
+    the receiver has every event the sync wrote) or "held" (to `held_url`)."""
     env = suite.Env(root, f"webhooks-sync-{index}", db)
     try:
         await suite.empty_database(env.url)
         await suite.seed_users(env.url, env.key, session, n_users,
                          datetime.now(UTC) - timedelta(seconds=1), prefix="hook")
         await receiver_stats(receiver, reset=True)
-        settings = {**suite.SYNC_SETTINGS, "LOGGING_LEVEL": "WARNING",
-                    **(hook_settings(receiver) if enabled else {})}
+        hooks = {"off": {}, "on": hook_settings(receiver),
+                 "held": hook_settings(receiver, held_url)}[mode]
+        settings = {**suite.SYNC_SETTINGS, "LOGGING_LEVEL": "WARNING", **hooks}
         service = env.service("sync", env.service_env(sandbox, **settings), h.server_cpu())
         await h.wait_ready(service, "/healthz")
         cpu0, started = h.cpu_seconds(service.pid), time.perf_counter()
         await wait_jobs(service, 2 * n_users, timeout=60 + n_users * 0.5)
         jobs_cpu, jobs_wall = h.cpu_seconds(service.pid) - cpu0, time.perf_counter() - started
         events = await scalar(env.url, "SELECT count(*) FROM webhook_delivery")
-        stats = await wait_received(receiver, events, 60 + events / 50) if enabled else None
+        stats = (await wait_received(receiver, events, 60 + events / 50)
+                 if mode == "on" else None)
         cpu, wall = h.cpu_seconds(service.pid) - cpu0, time.perf_counter() - started
         service.stop()
         ok = await scalar(env.url, "SELECT count(*) FROM sync_job WHERE status = 'SUCCESS'")
-        return {"webhooks": enabled, "users": n_users, "jobs_ok": ok, "events": events,
+        return {"mode": mode, "users": n_users, "jobs_ok": ok, "events": events,
                 "receiver": stats, "cpu_s_per_user": cpu / n_users,
                 "jobs_cpu_s_per_user": jobs_cpu / n_users, "wall_s": wall,
                 "jobs_wall_s": jobs_wall}
@@ -165,26 +190,29 @@ async def sync_run(root: Path, db: str, index: int, n_users: int, enabled: bool,
 
 async def overhead(root: Path, env: suite.Env, sandbox: h.Proc, receiver: h.Proc, n_users: int,
                    quick: bool) -> dict[str, Any]:
-    """Alternating runs (off on on off, twice over unless quick); medians per side."""
+    """Alternating runs (off on held held on off, twice over unless quick); medians per
+    mode."""
     session = await suite.sandbox_session(sandbox, ACCOUNT)
-    order = [False, True, True, False] * (1 if quick else 2)
+    order = ["off", "on", "held", "held", "on", "off"] * (1 if quick else 2)
     runs = []
-    for index, enabled in enumerate(order):
-        suite.log(f"  webhooks ({env.db}): sync of {n_users} users, webhooks "
-            f"{'on' if enabled else 'off'}")
-        runs.append(await sync_run(root, env.db, index, n_users, enabled, sandbox, session,
-                                   receiver))
+    async with held_endpoint() as held_url:
+        for index, mode in enumerate(order):
+            suite.log(f"  webhooks ({env.db}): sync of {n_users} users, webhooks {mode}")
+            runs.append(await sync_run(root, env.db, index, n_users, mode, sandbox, session,
+                                       receiver, held_url))
 
-    def median(key: str, enabled: bool) -> float:
-        return float(statistics.median(run[key] for run in runs if run["webhooks"] is enabled))
+    def median(key: str, mode: str) -> float:
+        return float(statistics.median(run[key] for run in runs if run["mode"] == mode))
 
-    on, off = median("cpu_s_per_user", True), median("cpu_s_per_user", False)
-    jobs_on, jobs_off = median("jobs_cpu_s_per_user", True), median("jobs_cpu_s_per_user", False)
-    hooked = [run for run in runs if run["webhooks"]]
-    return {"users": n_users, "order": ["on" if e else "off" for e in order], "runs": runs,
+    on, off, held = (median("cpu_s_per_user", mode) for mode in ("on", "off", "held"))
+    hooked = [run for run in runs if run["mode"] == "on"]
+    return {"users": n_users, "order": order, "runs": runs,
             "cpu_s_per_user_on": on, "cpu_s_per_user_off": off, "ratio": on / off,
-            "jobs_cpu_ratio": jobs_on / jobs_off,
-            "wall_ratio": median("wall_s", True) / median("wall_s", False),
+            "cpu_s_per_user_held": held, "held_ratio": held / off,
+            "held_events": sum(run["events"] for run in runs if run["mode"] == "held"),
+            "jobs_cpu_ratio": median("jobs_cpu_s_per_user", "on")
+            / median("jobs_cpu_s_per_user", "off"),
+            "wall_ratio": median("wall_s", "on") / median("wall_s", "off"),
             "events": sum(run["events"] for run in hooked),
             "received": sum(run["receiver"]["received"] for run in hooked),
             "unique": sum(run["receiver"]["unique"] for run in hooked),
@@ -279,14 +307,6 @@ async def figure_webhooks(root: Path, db: str, n_users: int, quick: bool) -> dic
         cost = await overhead(root, env, sandbox, receiver, n_users, quick)
         sandbox.stop()  # the drain calls no Garmin
         rate = await drain(root, db, receiver, 5_000 if quick else 10_000, 1 if quick else 2)
-        # the part of the "on" side that is delivering, at the drain's CPU per delivery; the
-        # rest is writing the events in the sync's transactions (an estimate: during a sync
-        # the dispatcher claims fewer deliveries at once than from a full outbox)
-        per_user = cost["events"] / (cost["users"] * cost["order"].count("on"))
-        delivering = per_user * rate["cpu_ms_per_delivery"] / 1000
-        cost.update(events_per_user=per_user, delivering_cpu_s_per_user_est=delivering,
-                    writes_ratio_est=(cost["cpu_s_per_user_on"] - delivering)
-                    / cost["cpu_s_per_user_off"])
         return {"db": db, "overhead": cost, "drain": rate}
     finally:
         env.close()

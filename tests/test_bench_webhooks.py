@@ -35,13 +35,13 @@ async def test_receiver_counts_deliveries_ids_and_bad_signatures(
 
 
 def figure(ratio: float, lost: int) -> dict[str, Any]:
-    runs = [{"webhooks": on} for on in (False, True, True, False)]
+    order = ["off", "on", "held", "held", "on", "off"]
     return {"db": "sqlite", "overhead": {
-        "users": 500, "order": ["off", "on", "on", "off"], "runs": runs,
+        "users": 500, "order": order, "runs": [{"mode": mode} for mode in order],
         "cpu_s_per_user_on": 0.0105 * ratio, "cpu_s_per_user_off": 0.0105, "ratio": ratio,
-        "wall_ratio": 1.0, "events": 2000, "received": 2000, "unique": 2000, "invalid": 0,
-        "jobs_ok": 2000, "jobs": 2000, "events_per_user": 2.0,
-        "delivering_cpu_s_per_user_est": 0.001, "writes_ratio_est": ratio - 0.1,
+        "cpu_s_per_user_held": 0.0105 * (ratio - 0.02), "held_ratio": ratio - 0.02,
+        "held_events": 2000, "wall_ratio": 1.0, "events": 2000, "received": 2000,
+        "unique": 2000, "invalid": 0, "jobs_ok": 3000, "jobs": 3000,
     }, "drain": {
         "events": 5000, "concurrency": 8, "deliveries_per_s": 800.0, "bare_posts_per_s": 1600.0,
         "ratio": 0.5, "cpu_ms_per_delivery": 0.5, "bare_cpu_ms_per_post": 0.15, "lost": lost,
